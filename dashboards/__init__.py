@@ -1,0 +1,1 @@
+"""Analyst dashboards (web app and Grafana JSON)."""

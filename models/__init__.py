@@ -1,0 +1,1 @@
+"""Attention classifier: network, training, saving, inference and seed data."""

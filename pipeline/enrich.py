@@ -1,0 +1,89 @@
+"""Turn a validated event and the classifier's prediction into an enriched event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from consumers.source import SourceRecord
+from models.classifier import Prediction, TaskPrediction
+from models.saving import ModelInfo
+from pipeline.schema import (
+    ChatEvent,
+    EnrichedEvent,
+    InputEvent,
+    LabelScore,
+    ModelRef,
+    SourceRef,
+    TaskResult,
+    WordWeight,
+)
+
+INTENT = "intent"
+SENTIMENT = "sentiment"
+
+
+def tasks_for(event: InputEvent) -> tuple[str, ...]:
+    """Intent is a customer's; agents' turns and news get sentiment only."""
+    if isinstance(event, ChatEvent) and event.role == "customer":
+        return (INTENT, SENTIMENT)
+    return (SENTIMENT,)
+
+
+def _result(prediction: TaskPrediction) -> TaskResult:
+    return TaskResult(
+        label=prediction.label,
+        score=prediction.score,
+        top=[LabelScore(label=label, score=score) for label, score in prediction.top],
+        attention=[WordWeight(word=w.word, weight=w.weight) for w in prediction.words],
+    )
+
+
+def enrich(
+    event: InputEvent,
+    record: SourceRecord,
+    prediction: Prediction,
+    model: ModelInfo,
+    processed_time: datetime,
+    model_latency_ms: float,
+) -> EnrichedEvent:
+    """Combine input, prediction and timings into the versioned output event."""
+    source = SourceRef(topic=record.topic, partition=record.partition, offset=record.offset)
+    model_ref = ModelRef(
+        name=model.name, version=model.version, tokenizer_hash=model.tokenizer_hash
+    )
+    latency_ms = (processed_time - event.ts).total_seconds() * 1000.0
+    sentiment = _result(prediction[SENTIMENT])
+    if isinstance(event, ChatEvent):
+        intent = prediction.get(INTENT) if INTENT in tasks_for(event) else None
+        return EnrichedEvent(
+            input_id=event.input_id,
+            kind="chat",
+            source=source,
+            message_id=event.message_id,
+            conversation_id=event.conversation_id,
+            channel=event.channel,
+            role=event.role,
+            text=event.text,
+            intent=_result(intent) if intent else None,
+            sentiment=sentiment,
+            model=model_ref,
+            event_time=event.ts,
+            processed_time=processed_time,
+            model_latency_ms=model_latency_ms,
+            end_to_end_latency_ms=latency_ms,
+        )
+    return EnrichedEvent(
+        input_id=event.input_id,
+        kind="news",
+        source=source,
+        article_id=event.article_id,
+        news_source=event.source,
+        tickers=list(event.tickers),
+        text=event.text,
+        sentiment=sentiment,
+        model=model_ref,
+        event_time=event.ts,
+        processed_time=processed_time,
+        model_latency_ms=model_latency_ms,
+        end_to_end_latency_ms=latency_ms,
+    )

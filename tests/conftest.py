@@ -1,0 +1,62 @@
+"""Shared fixtures: a real Tansu broker and a tiny trained model, used by every integration test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from consumers.broker import EmbeddedBroker
+
+pytest_plugins = ["tests.fixtures.postgres"]
+
+#: A randomly initialised BERT small enough to train in seconds on 2 CPU cores.
+TINY_BERT = {
+    "hidden_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 96,
+    "max_position_embeddings": 128,
+}
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory):
+    """A Tansu broker on a free loopback port for the whole session."""
+    log_file = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with EmbeddedBroker(log_file=log_file) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny attention classifier trained on a slice of the seed data (intent + sentiment)."""
+    from models.data import seed_examples
+    from models.trainer import Trainer
+    from models.training_args import TrainingArgs
+
+    train, test, digest = seed_examples()
+    directory = tmp_path_factory.mktemp("model") / "tiny"
+    Trainer(
+        TrainingArgs(
+            output_dir=directory,
+            random_encoder_config=TINY_BERT,
+            name="tiny-test",
+            epochs=3,
+            batch_size=32,
+            learning_rate=2e-3,
+            head_learning_rate=2e-3,
+            max_length=48,
+            device="cpu",
+            progress=False,
+        )
+    ).train(train[::3], test[::4], digest)
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def _no_config_file_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("ATTNWATCH_"):
+            monkeypatch.delenv(name)

@@ -1,0 +1,136 @@
+"""Helpers for integration tests: unique topics, producing test events, reading topics back."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from consumers.kafka_config import KafkaConnection
+from consumers.topics import ensure_topics
+from models import seed
+from pipeline.config import Settings, load_settings
+
+
+def unique_settings(store_url: str, model_dir, **overrides: Any) -> Settings:
+    """Settings with topics and group of their own, so tests share one broker safely."""
+    tag = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "store_url": store_url,
+        "model_dir": model_dir,
+        "topic_chat": f"chat-{tag}",
+        "topic_news": f"news-{tag}",
+        "topic_enriched": f"enriched-{tag}",
+        "topic_deadletter": f"deadletter-{tag}",
+        "topic_alerts": f"alerts-{tag}",
+        "group_id": f"attnwatch-{tag}",
+        "metrics_port": 0,
+        "device": "cpu",
+        "batch_max_size": 32,
+        "batch_max_wait_ms": 100,
+        "partitions": 3,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def make_topics(settings: Settings, connection: KafkaConnection) -> None:
+    ensure_topics(connection, settings.topics(), settings.partitions)
+
+
+def bad_values(now: datetime) -> list[tuple[str, bytes]]:
+    """(kind, raw value) for every class of bad input the schema rejects."""
+    chat = {"message_id": "x", "conversation_id": "c", "channel": "web", "role": "customer",
+            "text": "hello", "ts": now.isoformat()}
+    news = {"article_id": "y", "source": "wire", "headline": "h", "ts": now.isoformat()}
+    return [
+        ("chat", b"\xff\xfe not utf-8"),
+        ("chat", b'{"message_id": "1", "text": '),
+        ("chat", b"[1, 2, 3]"),
+        ("chat", json.dumps({**chat, "schema_version": 9}).encode()),
+        ("chat", json.dumps({k: v for k, v in chat.items() if k != "text"}).encode()),
+        ("chat", json.dumps({**chat, "role": "robot"}).encode()),
+        ("chat", json.dumps({**chat, "ts": now.replace(tzinfo=None).isoformat()}).encode()),
+        ("chat", json.dumps({**chat, "text": "   "}).encode()),
+        ("news", json.dumps({**news, "tickers": "NWB"}).encode()),
+        ("news", json.dumps({k: v for k, v in news.items() if k != "headline"}).encode()),
+    ]
+
+
+def produce_mixed(
+    settings: Settings, connection: KafkaConnection, n_valid: int, n_bad: int, rng_seed: int = 0
+) -> dict[str, Any]:
+    """Produce valid chat/news events and bad ones, shuffled; return what was sent where."""
+    rng = random.Random(rng_seed)
+    chats = seed.load_chat()
+    news = seed.load_news()
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    items: list[tuple[str, str, bytes, str | None]] = []  # topic, key, value, input id
+    for i in range(n_valid):
+        if i % 4 == 3:
+            article = rng.choice(news)
+            payload = {"article_id": f"a{i}", "source": "Harbor Wire",
+                       "headline": article.headline, "body": article.body,
+                       "tickers": list(article.tickers), "ts": now.isoformat()}
+            items.append((settings.topic_news, f"a{i}", json.dumps(payload).encode(), f"news:a{i}"))
+        else:
+            example = rng.choice(chats)
+            payload = {"message_id": f"m{i}", "conversation_id": f"c{i // 3}",
+                       "channel": rng.choice(["web", "app"]),
+                       "role": "agent" if i % 4 == 2 else "customer",
+                       "text": example.text, "ts": now.isoformat()}
+            items.append((settings.topic_chat, f"c{i // 3}", json.dumps(payload).encode(),
+                          f"chat:m{i}"))
+    bad = bad_values(now)
+    for j in range(n_bad):
+        kind, value = bad[j % len(bad)]
+        topic = settings.topic_chat if kind == "chat" else settings.topic_news
+        items.append((topic, f"bad{j}", value, None))
+    rng.shuffle(items)
+    producer = KafkaProducer(**connection.client_kwargs(), acks="all", linger_ms=5)
+    futures = [(producer.send(t, key=k.encode(), value=v), v, i) for t, k, v, i in items]
+    producer.flush()
+    last: dict[tuple[str, int], int] = {}
+    sent_bad: dict[tuple[str, int, int], bytes] = {}
+    for future, value, input_id in futures:
+        meta = future.get(timeout=30)
+        key = (meta.topic, meta.partition)
+        last[key] = max(last.get(key, -1), meta.offset)
+        if input_id is None:
+            sent_bad[(meta.topic, meta.partition, meta.offset)] = value
+    producer.close()
+    return {"last_offsets": last, "bad": sent_bad,
+            "input_ids": {i for _, _, _, i in items if i is not None}}
+
+
+def read_topic(connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 30):
+    """Every record of ``topic`` (waits until ``expected`` arrived or the timeout)."""
+    consumer = KafkaConsumer(**connection.client_kwargs(), enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(500).values():
+            records.extend(batch)
+    # Give stragglers (there should be none) a moment to show up.
+    for batch in consumer.poll(1000).values():
+        records.extend(batch)
+    consumer.close()
+    return records
+
+
+def committed_offsets(connection: KafkaConnection, group_id: str, partitions):
+    consumer = KafkaConsumer(**connection.client_kwargs(), group_id=group_id,
+                             enable_auto_commit=False)
+    try:
+        return {(t, p): consumer.committed(TopicPartition(t, p)) for t, p in partitions}
+    finally:
+        consumer.close()

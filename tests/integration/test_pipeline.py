@@ -1,0 +1,98 @@
+"""The run loop end to end through a real Tansu broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from pipeline.service import service
+from pipeline.store import open_store, read_dead_letters, read_events
+from tests.integration.helpers import (
+    committed_offsets,
+    make_topics,
+    produce_mixed,
+    read_topic,
+    unique_settings,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'attnwatch.db'}"
+    url = request.getfixturevalue("postgres_url")
+    from pipeline.store import metadata
+
+    with open_store(url) as store:  # a clean schema for this test
+        metadata.drop_all(store.engine)
+    return url
+
+
+def run_once(settings, connection):
+    with service(settings, connection) as svc:
+        return svc.runner.run(threading.Event(), idle_exit_s=8)
+
+
+def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
+    connection = broker.connection
+    settings = unique_settings(store_url, tiny_model)
+    make_topics(settings, connection)
+    sent = produce_mixed(settings, connection, n_valid=480, n_bad=20)
+
+    report = run_once(settings, connection)
+    assert (report.enriched, report.dead_letters) == (480, 20)
+
+    # The store has exactly the valid events, keyed by input id, each explained.
+    events = read_events(store_url)
+    assert len(events) == 480
+    assert set(events["input_id"]) == sent["input_ids"]
+    for _, row in events.iterrows():
+        weights = [w["weight"] for w in row["sentiment_attention"]]
+        assert sum(weights) == pytest.approx(1.0, abs=1e-4)
+        assert all(w["word"] in row["text"] for w in row["sentiment_attention"])
+        if row["kind"] == "chat" and row["role"] == "customer":
+            assert sum(w["weight"] for w in row["intent_attention"]) == pytest.approx(1, abs=1e-4)
+            assert len(row["intent_top"]) == 3
+        else:
+            assert row["intent_label"] is None
+        assert row["model_name"] == "tiny-test"
+        assert row["end_to_end_latency_ms"] > 0
+
+    # Dead letters: in the store and on the topic, raw bytes untouched, reason in headers.
+    letters = read_dead_letters(store_url)
+    assert len(letters) == 20
+    assert letters["reason"].notna().all() and (letters["detail"].str.len() > 0).all()
+    dead = read_topic(connection, settings.topic_deadletter, 20)
+    assert len(dead) == 20
+    for record in dead:
+        headers = dict(record.headers)
+        source = (headers["attnwatch.source.topic"].decode(),
+                  int(headers["attnwatch.source.partition"]),
+                  int(headers["attnwatch.source.offset"]))
+        assert sent["bad"][source] == record.value
+        assert headers["attnwatch.reason"].decode() in {
+            "invalid_utf8", "invalid_json", "not_an_object", "unsupported_schema_version",
+            "schema_violation",
+        }
+
+    # The enriched topic carries every valid event, keyed by input id.
+    enriched = read_topic(connection, settings.topic_enriched, 480)
+    assert len(enriched) == 480
+    assert {r.key.decode() for r in enriched} == sent["input_ids"]
+    sample = json.loads(enriched[0].value)
+    assert sample["schema_version"] == 1 and sample["sentiment"]["attention"]
+
+    # Offsets are committed at the end of every partition.
+    committed = committed_offsets(connection, settings.group_id, sent["last_offsets"])
+    assert committed == {tp: offset + 1 for tp, offset in sent["last_offsets"].items()}
+
+    # A restart of the run loop processes nothing twice.
+    again = run_once(settings, connection)
+    assert (again.enriched, again.dead_letters) == (0, 0)
+    with open_store(store_url) as store:
+        assert store.count() == 480
+    assert len(read_dead_letters(store_url)) == 20
