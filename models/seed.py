@@ -56,6 +56,7 @@ class ChatExample:
         text: What the customer typed.
         intent: The intent label, e.g. ``"card_declined"``.
         sentiment: The customer's tone, one of :data:`SENTIMENTS`.
+
     """
 
     text: str
@@ -73,6 +74,7 @@ class NewsExample:
             macro headlines).
         sentiment: Investor sentiment, one of :data:`SENTIMENTS`.
         body: An optional short article body, or ``None``.
+
     """
 
     headline: str
@@ -88,6 +90,7 @@ class AgentReply:
     Attributes:
         intent: The intent the reply answers.
         text: The reply text.
+
     """
 
     intent: str
@@ -101,6 +104,7 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
     Raises:
         ValueError: If a line is not valid JSON or not a JSON object.
+
     """
     records: list[tuple[int, dict[str, Any]]] = []
     with path.open(encoding="utf-8") as handle:
@@ -156,6 +160,7 @@ def load_chat(path: Path | None = None) -> list[ChatExample]:
 
     Raises:
         ValueError: If a line is malformed, naming the file and line number.
+
     """
     source = SEED_DIR / "chat.jsonl" if path is None else path
     return [
@@ -181,6 +186,7 @@ def load_news(path: Path | None = None) -> list[NewsExample]:
 
     Raises:
         ValueError: If a line is malformed, naming the file and line number.
+
     """
     source = SEED_DIR / "news.jsonl" if path is None else path
     examples: list[NewsExample] = []
@@ -216,6 +222,7 @@ def load_agent_replies(path: Path | None = None) -> list[AgentReply]:
 
     Raises:
         ValueError: If a line is malformed, naming the file and line number.
+
     """
     source = SEED_DIR / "agent.jsonl" if path is None else path
     return [
@@ -253,6 +260,7 @@ def stratified_split(
 
     Raises:
         ValueError: If ``test_fraction`` is not strictly between 0 and 1.
+
     """
     if not 0.0 < test_fraction < 1.0:
         msg = f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}"
@@ -281,6 +289,7 @@ def data_hash(*paths: Path) -> str:
 
     Returns:
         A 64-character lowercase hex string, e.g. for a model card.
+
     """
     digest = hashlib.sha256()
     for path in paths:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pandas as pd
 import pytest
 
 from pipeline.service import service
@@ -58,7 +59,7 @@ def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
             assert sum(w["weight"] for w in row["intent_attention"]) == pytest.approx(1, abs=1e-4)
             assert len(row["intent_top"]) == 3
         else:
-            assert row["intent_label"] is None
+            assert pd.isna(row["intent_label"])
         assert row["model_name"] == "tiny-test"
         assert row["end_to_end_latency_ms"] > 0
 
