@@ -101,6 +101,11 @@ class EmbeddedBroker:
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         last: Exception | None = None
+        # Wait for the port first: kafka-python logs every refused connection as an error.
+        while time.monotonic() < deadline and not self._port_open():
+            if self._process is not None and self._process.poll() is not None:
+                break
+            time.sleep(0.05)
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 msg = f"tansu exited with code {self._process.returncode} during start-up"
@@ -117,6 +122,13 @@ class EmbeddedBroker:
                 time.sleep(0.1)
         msg = f"broker at {self.bootstrap_servers} did not answer within {timeout_s}s: {last}"
         raise BrokerError(msg)
+
+    def _port_open(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the broker: SIGTERM, then SIGKILL if it does not exit in time."""

@@ -161,9 +161,8 @@ def train(
     ),
 ) -> None:
     """Train the attention classifier and save it as a model directory."""
-    from models.seed import data_hash
-
     from models.data import load_labelled, seed_examples
+    from models.seed import data_hash
     from models.trainer import Trainer
     from models.training_args import TrainingArgs
 

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -115,14 +115,16 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
             for thread in threads:
                 thread.start()
             deadline = time.monotonic() + options.duration_s
+            shifts_seen = ShiftLog()
             try:
                 with Live(console=console, refresh_per_second=1, transient=False) as live:
                     while time.monotonic() < deadline and not stop.is_set():
-                        live.update(_summary(settings, started, options))
-                        if not threads[1].is_alive() and _drained(settings, started, sent["n"]):
+                        live.update(_summary(settings, started, options, shifts_seen))
+                        handled = svc.runner.totals.enriched + svc.runner.totals.dead_letters
+                        if not threads[1].is_alive() and handled >= sent["n"]:
                             break
                         stop.wait(1.0)
-                    live.update(_summary(settings, started, options))
+                    live.update(_summary(settings, started, options, shifts_seen))
             except KeyboardInterrupt:
                 console.print("stopping (Ctrl-C)")
             finally:
@@ -142,13 +144,16 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
     return report
 
 
-def _drained(settings: Settings, started: datetime, sent: int) -> bool:
-    with open_store(settings.store_url) as store:
-        events = read_events(store, since=started)
-    return len(events) >= sent * 0.95
+@dataclass
+class ShiftLog:
+    """Channels flagged so far (channel -> first time, recent share, baseline share)."""
+
+    flagged: dict[str, tuple[datetime, float, float]] = field(default_factory=dict)
 
 
-def _summary(settings: Settings, started: datetime, options: DemoOptions) -> Group:
+def _summary(
+    settings: Settings, started: datetime, options: DemoOptions, shifts_seen: ShiftLog
+) -> Group:
     with open_store(settings.store_url) as store:
         events = read_events(store, since=started)
     header = Table.grid(padding=(0, 2))
@@ -176,6 +181,8 @@ def _summary(settings: Settings, started: datetime, options: DemoOptions) -> Gro
         base_share = (base["sentiment_label"] == "negative").mean() if len(base) else recent_share
         shifted = len(recent) >= SHIFT_MIN_MESSAGES and recent_share - base_share > SHIFT_THRESHOLD
         status = "[bold red]SHIFT[/]" if shifted else "ok"
+        if shifted and str(channel) not in shifts_seen.flagged:
+            shifts_seen.flagged[str(channel)] = (datetime.now(UTC), recent_share, base_share)
         shifts.add_row(
             str(channel), f"{recent_share:.0%} ({len(recent)})", f"{base_share:.0%}", status
         )
@@ -191,8 +198,13 @@ def _summary(settings: Settings, started: datetime, options: DemoOptions) -> Gro
         top = sorted(words, key=lambda w: -w["weight"])[:3]
         latest.add_row(
             str(row["kind"]),
-            str(row["intent_label"] or "-"),
+            "-" if pd.isna(row["intent_label"]) else str(row["intent_label"]),
             f"{row['sentiment_label']} {row['sentiment_score']:.2f}",
             ", ".join(f"{w['word']} ({w['weight']:.2f})" for w in top),
         )
-    return Group(header, intents, shifts, latest)
+    alerts = [
+        f"[bold red]sentiment shift[/] on channel {channel} at {when:%H:%M:%S}: negative share "
+        f"{recent:.0%} in the last {SHIFT_WINDOW.seconds} s vs {base:.0%} before"
+        for channel, (when, recent, base) in shifts_seen.flagged.items()
+    ]
+    return Group(header, intents, shifts, latest, *alerts)

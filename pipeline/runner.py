@@ -80,6 +80,8 @@ class Runner:
         self._lag_interval_s = lag_interval_s
         self._clock = clock
         self._last_lag = 0.0
+        #: Totals of the current (or last) :meth:`run`, readable while it runs.
+        self.totals = RunReport()
         info = classifier.info
         metrics.model_info.labels(info.name, info.version, info.tokenizer_hash).set(1)
 
@@ -174,7 +176,7 @@ class Runner:
         poll_timeout_s: float = 0.5,
     ) -> RunReport:
         """Loop until ``stop`` is set (or, with ``idle_exit_s``, the stream has been quiet)."""
-        report = RunReport()
+        report = self.totals = RunReport()
         idle_since = time.monotonic()
         while not stop.is_set():
             records = self._batcher.next_batch(poll_timeout_s)
