@@ -45,8 +45,14 @@ def make_topics(settings: Settings, connection: KafkaConnection) -> None:
 
 def bad_values(now: datetime) -> list[tuple[str, bytes]]:
     """(kind, raw value) for every class of bad input the schema rejects."""
-    chat = {"message_id": "x", "conversation_id": "c", "channel": "web", "role": "customer",
-            "text": "hello", "ts": now.isoformat()}
+    chat = {
+        "message_id": "x",
+        "conversation_id": "c",
+        "channel": "web",
+        "role": "customer",
+        "text": "hello",
+        "ts": now.isoformat(),
+    }
     news = {"article_id": "y", "source": "wire", "headline": "h", "ts": now.isoformat()}
     return [
         ("chat", b"\xff\xfe not utf-8"),
@@ -74,18 +80,28 @@ def produce_mixed(
     for i in range(n_valid):
         if i % 4 == 3:
             article = rng.choice(news)
-            payload = {"article_id": f"a{i}", "source": "Harbor Wire",
-                       "headline": article.headline, "body": article.body,
-                       "tickers": list(article.tickers), "ts": now.isoformat()}
+            payload = {
+                "article_id": f"a{i}",
+                "source": "Harbor Wire",
+                "headline": article.headline,
+                "body": article.body,
+                "tickers": list(article.tickers),
+                "ts": now.isoformat(),
+            }
             items.append((settings.topic_news, f"a{i}", json.dumps(payload).encode(), f"news:a{i}"))
         else:
             example = rng.choice(chats)
-            payload = {"message_id": f"m{i}", "conversation_id": f"c{i // 3}",
-                       "channel": rng.choice(["web", "app"]),
-                       "role": "agent" if i % 4 == 2 else "customer",
-                       "text": example.text, "ts": now.isoformat()}
-            items.append((settings.topic_chat, f"c{i // 3}", json.dumps(payload).encode(),
-                          f"chat:m{i}"))
+            payload = {
+                "message_id": f"m{i}",
+                "conversation_id": f"c{i // 3}",
+                "channel": rng.choice(["web", "app"]),
+                "role": "agent" if i % 4 == 2 else "customer",
+                "text": example.text,
+                "ts": now.isoformat(),
+            }
+            items.append(
+                (settings.topic_chat, f"c{i // 3}", json.dumps(payload).encode(), f"chat:m{i}")
+            )
     bad = bad_values(now)
     for j in range(n_bad):
         kind, value = bad[j % len(bad)]
@@ -104,14 +120,18 @@ def produce_mixed(
         if input_id is None:
             sent_bad[(meta.topic, meta.partition, meta.offset)] = value
     producer.close()
-    return {"last_offsets": last, "bad": sent_bad,
-            "input_ids": {i for _, _, _, i in items if i is not None}}
+    return {
+        "last_offsets": last,
+        "bad": sent_bad,
+        "input_ids": {i for _, _, _, i in items if i is not None},
+    }
 
 
 def read_topic(connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 30):
     """Every record of ``topic`` (waits until ``expected`` arrived or the timeout)."""
-    consumer = KafkaConsumer(**connection.client_kwargs(), enable_auto_commit=False,
-                             auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        **connection.client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -128,8 +148,9 @@ def read_topic(connection: KafkaConnection, topic: str, expected: int, timeout_s
 
 
 def committed_offsets(connection: KafkaConnection, group_id: str, partitions):
-    consumer = KafkaConsumer(**connection.client_kwargs(), group_id=group_id,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        **connection.client_kwargs(), group_id=group_id, enable_auto_commit=False
+    )
     try:
         return {(t, p): consumer.committed(TopicPartition(t, p)) for t, p in partitions}
     finally:

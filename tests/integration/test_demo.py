@@ -24,18 +24,39 @@ def scrape(port: int) -> str:
 
 
 def metric(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
 
 
 def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
     port = free_port()
     store_url = f"sqlite:///{tmp_path / 'demo.db'}"
-    command = [sys.executable, "-m", "pipeline.cli", "--model-dir", str(tiny_model),
-               "--store-url", store_url, "--metrics-port", str(port), "--log-format", "console",
-               "demo", "--duration", "60", "--count", "400", "--rate", "100"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=tmp_path)
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "--model-dir",
+        str(tiny_model),
+        "--store-url",
+        store_url,
+        "--metrics-port",
+        str(port),
+        "--log-format",
+        "console",
+        "demo",
+        "--duration",
+        "60",
+        "--count",
+        "400",
+        "--rate",
+        "100",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     scraped = ""
     deadline = time.monotonic() + 90
     while process.poll() is None and time.monotonic() < deadline:
@@ -48,9 +69,14 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
     assert "done:" in stdout and "enriched" in stdout
 
     assert scraped, "never saw the run loop's metrics on /metrics"
-    for name in ("attnwatch_batch_size_bucket", "attnwatch_model_latency_seconds_count",
-                 "attnwatch_end_to_end_latency_seconds_count", "attnwatch_labels_total",
-                 "attnwatch_model_info", "attnwatch_commits_total"):
+    for name in (
+        "attnwatch_batch_size_bucket",
+        "attnwatch_model_latency_seconds_count",
+        "attnwatch_end_to_end_latency_seconds_count",
+        "attnwatch_labels_total",
+        "attnwatch_model_info",
+        "attnwatch_commits_total",
+    ):
         assert metric(scraped, name) > 0, name
 
     events = read_events(store_url)

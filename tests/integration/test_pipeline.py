@@ -71,12 +71,17 @@ def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
     assert len(dead) == 20
     for record in dead:
         headers = dict(record.headers)
-        source = (headers["attnwatch.source.topic"].decode(),
-                  int(headers["attnwatch.source.partition"]),
-                  int(headers["attnwatch.source.offset"]))
+        source = (
+            headers["attnwatch.source.topic"].decode(),
+            int(headers["attnwatch.source.partition"]),
+            int(headers["attnwatch.source.offset"]),
+        )
         assert sent["bad"][source] == record.value
         assert headers["attnwatch.reason"].decode() in {
-            "invalid_utf8", "invalid_json", "not_an_object", "unsupported_schema_version",
+            "invalid_utf8",
+            "invalid_json",
+            "not_an_object",
+            "unsupported_schema_version",
             "schema_violation",
         }
 

@@ -8,10 +8,14 @@ from models.attention import AttentionPooling
 
 def hand_pool(states, mask, query, w_k, b_k, w_v, b_v):
     """softmax(q·K^T / sqrt(d_k)) · V for one sequence, written out with Python loops."""
-    keys = [[sum(s[i] * w_k[j][i] for i in range(len(s))) + b_k[j] for j in range(len(b_k))]
-            for s in states]
-    values = [[sum(s[i] * w_v[j][i] for i in range(len(s))) + b_v[j] for j in range(len(b_v))]
-              for s in states]
+    keys = [
+        [sum(s[i] * w_k[j][i] for i in range(len(s))) + b_k[j] for j in range(len(b_k))]
+        for s in states
+    ]
+    values = [
+        [sum(s[i] * w_v[j][i] for i in range(len(s))) + b_v[j] for j in range(len(b_v))]
+        for s in states
+    ]
     d_k = len(query)
     scores = [sum(q * k for q, k in zip(query, key)) / math.sqrt(d_k) for key in keys]
     exps = [math.exp(sc) if m else 0.0 for sc, m in zip(scores, mask)]
@@ -28,9 +32,13 @@ def test_pooling_equals_hand_computation():
     pooled, alpha = pool(states, mask)
     for row in range(2):
         want_pooled, want_alpha = hand_pool(
-            states[row].tolist(), mask[row].tolist(), pool.query[0].tolist(),
-            pool.key.weight.tolist(), pool.key.bias.tolist(),
-            pool.value.weight.tolist(), pool.value.bias.tolist(),
+            states[row].tolist(),
+            mask[row].tolist(),
+            pool.query[0].tolist(),
+            pool.key.weight.tolist(),
+            pool.key.bias.tolist(),
+            pool.value.weight.tolist(),
+            pool.value.bias.tolist(),
         )
         assert alpha[row, 0].tolist() == pytest.approx(want_alpha, abs=1e-5)
         assert pooled[row].tolist() == pytest.approx(want_pooled, abs=1e-5)

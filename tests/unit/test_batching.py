@@ -42,6 +42,7 @@ def test_batch_stops_at_max_wait():
 
 def test_idle_source_gives_an_empty_batch():
     clock = [0.0]
-    batcher = MicroBatcher(FakeSource([], clock), max_size=4, max_wait_s=0.2,
-                           clock=lambda: clock[0])
+    batcher = MicroBatcher(
+        FakeSource([], clock), max_size=4, max_wait_s=0.2, clock=lambda: clock[0]
+    )
     assert batcher.next_batch(0.5) == []

@@ -24,8 +24,13 @@ class RecordingSink:
 
 
 def letter(offset):
-    return DeadLetter(source=SourceRef(topic="chat", partition=0, offset=offset), reason="r",
-                      detail="d", raw=b"x", received_time=datetime.now(UTC))
+    return DeadLetter(
+        source=SourceRef(topic="chat", partition=0, offset=offset),
+        reason="r",
+        detail="d",
+        raw=b"x",
+        received_time=datetime.now(UTC),
+    )
 
 
 def test_offsets_are_committed_only_after_every_sink_flushed():
@@ -38,15 +43,19 @@ def test_offsets_are_committed_only_after_every_sink_flushed():
         checkpoint.add(letter(offset), "chat", 0, offset)
     checkpoint.mark("news", 1, 9)
     assert checkpoint.commit() == {("chat", 0): 6, ("news", 1): 10}
-    assert log == [("flush", "store", 3), ("flush", "topic", 3),
-                   ("commit", {("chat", 0): 6, ("news", 1): 10})]
+    assert log == [
+        ("flush", "store", 3),
+        ("flush", "topic", 3),
+        ("commit", {("chat", 0): 6, ("news", 1): 10}),
+    ]
     assert checkpoint.commit() == {}  # nothing new: nothing committed
 
 
 def test_a_failing_sink_prevents_the_commit():
     log = []
-    checkpoint = Checkpoint([RecordingSink("store", log, fail=True)],
-                            lambda offsets: log.append(("commit", offsets)))
+    checkpoint = Checkpoint(
+        [RecordingSink("store", log, fail=True)], lambda offsets: log.append(("commit", offsets))
+    )
     checkpoint.add(letter(0), "chat", 0, 0)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.commit()

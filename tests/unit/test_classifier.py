@@ -20,9 +20,17 @@ def trained(tmp_path_factory):
     train, test, digest = seed_examples()
     directory = tmp_path_factory.mktemp("m") / "model"
     result = Trainer(
-        TrainingArgs(output_dir=directory, random_encoder_config=TINY_BERT, epochs=3,
-                     learning_rate=2e-3, head_learning_rate=2e-3, max_length=48, device="cpu",
-                     progress=False, name="unit")
+        TrainingArgs(
+            output_dir=directory,
+            random_encoder_config=TINY_BERT,
+            epochs=3,
+            learning_rate=2e-3,
+            head_learning_rate=2e-3,
+            max_length=48,
+            device="cpu",
+            progress=False,
+            name="unit",
+        )
     ).train(train[::2], test, digest)
     return result, test
 
@@ -56,8 +64,11 @@ def test_save_and_load_give_identical_predictions(trained):
 def test_word_weights_sum_to_one_and_cover_the_words(trained):
     result, _ = trained
     classifier = AttentionTextClassifier(result.directory, "cpu")
-    texts = ["My card was DECLINED at the pharmacy!!", "ok", "Northwind (NWB) cuts guidance; "
-             "shares slide 12%"]
+    texts = [
+        "My card was DECLINED at the pharmacy!!",
+        "ok",
+        "Northwind (NWB) cuts guidance; shares slide 12%",
+    ]
     for text, prediction in zip(texts, classifier.predict(texts), strict=True):
         assert set(prediction) == {"intent", "sentiment"}
         for task in prediction.values():
@@ -92,8 +103,13 @@ def test_tampered_tokenizer_is_detected(trained, tmp_path):
 
 
 def test_bad_training_arguments_fail_fast(tmp_path):
-    for bad in ({"epochs": 0}, {"learning_rate": 0}, {"warmup_ratio": 1.0},
-                {"max_length": 4}, {"dropout": 1.5}):
+    for bad in (
+        {"epochs": 0},
+        {"learning_rate": 0},
+        {"warmup_ratio": 1.0},
+        {"max_length": 4},
+        {"dropout": 1.5},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrainingArgs(output_dir=tmp_path, **bad)
 
@@ -111,8 +127,15 @@ def test_single_task_training_on_user_labels(tmp_path):
     rows = [Example(f"refund {i} please", {"intent": "refund"}) for i in range(8)]
     rows += [Example(f"card {i} blocked", {"intent": "card"}) for i in range(8)]
     torch.manual_seed(0)
-    result = Trainer(TrainingArgs(output_dir=tmp_path / "m", random_encoder_config=TINY_BERT,
-                                  epochs=2, batch_size=4, device="cpu", progress=False)
-                     ).train(rows, rows[:4], "hash")
+    result = Trainer(
+        TrainingArgs(
+            output_dir=tmp_path / "m",
+            random_encoder_config=TINY_BERT,
+            epochs=2,
+            batch_size=4,
+            device="cpu",
+            progress=False,
+        )
+    ).train(rows, rows[:4], "hash")
     assert [t.name for t in result.info.tasks] == ["intent"]
     assert Counter(t.labels for t in result.info.tasks)[("card", "refund")] == 1

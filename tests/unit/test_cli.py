@@ -10,8 +10,13 @@ COMMANDS = ["broker", "topics", "train", "classify", "replay", "run", "demo", "c
 
 
 def attnwatch(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
-                          text=True, check=check, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
 
 
 def test_top_level_help_lists_every_command():

@@ -58,8 +58,12 @@ def test_unknown_fields_are_ignored_and_version_defaults_to_1():
         ("chat", raw({**CHAT, "ts": "yesterday"}), "schema_violation", "ts"),
         ("news", raw({**NEWS, "tickers": "NWB"}), "schema_violation", "tickers"),
         ("news", raw({**NEWS, "tickers": ["nwb"]}), "schema_violation", "tickers.0"),
-        ("news", raw({k: v for k, v in NEWS.items() if k != "headline"}), "schema_violation",
-         "headline"),
+        (
+            "news",
+            raw({k: v for k, v in NEWS.items() if k != "headline"}),
+            "schema_violation",
+            "headline",
+        ),
     ],
 )
 def test_each_kind_of_bad_event_is_rejected_with_a_reason(kind, value, reason, detail):
