@@ -84,16 +84,17 @@ def scenario(
             continue
         if rng.random() < options.news_share:
             article = rng.choice(news)
-            payload = {
+            article_id = uuid.UUID(int=rng.getrandbits(128)).hex
+            payload: dict[str, object] = {
                 "schema_version": 1,
-                "article_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+                "article_id": article_id,
                 "source": rng.choice(SOURCES),
                 "headline": article.headline,
                 "body": article.body,
                 "tickers": list(article.tickers),
                 "ts": clock().isoformat(),
             }
-            yield ReplayItem(topic_news, payload["article_id"], payload)
+            yield ReplayItem(topic_news, article_id, payload)
             produced += 1
             continue
         if not turns:
