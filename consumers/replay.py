@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +54,12 @@ def replay(
     total: int | None = None,
     stop: threading.Event | None = None,
     progress: bool = True,
+    on_sent: Callable[[int], None] | None = None,
 ) -> int:
     """Send ``items`` at ``rate`` messages/second (0 = as fast as possible).
 
-    Returns the number sent; stops early when ``stop`` is set.
+    Returns the number sent; stops early when ``stop`` is set.  ``on_sent`` is
+    called with the running count (for callers that draw their own progress).
     """
     producer = make_producer(connection)
     sent = 0
@@ -75,6 +77,8 @@ def replay(
                 producer.send(item.topic, key=item.key.encode("utf-8"), value=item.value())
                 sent += 1
                 bar.update(1)
+                if on_sent is not None:
+                    on_sent(sent)
         producer.flush()
     finally:
         producer.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.kafka_config import KafkaConnection
@@ -75,6 +75,7 @@ class KafkaSource:
             max_poll_interval_ms=max_poll_interval_ms,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
+            request_timeout_ms=30_000,
         )
 
     def poll(self, timeout_s: float, max_records: int) -> list[SourceRecord]:
@@ -114,22 +115,21 @@ class KafkaSource:
         return True
 
     def lag(self) -> Offsets:
-        """End offset minus position per assigned partition (never negative)."""
-        assigned = list(self._consumer.assignment())
-        if not assigned:
-            return {}
-        try:
-            ends = self._consumer.end_offsets(assigned)
-        except KafkaError as exc:
-            log.warning("could not read end offsets", extra={"error": str(exc)})
-            return {}
-        # Tansu's ListOffsets can under-report the end of a partition written in
-        # multi-record batches; clamp rather than show negative lag.
-        return {
-            (tp.topic, tp.partition): max(0, ends[tp] - self._consumer.position(tp))
-            for tp in assigned
-            if tp in ends
-        }
+        """High watermark minus position per assigned partition (never negative).
+
+        Uses the high watermark that every fetch response carries, so measuring
+        lag sends no request and cannot block the loop while a broker is away.
+        Partitions not fetched from yet are left out.
+        """
+        lag: Offsets = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            # Tansu can under-report a partition's end after multi-record batches;
+            # clamp rather than show negative lag.
+            lag[(tp.topic, tp.partition)] = max(0, highwater - self._consumer.position(tp))
+        return lag
 
     def committed(self, topic: str, partition: int) -> int | None:
         """The group's committed offset of one partition."""
@@ -138,4 +138,4 @@ class KafkaSource:
 
     def close(self) -> None:
         """Leave the group (triggers a rebalance for the others)."""
-        self._consumer.close(autocommit=False)
+        self._consumer.close(autocommit=False, timeout_ms=10_000)

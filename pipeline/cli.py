@@ -324,6 +324,9 @@ def demo(
         run_demo(settings, DemoOptions(duration, rate, count, shift), Console())
     except AttnwatchError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        raise typer.Exit(130) from None
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from consumers.broker import EmbeddedBroker
@@ -97,6 +98,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
                 ScenarioOptions(count=options.count, shift=(0.4, 0.6) if options.shift else None),
             )
             sent = {"n": 0}
+            progress = ReplayProgress(options.count)
 
             def produce() -> None:
                 sent["n"] = replay(
@@ -106,6 +108,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
                     total=options.count,
                     stop=stop,
                     progress=False,
+                    on_sent=progress.update,
                 )
 
             threads = [
@@ -119,12 +122,12 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
             try:
                 with Live(console=console, refresh_per_second=1, transient=False) as live:
                     while time.monotonic() < deadline and not stop.is_set():
-                        live.update(_summary(settings, started, options, shifts_seen))
+                        live.update(_summary(settings, started, options, shifts_seen, progress))
                         handled = svc.runner.totals.enriched + svc.runner.totals.dead_letters
                         if not threads[1].is_alive() and handled >= sent["n"]:
                             break
                         stop.wait(1.0)
-                    live.update(_summary(settings, started, options, shifts_seen))
+                    live.update(_summary(settings, started, options, shifts_seen, progress))
             except KeyboardInterrupt:
                 console.print("stopping (Ctrl-C)")
             finally:
@@ -151,15 +154,32 @@ class ShiftLog:
     flagged: dict[str, tuple[datetime, float, float]] = field(default_factory=dict)
 
 
+class ReplayProgress:
+    """How much of the stream the replay thread has sent (drawn in the live view)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+
+    def update(self, sent: int) -> None:
+        """Record the running count."""
+        self.sent = sent
+
+
 def _summary(
-    settings: Settings, started: datetime, options: DemoOptions, shifts_seen: ShiftLog
+    settings: Settings,
+    started: datetime,
+    options: DemoOptions,
+    shifts_seen: ShiftLog,
+    progress: ReplayProgress,
 ) -> Group:
     with open_store(settings.store_url) as store:
         events = read_events(store, since=started)
     header = Table.grid(padding=(0, 2))
     header.add_row(
+        f"replayed {progress.sent}/{progress.total} at {options.rate:g} msg/s",
+        ProgressBar(total=max(1, progress.total), completed=progress.sent, width=30),
         f"[bold]{len(events)}[/] enriched since {started:%H:%M:%S} UTC",
-        f"replay {options.rate:g} msg/s",
     )
     if events.empty:
         return Group(header, "waiting for the first results...")

@@ -102,3 +102,29 @@ def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
     with open_store(store_url) as store:
         assert store.count() == 480
     assert len(read_dead_letters(store_url)) == 20
+
+
+def test_lag_comes_from_fetch_high_watermarks(broker, tmp_path):
+    from kafka import KafkaProducer
+
+    from consumers.source import KafkaSource
+
+    connection = broker.connection
+    settings = unique_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, partitions=1)
+    make_topics(settings, connection)
+    producer = KafkaProducer(**connection.client_kwargs())
+    for i in range(12):  # one record per batch: Tansu reports those ends exactly
+        producer.send(settings.topic_chat, value=b"%d" % i).get(timeout=30)
+    producer.close()
+    source = KafkaSource(connection, [settings.topic_chat], settings.group_id)
+    try:
+        records = []
+        for _ in range(40):
+            records += source.poll(0.5, max_records=3)
+            if records:
+                break
+        assert records
+        lag = source.lag()
+        assert lag[(settings.topic_chat, 0)] == 12 - len(records)
+    finally:
+        source.close()
