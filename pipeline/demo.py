@@ -35,10 +35,14 @@ from pipeline.store import open_store, read_events
 
 log = logging.getLogger(__name__)
 
-#: A channel is flagged when its recent negative share exceeds its baseline by this much.
-SHIFT_THRESHOLD = 0.2
-SHIFT_WINDOW = timedelta(seconds=30)
-SHIFT_MIN_MESSAGES = 15
+#: A shift episode opens when a channel's recent negative share exceeds its baseline
+#: (everything before the recent window) by SHIFT_OPEN and closes below SHIFT_CLOSE.
+#: The demo's display only; event-time alerting with statistics is a later issue.
+SHIFT_OPEN = 0.2
+SHIFT_CLOSE = 0.1
+SHIFT_WINDOW = timedelta(seconds=20)
+SHIFT_MIN_RECENT = 15
+SHIFT_MIN_BASELINE = 40
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
             raise errors[0]
     report = result.get("report", RunReport())
     elapsed = (datetime.now(UTC) - started).total_seconds()
+    console.print()
     console.print(
         f"[bold]done[/]: {report.enriched} enriched, {report.dead_letters} dead letters "
         f"in {elapsed:.1f} s ({report.enriched / max(elapsed, 1e-9):.1f} msg/s; replay rate "
@@ -149,9 +154,21 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
 
 @dataclass
 class ShiftLog:
-    """Channels flagged so far (channel -> first time, recent share, baseline share)."""
+    """Shift episodes per channel: one entry when a shift starts, none while it lasts."""
 
-    flagged: dict[str, tuple[datetime, float, float]] = field(default_factory=dict)
+    active: set[str] = field(default_factory=set)
+    episodes: list[tuple[str, datetime, float, float]] = field(default_factory=list)
+
+    def observe(self, channel: str, recent: float, base: float, n_recent: int, n_base: int) -> bool:
+        """Update ``channel``'s episode state (with hysteresis); True while shifted."""
+        if n_recent < SHIFT_MIN_RECENT or n_base < SHIFT_MIN_BASELINE:
+            return channel in self.active
+        if channel not in self.active and recent - base > SHIFT_OPEN:
+            self.active.add(channel)
+            self.episodes.append((channel, datetime.now(UTC), recent, base))
+        elif channel in self.active and recent - base < SHIFT_CLOSE:
+            self.active.discard(channel)
+        return channel in self.active
 
 
 class ReplayProgress:
@@ -190,7 +207,7 @@ def _summary(
     for intent, group in customer.groupby("intent_label"):
         share = (group["sentiment_label"] == "negative").mean()
         intents.add_row(str(intent), str(len(group)), f"{share:.0%}")
-    shifts = Table(title="negative share by channel (last 30 s vs. baseline)", show_edge=False)
+    shifts = Table(title="negative share by channel (last 20 s vs. before)", show_edge=False)
     for column in ("channel", "recent", "baseline", "status"):
         shifts.add_column(column)
     now = pd.Timestamp(datetime.now(UTC))
@@ -199,10 +216,10 @@ def _summary(
         base = group[group["event_time"] < now - SHIFT_WINDOW]
         recent_share = (recent["sentiment_label"] == "negative").mean() if len(recent) else 0.0
         base_share = (base["sentiment_label"] == "negative").mean() if len(base) else recent_share
-        shifted = len(recent) >= SHIFT_MIN_MESSAGES and recent_share - base_share > SHIFT_THRESHOLD
+        shifted = shifts_seen.observe(
+            str(channel), recent_share, base_share, len(recent), len(base)
+        )
         status = "[bold red]SHIFT[/]" if shifted else "ok"
-        if shifted and str(channel) not in shifts_seen.flagged:
-            shifts_seen.flagged[str(channel)] = (datetime.now(UTC), recent_share, base_share)
         shifts.add_row(
             str(channel), f"{recent_share:.0%} ({len(recent)})", f"{base_share:.0%}", status
         )
@@ -225,6 +242,6 @@ def _summary(
     alerts = [
         f"[bold red]sentiment shift[/] on channel {channel} at {when:%H:%M:%S}: negative share "
         f"{recent:.0%} in the last {SHIFT_WINDOW.seconds} s vs {base:.0%} before"
-        for channel, (when, recent, base) in shifts_seen.flagged.items()
+        for channel, when, recent, base in shifts_seen.episodes[-5:]
     ]
     return Group(header, intents, shifts, latest, *alerts)
