@@ -17,13 +17,19 @@ from models.encoding import encode
 from models.saving import ModelInfo, load_model
 from models.words import WordWeight, merge_word_pieces
 
+INTENT = "intent"
+#: The intent label given when calibrated confidence is below the model's threshold.
+UNKNOWN = "unknown"
+
 
 @dataclass(frozen=True)
 class TaskPrediction:
     """One task's answer for one text.
 
     ``words`` carries the head's attention merged to words; with several
-    pooling heads it is the mean of the heads' weights.
+    pooling heads it is the mean of the heads' weights.  For intent, scores are
+    temperature-calibrated and ``label`` is ``unknown`` when the top score is
+    below the model's threshold (``top`` still lists the best known intents).
     """
 
     label: str
@@ -63,6 +69,10 @@ class AttentionTextClassifier:
         self._tokenizer = loaded.tokenizer
         self._info = loaded.info
         self._top_k = top_k
+        calibration = loaded.calibration or {}
+        self._temperature = float(calibration.get("temperature", 1.0))
+        threshold = calibration.get("unknown_threshold")
+        self._unknown_threshold = None if threshold is None else float(threshold)
 
     @property
     def info(self) -> ModelInfo:
@@ -86,7 +96,10 @@ class AttentionTextClassifier:
         results: list[Prediction] = [{} for _ in texts]
         for name in wanted:
             labels = self._model.tasks[name].labels
-            probs = torch.softmax(outputs[name].logits.float(), dim=-1).cpu()
+            logits = outputs[name].logits.float()
+            if name == INTENT:
+                logits = logits / self._temperature
+            probs = torch.softmax(logits, dim=-1).cpu()
             alpha = outputs[name].attention.float().mean(dim=1).cpu()
             k = min(self._top_k, len(labels))
             top_p, top_i = probs.topk(k, dim=-1)
@@ -98,7 +111,14 @@ class AttentionTextClassifier:
                     (labels[int(i)], float(p))
                     for p, i in zip(top_p[row].tolist(), top_i[row].tolist(), strict=True)
                 )
-                results[row][name] = TaskPrediction(top[0][0], top[0][1], top, words)
+                label = top[0][0]
+                if (
+                    name == INTENT
+                    and self._unknown_threshold is not None
+                    and top[0][1] < self._unknown_threshold
+                ):
+                    label = UNKNOWN
+                results[row][name] = TaskPrediction(label, top[0][1], top, words)
         return results
 
 

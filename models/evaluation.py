@@ -46,6 +46,29 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> tuple[float, dict[str,
 
 
 @torch.inference_mode()
+def predict_logits(
+    model: AttentionClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    task: str,
+    max_length: int,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Raw logits [N, C] of ``task`` for ``texts`` (eval mode, restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    chunks: list[torch.Tensor] = []
+    for start in range(0, len(texts), batch_size):
+        batch = encode(tokenizer, texts[start : start + batch_size], max_length).to(device)
+        out = model(batch.input_ids, batch.attention_mask, batch.pool_mask, [task])[task]
+        chunks.append(out.logits.float().cpu())
+    model.train(was_training)
+    if not chunks:
+        return torch.zeros(0, len(model.tasks[task].labels))
+    return torch.cat(chunks)
+
+
 def predict_labels(
     model: AttentionClassifier,
     tokenizer: PreTrainedTokenizerBase,
@@ -55,17 +78,9 @@ def predict_labels(
     batch_size: int = 64,
 ) -> list[str]:
     """Arg-max labels of ``task`` for ``texts``."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     labels = model.tasks[task].labels
-    out: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        batch = encode(tokenizer, texts[start : start + batch_size], max_length).to(device)
-        logits = model(batch.input_ids, batch.attention_mask, batch.pool_mask, [task])[task].logits
-        out.extend(labels[int(i)] for i in logits.argmax(dim=-1).tolist())
-    model.train(was_training)
-    return out
+    logits = predict_logits(model, tokenizer, texts, task, max_length, batch_size)
+    return [labels[int(i)] for i in logits.argmax(dim=-1).tolist()]
 
 
 def evaluate(
@@ -74,12 +89,19 @@ def evaluate(
     examples: Sequence[Example],
     max_length: int,
 ) -> dict[str, dict[str, TaskMetrics]]:
-    """Metrics keyed by task, then by group, for every labelled (task, group) pair."""
+    """Metrics keyed by task, then by group, for every labelled (task, group) pair.
+
+    Examples whose label the model does not know (out-of-scope) are left out
+    here; :mod:`models.report` scores them against the unknown threshold.
+    """
     results: dict[str, dict[str, TaskMetrics]] = {}
     for task in model.tasks:
         groups = sorted({e.group for e in examples if task in e.labels})
         for group in groups:
-            subset = [e for e in examples if e.group == group and task in e.labels]
+            known = set(model.tasks[task].labels)
+            subset = [e for e in examples if e.group == group and e.labels.get(task) in known]
+            if not subset:
+                continue
             gold = [e.labels[task] for e in subset]
             pred = predict_labels(model, tokenizer, [e.text for e in subset], task, max_length)
             accuracy = sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)

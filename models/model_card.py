@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import torch
 
+from models.calibration import Calibration
 from models.evaluation import TaskMetrics
 from models.training_args import TrainingArgs
 
@@ -37,6 +39,10 @@ def render_card(
     train_seconds: float,
     created_at: str,
     labels: dict[str, tuple[str, ...]],
+    n_validation: int = 0,
+    history: Sequence[Mapping[str, float]] = (),
+    best_epoch: int = -1,
+    calibration: Calibration | None = None,
 ) -> str:
     """Render the card as Markdown."""
     lines = [
@@ -50,11 +56,14 @@ def render_card(
         f"- {version_note}",
         f"- encoder: `{encoder_source}`",
         f"- training data sha256: `{data_hash}`",
-        f"- examples: {n_train} train / {n_test} held-out test",
+        f"- examples: {n_train} train / {n_validation} validation (early stopping, "
+        f"calibration) / {n_test} held-out test",
         f"- training time: {train_seconds:.1f} s on {hardware()}, torch {torch.__version__}",
         f"- epochs {args.epochs}, batch {args.batch_size}, lr {args.learning_rate} "
         f"(heads {args.head_learning_rate}), warm-up {args.warmup_ratio}, "
-        f"label smoothing {args.label_smoothing}, max length {args.max_length}, seed {args.seed}",
+        f"label smoothing {args.label_smoothing}, max length {args.max_length}, seed {args.seed}, "
+        f"layer-wise LR decay {args.layer_decay}, pooling heads {args.num_heads}",
+        f"- best epoch (validation macro-F1): {best_epoch}",
         "",
         "## Held-out test metrics",
         "",
@@ -67,6 +76,31 @@ def render_card(
                 f"| {task} | {group} | {m.n} | {m.accuracy:.3f} | {m.macro_f1:.3f} "
                 f"| {m.majority_baseline:.3f} |"
             )
+    if history:
+        lines += [
+            "",
+            "## Validation by epoch",
+            "",
+            "| epoch | loss | validation macro-F1 |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {int(h['epoch'])} | {h['loss']:.4f} | {h['val_macro_f1']:.4f} |" for h in history
+        ]
+    if calibration is not None:
+        threshold = (
+            "none"
+            if calibration.unknown_threshold is None
+            else f"{calibration.unknown_threshold:.3f}"
+        )
+        lines += [
+            "",
+            "## Intent calibration (validation split)",
+            "",
+            f"- temperature {calibration.temperature:.3f}; ECE {calibration.ece_before:.4f} "
+            f"before, {calibration.ece_after:.4f} after",
+            f"- unknown-intent threshold on calibrated confidence: {threshold}",
+        ]
     lines += ["", "## Labels", ""]
     for task, names in labels.items():
         lines.append(f"- {task}: {', '.join(names)}")

@@ -8,6 +8,7 @@ Layout::
     tokenizer files    as the tokenizer saves them
     README.md          the model card (metrics, data hash, time, hardware)
     metrics.json       the card's numbers, machine-readable
+    calibration.json   intent temperature and unknown-intent threshold (optional)
 
 The version is the first 12 hex digits of the weights' SHA-256, so a logged
 prediction always points at exactly one set of weights.
@@ -30,6 +31,7 @@ from models.modeling import AttentionClassifier, TaskSpec
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
+CALIBRATION = "calibration.json"
 
 
 class ModelDirError(ValueError):
@@ -56,6 +58,8 @@ class LoadedModel:
     model: AttentionClassifier
     tokenizer: PreTrainedTokenizerBase
     info: ModelInfo
+    #: Intent temperature and unknown threshold (``calibration.json``), if trained with one.
+    calibration: dict[str, Any] | None = None
 
 
 def save_model(
@@ -69,6 +73,7 @@ def save_model(
     created_at: str,
     card: str,
     metrics: dict[str, Any],
+    calibration: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Write ``model`` as a directory; returns its identity (with the weights' hash)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -101,6 +106,11 @@ def save_model(
     _write_json(directory / "config.json", config)
     _write_json(directory / "labels.json", labels)
     _write_json(directory / "metrics.json", metrics)
+    calibration_file = directory / CALIBRATION
+    if calibration is not None:
+        _write_json(calibration_file, calibration)
+    elif calibration_file.exists():
+        calibration_file.unlink()
     (directory / "README.md").write_text(card, encoding="utf-8")
     return info
 
@@ -145,7 +155,10 @@ def load_model(directory: Path, device: torch.device | str = "cpu") -> LoadedMod
     if tokenizer_hash(tokenizer) != info.tokenizer_hash:
         msg = f"{directory}: tokenizer files do not match the tokenizer the model was saved with"
         raise ModelDirError(msg)
-    return LoadedModel(model, tokenizer, info)
+    calibration = (
+        _read_json(directory, CALIBRATION) if (directory / CALIBRATION).is_file() else None
+    )
+    return LoadedModel(model, tokenizer, info, calibration)
 
 
 def _file_hash(path: Path) -> str:

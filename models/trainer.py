@@ -1,28 +1,43 @@
-"""The training loop: joint multi-task fine-tuning of encoder and heads."""
+"""The training loop: multi-task fine-tuning with validation, early stopping and resume.
+
+One encoder, one attention head per task; a batch's loss is the sum of the
+cross-entropies of the tasks its examples are labelled for.  After each epoch
+the validation split (carved stratified out of the training data unless given)
+is scored by macro-F1; the best epoch's weights are kept, training stops after
+``patience`` epochs without improvement, and a checkpoint (weights, optimiser,
+schedule, progress) makes an interrupted run resumable.  The test split is only
+ever used to report.
+"""
 
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
+from models.calibration import Calibration, calibrate
 from models.classifier import resolve_device
 from models.encoding import default_encoder_path, encode, load_tokenizer
-from models.evaluation import Example, TaskMetrics, evaluate
+from models.evaluation import Example, TaskMetrics, evaluate, predict_logits
 from models.model_card import metrics_dict, render_card
 from models.modeling import AttentionClassifier, TaskSpec
+from models.optim import build_optimizer
 from models.saving import ModelInfo, save_model
+from models.seed import stratified_split
 from models.training_args import TrainingArgs
 
 IGNORE = -100
+INTENT = "intent"
 
 
 @dataclass
@@ -34,14 +49,57 @@ class TrainResult:
     metrics: dict[str, dict[str, TaskMetrics]]
     seconds: float
     losses: list[float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    calibration: Calibration | None = None
 
 
-def tasks_from(examples: Sequence[Example]) -> list[TaskSpec]:
+@dataclass
+class _Progress:
+    epoch: int = 0
+    best: float = -1.0
+    best_epoch: int = -1
+    stale: int = 0
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def tasks_from(examples: Sequence[Example], num_heads: int = 1) -> list[TaskSpec]:
     """One task per label key, labels sorted for a stable label map."""
     names = sorted({task for e in examples for task in e.labels})
     return [
-        TaskSpec(n, tuple(sorted({e.labels[n] for e in examples if n in e.labels}))) for n in names
+        TaskSpec(n, tuple(sorted({e.labels[n] for e in examples if n in e.labels})), num_heads)
+        for n in names
     ]
+
+
+def restrict(examples: Sequence[Example], tasks: Sequence[str] | None) -> list[Example]:
+    """Keep only the labels of ``tasks`` (all if None); drop examples left with none."""
+    if tasks is None:
+        return list(examples)
+    kept = []
+    for e in examples:
+        labels = {t: v for t, v in e.labels.items() if t in tasks}
+        if labels:
+            kept.append(Example(e.text, labels, e.group))
+    return kept
+
+
+def split_validation(
+    examples: Sequence[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """A stratified validation split (by group and every label of the example)."""
+
+    def key(e: Example) -> str:
+        return e.group + "|" + "|".join(f"{t}={v}" for t, v in sorted(e.labels.items()))
+
+    return stratified_split(list(examples), key=key, test_fraction=fraction, seed=seed)
+
+
+def validation_score(metrics: dict[str, dict[str, TaskMetrics]]) -> float:
+    """Mean macro-F1 over every (task, group): what early stopping maximises."""
+    scores = [m.macro_f1 for groups in metrics.values() for m in groups.values()]
+    return sum(scores) / len(scores) if scores else 0.0
 
 
 class Trainer:
@@ -69,46 +127,47 @@ class Trainer:
         train: Sequence[Example],
         test: Sequence[Example],
         data_hash: str,
+        validation: Sequence[Example] | None = None,
     ) -> TrainResult:
-        """Train on ``train``, report on ``test`` (never used for any choice), save."""
+        """Train on ``train``, choose on validation, report on ``test``, save."""
         args = self.args
+        train = restrict(train, args.tasks)
+        test = restrict(test, args.tasks)
         if not train:
-            msg = "no training examples"
+            msg = "no training examples (for the requested tasks)"
             raise ValueError(msg)
-        random.seed(args.seed)
+        if validation is None and args.val_fraction > 0:
+            train, validation = split_validation(train, args.val_fraction, args.seed)
+        validation = restrict(validation or [], args.tasks)
         torch.manual_seed(args.seed)
-        tasks = tasks_from(train)
+        tasks = tasks_from(train, args.num_heads)
         model, tokenizer, source = self._build(tasks)
         device = resolve_device(args.device)
         model.to(device)
-        index = {t.name: {label: i for i, label in enumerate(t.labels)} for t in tasks}
-
-        head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": list(model.encoder.parameters()), "lr": args.learning_rate},
-                {"params": head_params, "lr": args.head_learning_rate},
-            ],
-            weight_decay=args.weight_decay,
-        )
         steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
-        total = steps_per_epoch * args.epochs
-        warmup = max(1, int(total * args.warmup_ratio))
+        optimizer, scheduler = build_optimizer(model, args, steps_per_epoch * args.epochs)
+        progress = _Progress()
+        checkpoint = args.output_dir / "checkpoint"
+        if args.resume and (checkpoint / "state.pt").is_file():
+            progress = _load_checkpoint(checkpoint, model, optimizer, scheduler)
+        best_state = _cpu_state(model)
+        if (checkpoint / "best.pt").is_file() and args.resume:
+            best_state = torch.load(checkpoint / "best.pt", weights_only=True)
 
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing)
-        order = list(range(len(train)))
-        losses: list[float] = []
-        started = time.perf_counter()
-        model.train()
-        bar = tqdm(total=total, desc="training", unit="step", disable=not args.progress)
-        for _epoch in range(args.epochs):
-            random.shuffle(order)
+        index = {t.name: {label: i for i, label in enumerate(t.labels)} for t in tasks}
+        bar = tqdm(
+            total=steps_per_epoch * args.epochs,
+            initial=steps_per_epoch * progress.epoch,
+            desc="training",
+            unit="step",
+            disable=not args.progress,
+        )
+        for epoch in range(progress.epoch, args.epochs):
+            started = time.perf_counter()
+            model.train()
+            order = list(range(len(train)))
+            random.Random(args.seed * 10_007 + epoch).shuffle(order)  # noqa: S311
             for start in range(0, len(order), args.batch_size):
                 rows = [train[i] for i in order[start : start + args.batch_size]]
                 batch = encode(tokenizer, [r.text for r in rows], args.max_length).to(device)
@@ -126,13 +185,90 @@ class Trainer:
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
-                losses.append(float(loss.detach()))
+                progress.losses.append(float(loss.detach()))
                 bar.update(1)
-                bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+                recent = progress.losses[-20:]
+                bar.set_postfix(
+                    loss=f"{sum(recent) / len(recent):.3f}", best=f"{progress.best:.3f}"
+                )
+            progress.seconds += time.perf_counter() - started
+            score = (
+                validation_score(evaluate(model, tokenizer, validation, args.max_length))
+                if validation
+                else float(epoch)  # no validation: the last epoch is the best
+            )
+            progress.history.append(
+                {"epoch": epoch + 1, "val_macro_f1": score, "loss": sum(recent) / len(recent)}
+            )
+            progress.epoch = epoch + 1
+            if score > progress.best:
+                progress.best, progress.best_epoch, progress.stale = score, epoch + 1, 0
+                best_state = _cpu_state(model)
+                _save_best(checkpoint, best_state)
+            else:
+                progress.stale += 1
+            _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
+            if args.patience and validation and progress.stale >= args.patience:
+                break
         bar.close()
-        seconds = time.perf_counter() - started
+        model.load_state_dict(best_state)
         model.eval()
+        calibration = self._calibrate(model, tokenizer, validation, tasks)
         metrics = evaluate(model, tokenizer, test, args.max_length) if test else {}
+        result = self._save(
+            model,
+            tokenizer,
+            source,
+            data_hash,
+            train,
+            test,
+            validation,
+            metrics,
+            progress,
+            calibration,
+        )
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        return result
+
+    def _calibrate(
+        self,
+        model: AttentionClassifier,
+        tokenizer: PreTrainedTokenizerBase,
+        validation: Sequence[Example],
+        tasks: Sequence[TaskSpec],
+    ) -> Calibration | None:
+        """Temperature and unknown-intent threshold, fitted on validation only."""
+        intent = next((t for t in tasks if t.name == INTENT), None)
+        rows = [e for e in validation if INTENT in e.labels]
+        if intent is None or len(rows) < 10:
+            return None
+        known = {label: i for i, label in enumerate(intent.labels)}
+        logits = predict_logits(
+            model, tokenizer, [e.text for e in rows], INTENT, self.args.max_length
+        )
+        is_oos = torch.tensor([e.labels[INTENT] not in known for e in rows])
+        labels = torch.tensor([known.get(e.labels[INTENT], 0) for e in rows])
+        return calibrate(
+            logits,
+            labels,
+            is_oos if bool(is_oos.any()) else None,
+            target_coverage=self.args.unknown_coverage,
+        )
+
+    def _save(
+        self,
+        model: AttentionClassifier,
+        tokenizer: PreTrainedTokenizerBase,
+        source: str,
+        data_hash: str,
+        train: Sequence[Example],
+        test: Sequence[Example],
+        validation: Sequence[Example],
+        metrics: dict[str, dict[str, TaskMetrics]],
+        progress: _Progress,
+        calibration: Calibration | None,
+    ) -> TrainResult:
+        args = self.args
         created = datetime.now(UTC).isoformat(timespec="seconds")
         card = render_card(
             name=args.name,
@@ -143,10 +279,24 @@ class Trainer:
             n_train=len(train),
             n_test=len(test),
             metrics=metrics,
-            train_seconds=seconds,
+            train_seconds=progress.seconds,
             created_at=created,
-            labels={t.name: t.labels for t in tasks},
+            labels={t.name: t.labels for t in model.tasks.values()},
+            n_validation=len(validation),
+            history=progress.history,
+            best_epoch=progress.best_epoch,
+            calibration=calibration,
         )
+        extra: dict[str, Any] = {
+            "test": metrics_dict(metrics),
+            "train_seconds": progress.seconds,
+            "data_hash": data_hash,
+            "n_train": len(train),
+            "n_validation": len(validation),
+            "n_test": len(test),
+            "history": progress.history,
+            "best_epoch": progress.best_epoch,
+        }
         info = save_model(
             model,
             tokenizer,
@@ -156,12 +306,65 @@ class Trainer:
             encoder_source=source,
             created_at=created,
             card=card,
-            metrics={
-                "test": metrics_dict(metrics),
-                "train_seconds": seconds,
-                "data_hash": data_hash,
-                "n_train": len(train),
-                "n_test": len(test),
-            },
+            metrics=extra,
+            calibration=calibration.to_dict() if calibration else None,
         )
-        return TrainResult(info, args.output_dir, metrics, seconds, losses)
+        return TrainResult(
+            info,
+            args.output_dir,
+            metrics,
+            progress.seconds,
+            progress.losses,
+            progress.history,
+            calibration,
+        )
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _save_best(directory: Path, state: dict[str, torch.Tensor]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(state, directory / "best.pt.tmp")
+    (directory / "best.pt.tmp").replace(directory / "best.pt")
+
+
+def _save_checkpoint(
+    directory: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    progress: _Progress,
+) -> None:
+    """Everything needed to continue after the last finished epoch (written atomically)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "progress": {
+            "epoch": progress.epoch,
+            "best": progress.best,
+            "best_epoch": progress.best_epoch,
+            "stale": progress.stale,
+            "seconds": progress.seconds,
+            "losses": progress.losses,
+            "history": progress.history,
+        },
+    }
+    torch.save(state, directory / "state.pt.tmp")
+    (directory / "state.pt.tmp").replace(directory / "state.pt")
+
+
+def _load_checkpoint(
+    directory: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> _Progress:
+    state = torch.load(directory / "state.pt", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return _Progress(**state["progress"])

@@ -22,12 +22,24 @@ class TrainingArgs:
     learning_rate: float = 8e-5
     head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
+    #: Layer-wise LR decay for the encoder (1.0 = plain fine-tuning).
+    layer_decay: float = 1.0
     warmup_ratio: float = 0.1
     label_smoothing: float = 0.1
     dropout: float = 0.1
     num_heads: int = 1
     max_length: int = 128
     seed: int = 0
+    #: Share of the training data held out (stratified) for early stopping and calibration.
+    val_fraction: float = 0.1
+    #: Epochs without a better validation macro-F1 before stopping (0 = never stop early).
+    patience: int = 2
+    #: Only these tasks are trained (None = every task that has labels).
+    tasks: tuple[str, ...] | None = None
+    #: Continue from ``output_dir/checkpoint`` if a previous run left one.
+    resume: bool = False
+    #: Coverage kept above the unknown-intent threshold when validation has no OOS examples.
+    unknown_coverage: float = 0.97
     device: str = "auto"
     progress: bool = True
     extra_card_notes: tuple[str, ...] = field(default_factory=tuple)
@@ -44,6 +56,13 @@ class TrainingArgs:
             ),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (0 < self.layer_decay <= 1, f"layer_decay must be in (0, 1], got {self.layer_decay}"),
+            (
+                0 <= self.val_fraction < 1,
+                f"val_fraction must be in [0, 1), got {self.val_fraction}",
+            ),
+            (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
+            (0 < self.unknown_coverage <= 1, "unknown_coverage must be in (0, 1]"),
             (self.num_heads >= 1, f"num_heads must be >= 1, got {self.num_heads}"),
             (8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}"),
         ]

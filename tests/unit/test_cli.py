@@ -6,7 +6,18 @@ import sys
 
 import pytest
 
-COMMANDS = ["broker", "topics", "train", "classify", "replay", "run", "demo", "config"]
+COMMANDS = [
+    "broker",
+    "topics",
+    "train",
+    "classify",
+    "evaluate",
+    "explain-eval",
+    "replay",
+    "run",
+    "demo",
+    "config",
+]
 
 
 def attnwatch(*args, check=True):
@@ -53,3 +64,52 @@ def test_config_shows_settings_and_rejects_bad_values(tmp_path):
     assert shown["store_url"] == "sqlite:///x.db"
     bad = attnwatch("--bootstrap-servers", "nohost", "config", check=False)
     assert bad.returncode == 2 and "host:port" in bad.stderr
+
+
+def test_evaluate_writes_reports_and_confusion_matrices(tiny_model, tmp_path):
+    from models import seed
+
+    data = tmp_path / "held_out.csv"
+    chats = seed.load_chat()[::9]
+    data.write_text(
+        "text,intent,sentiment\n"
+        + "\n".join(f'"{c.text.replace(chr(34), chr(39))}",{c.intent},{c.sentiment}' for c in chats)
+    )
+    out = tmp_path / "report"
+    result = attnwatch(
+        "--model-dir",
+        str(tiny_model),
+        "evaluate",
+        str(tiny_model),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+    )
+    assert "intent" in result.stdout and "macro-F1" in result.stdout and "ECE" in result.stdout
+    for name in (
+        "report.md",
+        "report.json",
+        "confusion_intent.csv",
+        "confusion_intent.png",
+        "confusion_sentiment.csv",
+        "confusion_sentiment.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "report.json").read_text())
+    assert report["intent"]["n"] == len(chats)
+    assert (out / "confusion_intent.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explain_eval_reports_faithfulness_in_the_model_card(tiny_model, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    result = attnwatch("explain-eval", str(model), "--task", "sentiment", "--limit", "8")
+    for method in ("attention", "grad_x_input", "random"):
+        assert method in result.stdout
+    card = (model / "README.md").read_text()
+    assert card.count("## Explanation faithfulness: sentiment") == 1
+    attnwatch("explain-eval", str(model), "--task", "sentiment", "--limit", "4")
+    assert (model / "README.md").read_text().count("## Explanation faithfulness") == 1

@@ -1,0 +1,84 @@
+"""The ``attnwatch`` Typer app, global options and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import AttnwatchError
+from pipeline.logs import configure_logging
+
+app = typer.Typer(
+    help="attnwatch: streaming intent and sentiment monitor with attention explanations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+log = logging.getLogger("attnwatch")
+
+
+class _State:
+    settings: Settings
+
+
+state = _State()
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file of settings (also ATTNWATCH_CONFIG).")
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Kafka bootstrap servers host:port[,...]; unset: embedded broker."),
+    ] = None,
+    store_url: Annotated[
+        str | None, typer.Option(help="sqlite:///PATH or postgresql://user:pass@host/db.")
+    ] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="Saved model directory.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="/metrics port; 0 disables.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
+    log_format: Annotated[str | None, typer.Option(help="json or console.")] = None,
+) -> None:
+    """Options before the command apply to every command; see `attnwatch config`."""
+    try:
+        state.settings = load_settings(
+            config,
+            bootstrap_servers=bootstrap_servers,
+            store_url=store_url,
+            model_dir=model_dir,
+            metrics_port=metrics_port,
+            log_level=log_level.upper() if log_level else None,
+            log_format=log_format,
+        )
+    except AttnwatchError as exc:
+        fail(exc)
+    configure_logging(state.settings.log_level, state.settings.log_format)
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print ``exc`` as a one-line error and exit with status 2."""
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, for commands that drain before exiting."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
