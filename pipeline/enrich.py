@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from consumers.source import SourceRecord
-from models.classifier import Prediction, TaskPrediction
+from models.classifier import Prediction, TaskPrediction, TextClassifier
+from models.long_text import Evidence, article_sentences, combine
 from models.saving import ModelInfo
 from pipeline.schema import (
     ChatEvent,
@@ -13,6 +15,7 @@ from pipeline.schema import (
     InputEvent,
     LabelScore,
     ModelRef,
+    NewsEvent,
     SourceRef,
     TaskResult,
     WordWeight,
@@ -29,13 +32,41 @@ def tasks_for(event: InputEvent) -> tuple[str, ...]:
     return (SENTIMENT,)
 
 
-def _result(prediction: TaskPrediction) -> TaskResult:
+def _result(prediction: TaskPrediction, evidence: str | None = None) -> TaskResult:
     return TaskResult(
         label=prediction.label,
         score=prediction.score,
         top=[LabelScore(label=label, score=score) for label, score in prediction.top],
         attention=[WordWeight(word=w.word, weight=w.weight) for w in prediction.words],
+        evidence=evidence,
     )
+
+
+def units(event: InputEvent) -> tuple[list[str], list[float]]:
+    """What the classifier reads for ``event``: one text, or an article's sentences."""
+    if isinstance(event, NewsEvent) and event.body:
+        return article_sentences(event.headline, event.body)
+    return [event.text], [1.0]
+
+
+def classify_events(
+    classifier: TextClassifier, events: Sequence[InputEvent], tasks: Sequence[str]
+) -> list[tuple[Prediction, dict[str, Evidence]]]:
+    """Classify a batch in one call; long articles are split and aggregated."""
+    plans = [units(e) for e in events]
+    flat = [sentence for sentences, _ in plans for sentence in sentences]
+    predictions = classifier.predict(flat, tasks)
+    labels = {t.name: t.labels for t in classifier.info.tasks}
+    out: list[tuple[Prediction, dict[str, Evidence]]] = []
+    start = 0
+    for sentences, weights in plans:
+        chunk = predictions[start : start + len(sentences)]
+        start += len(sentences)
+        if len(sentences) == 1:
+            out.append((chunk[0], {}))
+        else:
+            out.append(combine(sentences, chunk, weights, labels))
+    return out
 
 
 def enrich(
@@ -45,6 +76,7 @@ def enrich(
     model: ModelInfo,
     processed_time: datetime,
     model_latency_ms: float,
+    evidence: Mapping[str, Evidence] | None = None,
 ) -> EnrichedEvent:
     """Combine input, prediction and timings into the versioned output event."""
     source = SourceRef(topic=record.topic, partition=record.partition, offset=record.offset)
@@ -52,7 +84,10 @@ def enrich(
         name=model.name, version=model.version, tokenizer_hash=model.tokenizer_hash
     )
     latency_ms = (processed_time - event.ts).total_seconds() * 1000.0
-    sentiment = _result(prediction[SENTIMENT])
+    found = evidence or {}
+    sentiment = _result(
+        prediction[SENTIMENT], found[SENTIMENT].sentence if SENTIMENT in found else None
+    )
     if isinstance(event, ChatEvent):
         intent = prediction.get(INTENT) if INTENT in tasks_for(event) else None
         return EnrichedEvent(

@@ -19,7 +19,7 @@ from consumers.source import Source, SourceRecord
 from models.classifier import TextClassifier
 from pipeline.batching import MicroBatcher
 from pipeline.checkpoint import Checkpoint, Sink
-from pipeline.enrich import INTENT, SENTIMENT, enrich
+from pipeline.enrich import INTENT, SENTIMENT, classify_events, enrich
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
 from pipeline.schema import (
@@ -113,14 +113,20 @@ class Runner:
 
         if valid:
             started = time.perf_counter()
-            predictions = self._classifier.predict([e.text for _, e in valid], self._tasks)
+            predictions = classify_events(self._classifier, [e for _, e in valid], self._tasks)
             model_ms = (time.perf_counter() - started) * 1000.0
             self._metrics.model_latency.observe(model_ms / 1000.0)
             processed = self._clock()
             enriched: list[EnrichedEvent] = []
-            for (record, event), prediction in zip(valid, predictions, strict=True):
+            for (record, event), (prediction, evidence) in zip(valid, predictions, strict=True):
                 result = enrich(
-                    event, record, prediction, self._classifier.info, processed, model_ms
+                    event,
+                    record,
+                    prediction,
+                    self._classifier.info,
+                    processed,
+                    model_ms,
+                    evidence,
                 )
                 self._checkpoint.add(result, record.topic, record.partition, record.offset)
                 enriched.append(result)

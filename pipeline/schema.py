@@ -138,12 +138,19 @@ class LabelScore(BaseModel):
 
 
 class TaskResult(BaseModel):
-    """One head's decision: the label, its probability, runners-up and the words behind it."""
+    """One head's decision: the label, its probability, runners-up and the words behind it.
+
+    For a news article with a body the decision aggregates its sentences (see
+    ``models.long_text``) and ``evidence`` names the sentence that carried it.
+    """
 
     label: str
     score: float
     top: list[LabelScore]
     attention: list[WordWeight]
+    evidence: str | None = Field(
+        None, description="Long news: the sentence that carried the most weight for the label."
+    )
 
 
 class SourceRef(BaseModel):

@@ -51,6 +51,7 @@ def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
     events = read_events(store_url)
     assert len(events) == 480
     assert set(events["input_id"]) == sent["input_ids"]
+    assert events["text"].str.contains("\n").sum() > 5  # some news came with a body
     for _, row in events.iterrows():
         weights = [w["weight"] for w in row["sentiment_attention"]]
         assert sum(weights) == pytest.approx(1.0, abs=1e-4)
@@ -61,6 +62,10 @@ def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
         else:
             assert pd.isna(row["intent_label"])
         assert row["model_name"] == "tiny-test"
+        if row["kind"] == "news" and "\n" in row["text"]:  # long news: sentence evidence
+            assert row["sentiment_evidence"] and row["sentiment_evidence"] in row["text"]
+        else:
+            assert pd.isna(row["sentiment_evidence"])
         assert row["end_to_end_latency_ms"] > 0
 
     # Dead letters: in the store and on the topic, raw bytes untouched, reason in headers.

@@ -1,0 +1,112 @@
+"""Financial PhraseBank: stratified k-fold cross-validation of the attention classifier.
+
+    python bench/phrasebank_cv.py ../shared/datasets/financial_phrasebank/Sentences_AllAgree.txt
+
+No official split exists, so the protocol is stratified 10-fold CV with seed 0
+(as FinPerceiver reports); each fold's model early-stops on a validation split
+carved out of its own training folds, never on the held-out fold.  Prints a
+JSON summary with per-fold and mean ± std accuracy and macro-F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from models.datasets import load_phrasebank
+from models.seed import data_hash
+from models.trainer import Trainer
+from models.training_args import TrainingArgs
+
+
+def folds(labels: list[str], k: int, seed: int) -> list[list[int]]:
+    """Stratified fold assignment: each class's shuffled indices dealt round-robin."""
+    rng = random.Random(seed)
+    out: list[list[int]] = [[] for _ in range(k)]
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    start = 0
+    for label in sorted(by_class):
+        indices = by_class[label]
+        rng.shuffle(indices)
+        for j, index in enumerate(indices):
+            out[(start + j) % k].append(index)
+        start += len(indices)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--only-folds", type=int, default=0, help="run just the first N folds")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--learning-rate", type=float, default=8e-5)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--encoder", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    examples = load_phrasebank(args.data)
+    assignment = folds([e.labels["sentiment"] for e in examples], args.folds, args.seed)
+    results = []
+    started = time.perf_counter()
+    for number, held_out in enumerate(assignment[: args.only_folds or args.folds]):
+        held = set(held_out)
+        train = [e for i, e in enumerate(examples) if i not in held]
+        test = [examples[i] for i in held_out]
+        with tempfile.TemporaryDirectory() as tmp:
+            result = Trainer(
+                TrainingArgs(
+                    output_dir=Path(tmp) / "model",
+                    encoder=args.encoder,
+                    name=f"phrasebank-fold{number}",
+                    epochs=args.epochs,
+                    learning_rate=args.learning_rate,
+                    max_length=args.max_length,
+                    seed=args.seed,
+                    val_fraction=0.1,
+                    patience=0,
+                    device="cpu",
+                )
+            ).train(train, test, data_hash(args.data))
+        metrics = result.metrics["sentiment"]["phrasebank"]
+        results.append(
+            {
+                "fold": number,
+                "accuracy": metrics.accuracy,
+                "macro_f1": metrics.macro_f1,
+                "train_seconds": result.seconds,
+            }
+        )
+        print(json.dumps(results[-1]), flush=True)
+
+    def summary(key: str) -> str:
+        values = [r[key] for r in results]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.4f} ± {std:.4f}"
+
+    print(
+        json.dumps(
+            {
+                "data": args.data.name,
+                "folds_run": len(results),
+                "accuracy": summary("accuracy"),
+                "macro_f1": summary("macro_f1"),
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "args": {k: str(v) for k, v in vars(args).items()},
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
