@@ -228,6 +228,8 @@ class Trainer:
             calibration,
         )
         shutil.rmtree(checkpoint, ignore_errors=True)
+        if test:
+            _add_test_report(result.directory, test, args.device)
         return result
 
     def _calibrate(
@@ -368,3 +370,29 @@ def _load_checkpoint(
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     return _Progress(**state["progress"])
+
+
+def _add_test_report(directory: Path, test: Sequence[Example], device: str) -> None:
+    """Score the saved model on the test split as inference does; add it to the card.
+
+    Writes ``eval-test/`` (report, confusion matrices as CSV and PNG) and appends
+    its summary to the model card.
+    """
+    from models.assess import assess
+    from models.report import render_markdown
+
+    reports = assess(directory, test, directory / "eval-test", device=device)
+    sections = [
+        render_markdown(report, f"{task} on the test split (as served, with calibration)")
+        for task, report in reports.items()
+    ]
+    files = ", ".join(f"`eval-test/confusion_{task}.png`" for task in reports)
+    card = directory / "README.md"
+    card.write_text(
+        card.read_text(encoding="utf-8").rstrip()
+        + "\n\n## Test report\n\n"
+        + f"Confusion matrices: {files} (CSV beside them).\n\n"
+        + "\n\n".join(sections)
+        + "\n",
+        encoding="utf-8",
+    )

@@ -48,6 +48,7 @@ def main(
     metrics_port: Annotated[int | None, typer.Option(help="/metrics port; 0 disables.")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = None,
     log_format: Annotated[str | None, typer.Option(help="json or console.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
     """Options before the command apply to every command; see `attnwatch config`."""
     try:
@@ -59,6 +60,7 @@ def main(
             metrics_port=metrics_port,
             log_level=log_level.upper() if log_level else None,
             log_format=log_format,
+            device=device,
         )
     except AttnwatchError as exc:
         fail(exc)
