@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from consumers.broker import EmbeddedBroker
+from models.training_args import TrainingArgs
 
 pytest_plugins = ["tests.fixtures.postgres"]
 
@@ -19,6 +20,23 @@ TINY_BERT = {
     "intermediate_size": 96,
     "max_position_embeddings": 128,
 }
+
+
+def tiny_args(output_dir: Path, **overrides: object) -> TrainingArgs:
+    """Training arguments for the tiny BERT: fast, CPU, no progress bar."""
+    values: dict[str, object] = {
+        "output_dir": output_dir,
+        "random_encoder_config": TINY_BERT,
+        "epochs": 3,
+        "batch_size": 32,
+        "learning_rate": 5e-3,
+        "head_learning_rate": 5e-3,
+        "max_length": 48,
+        "device": "cpu",
+        "progress": False,
+    }
+    values.update(overrides)
+    return TrainingArgs(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -34,24 +52,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny attention classifier trained on a slice of the seed data (intent + sentiment)."""
     from models.data import seed_examples
     from models.trainer import Trainer
-    from models.training_args import TrainingArgs
 
     train, test, digest = seed_examples()
     directory = tmp_path_factory.mktemp("model") / "tiny"
-    Trainer(
-        TrainingArgs(
-            output_dir=directory,
-            random_encoder_config=TINY_BERT,
-            name="tiny-test",
-            epochs=3,
-            batch_size=32,
-            learning_rate=5e-3,
-            head_learning_rate=5e-3,
-            max_length=48,
-            device="cpu",
-            progress=False,
-        )
-    ).train(train[::3], test[::4], digest)
+    Trainer(tiny_args(directory, name="tiny-test")).train(train[::3], test[::4], digest)
     return directory
 
 

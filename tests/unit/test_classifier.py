@@ -12,26 +12,14 @@ from models.evaluation import Example, macro_f1
 from models.saving import ModelDirError, load_model, read_info
 from models.trainer import Trainer
 from models.training_args import TrainingArgs
-from tests.conftest import TINY_BERT
+from tests.conftest import TINY_BERT, tiny_args
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     train, test, digest = seed_examples()
     directory = tmp_path_factory.mktemp("m") / "model"
-    result = Trainer(
-        TrainingArgs(
-            output_dir=directory,
-            random_encoder_config=TINY_BERT,
-            epochs=3,
-            learning_rate=5e-3,
-            head_learning_rate=5e-3,
-            max_length=48,
-            device="cpu",
-            progress=False,
-            name="unit",
-        )
-    ).train(train[::2], test, digest)
+    result = Trainer(tiny_args(directory, name="unit")).train(train[::2], test, digest)
     return result, test
 
 

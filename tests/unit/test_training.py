@@ -12,24 +12,11 @@ from models.datasets import OOS, load_dataset
 from models.evaluation import Example, TaskMetrics
 from models.optim import layer_scale
 from models.trainer import Trainer, split_validation
-from models.training_args import TrainingArgs
-from tests.conftest import TINY_BERT
+from tests.conftest import tiny_args as shared_tiny_args
 
 
 def tiny_args(tmp_path, **kw):
-    values = dict(
-        output_dir=tmp_path / "m",
-        random_encoder_config=TINY_BERT,
-        epochs=3,
-        batch_size=8,
-        learning_rate=5e-3,
-        head_learning_rate=5e-3,
-        max_length=32,
-        device="cpu",
-        progress=False,
-    )
-    values.update(kw)
-    return TrainingArgs(**values)
+    return shared_tiny_args(tmp_path / "m", **{"batch_size": 8, "max_length": 32, **kw})
 
 
 def rows(n=12):
