@@ -205,7 +205,9 @@ def _update_card(path: Path, title: str, body: str) -> None:
     """Replace (or append) one ``## title`` section of a model card."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     heading = f"## {title}"
-    section = f"{heading}\n\n{body.strip()}\n"
+    # Headings inside the body become sub-headings, so the section stays one "## " block.
+    nested = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
+    section = f"{heading}\n\n{nested.strip()}\n"
     if heading in text:
         before, _, rest = text.partition(heading)
         after = rest.split("\n## ", 1)

@@ -112,4 +112,6 @@ def test_explain_eval_reports_faithfulness_in_the_model_card(tiny_model, tmp_pat
     card = (model / "README.md").read_text()
     assert card.count("## Explanation faithfulness: sentiment") == 1
     attnwatch("explain-eval", str(model), "--task", "sentiment", "--limit", "4")
-    assert (model / "README.md").read_text().count("## Explanation faithfulness") == 1
+    card = (model / "README.md").read_text()
+    assert card.count("## Explanation faithfulness") == 1
+    assert card.count("### Faithfulness (sentiment") == 1
