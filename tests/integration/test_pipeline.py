@@ -26,7 +26,7 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'attnwatch.db'}"
     url = request.getfixturevalue("postgres_url")
-    from pipeline.store import metadata
+    from pipeline.store_tables import metadata
 
     with open_store(url) as store:  # a clean schema for this test
         metadata.drop_all(store.engine)

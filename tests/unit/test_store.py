@@ -23,17 +23,8 @@ from pipeline.schema import (
     TaskResult,
     WordWeight,
 )
-from pipeline.store import (
-    Store,
-    StoreSink,
-    metadata,
-    open_store,
-    read_dead_letters,
-    read_events,
-    store_meta_table,
-)
-
-pytest_plugins = ["tests.fixtures.postgres"]
+from pipeline.store import Store, StoreSink, open_store, read_dead_letters, read_events
+from pipeline.store_tables import metadata, store_meta_table
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
