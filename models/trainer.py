@@ -96,6 +96,11 @@ def split_validation(
     return stratified_split(list(examples), key=key, test_fraction=fraction, seed=seed)
 
 
+def attention_entropy(alpha: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of attention rows [B, heads, T]; masked positions are exactly 0."""
+    return -(alpha * torch.log(alpha.clamp_min(1e-12))).sum(dim=-1).mean()
+
+
 def validation_score(metrics: dict[str, dict[str, TaskMetrics]]) -> float:
     """Mean macro-F1 over every (task, group): what early stopping maximises."""
     scores = [m.macro_f1 for groups in metrics.values() for m in groups.values()]
@@ -180,6 +185,10 @@ class Trainer:
                     )
                     if (target != IGNORE).any():
                         loss = loss + loss_fn(outputs[task.name].logits, target)
+                    if args.attention_entropy:
+                        loss = loss + args.attention_entropy * attention_entropy(
+                            outputs[task.name].attention
+                        )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -46,6 +46,9 @@ def train(
     head_learning_rate: Annotated[float, typer.Option(help="Heads' peak learning rate.")] = 1e-3,
     layer_decay: Annotated[float, typer.Option(help="Layer-wise LR decay; 1 = plain.")] = 1.0,
     label_smoothing: Annotated[float, typer.Option()] = 0.1,
+    attention_entropy: Annotated[
+        float, typer.Option(help="Attention-entropy penalty (peakier, more faithful weights).")
+    ] = 0.0,
     num_heads: Annotated[int, typer.Option(min=1, help="Attention-pooling heads per task.")] = 1,
     max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
     val_fraction: Annotated[float, typer.Option(help="Stratified validation share.")] = 0.1,
@@ -80,6 +83,7 @@ def train(
             head_learning_rate=head_learning_rate,
             layer_decay=layer_decay,
             label_smoothing=label_smoothing,
+            attention_entropy=attention_entropy,
             num_heads=num_heads,
             max_length=max_length,
             val_fraction=val_fraction,

@@ -160,3 +160,28 @@ def test_multi_head_pooling_trains_and_logs_mean_weights(tmp_path):
     assert {t.num_heads for t in result.info.tasks} == {4}
     words = AttentionTextClassifier(result.directory, "cpu").predict(["card 1 declined"])[0]
     assert sum(w.weight for w in words["intent"].words) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_attention_entropy_penalty_makes_weights_peakier(tmp_path):
+    import math
+
+    from models.trainer import attention_entropy
+
+    uniform = torch.full((2, 1, 4), 0.25)
+    assert float(attention_entropy(uniform)) == pytest.approx(math.log(4))
+    one_hot = torch.tensor([[[0.0, 1.0, 0.0, 0.0]]])
+    assert float(attention_entropy(one_hot)) == pytest.approx(0.0, abs=1e-6)
+
+    def mean_entropy(directory):
+        classifier = AttentionTextClassifier(directory, "cpu")
+        texts = [e.text for e in rows(6)]
+        words = [p["intent"].words for p in classifier.predict(texts)]
+        return sum(
+            -sum(w.weight * math.log(max(w.weight, 1e-12)) for w in ws) for ws in words
+        ) / len(words)
+
+    plain = Trainer(tiny_args(tmp_path / "plain", epochs=8, val_fraction=0)).train(rows(), [], "h")
+    peaky = Trainer(
+        tiny_args(tmp_path / "peaky", epochs=8, val_fraction=0, attention_entropy=1.0)
+    ).train(rows(), [], "h")
+    assert mean_entropy(peaky.directory) < mean_entropy(plain.directory) - 0.1
