@@ -12,8 +12,8 @@ BIN=.venv/bin
     --patience 0 --name banking77-minilm --output var/models/banking77 ; } \
     > var/bench/banking77.log 2>&1
 
-{ time $BIN/python bench/phrasebank_cv.py "$DATA/financial_phrasebank/Sentences_AllAgree.txt" ; } \
+{ time $BIN/python bench/sentiment_cv.py "$DATA/financial_phrasebank/Sentences_AllAgree.txt" ; } \
     > var/bench/phrasebank_allagree.log 2>&1
 
-{ time $BIN/python bench/phrasebank_cv.py "$DATA/financial_phrasebank/Sentences_50Agree.txt" ; } \
+{ time $BIN/python bench/sentiment_cv.py "$DATA/financial_phrasebank/Sentences_50Agree.txt" ; } \
     > var/bench/phrasebank_50agree.log 2>&1

@@ -1,6 +1,6 @@
 """Financial PhraseBank: stratified k-fold cross-validation of the attention classifier.
 
-    python bench/phrasebank_cv.py ../shared/datasets/financial_phrasebank/Sentences_AllAgree.txt
+    python bench/sentiment_cv.py ../shared/datasets/financial_phrasebank/Sentences_AllAgree.txt
 
 No official split exists, so the protocol is stratified 10-fold CV with seed 0
 (as FinPerceiver reports); each fold's model early-stops on a validation split
