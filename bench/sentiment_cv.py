@@ -6,6 +6,10 @@ No official split exists, so the protocol is stratified 10-fold CV with seed 0
 (as FinPerceiver reports); each fold's model early-stops on a validation split
 carved out of its own training folds, never on the held-out fold.  Prints a
 JSON summary with per-fold and mean ± std accuracy and macro-F1.
+
+``--faithfulness N`` also scores the logged attention words of the first
+``--faithfulness-folds`` folds' models on N of their held-out sentences
+(ERASER comprehensiveness/sufficiency vs random words and gradient x input).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 from models.datasets import load_phrasebank
+from models.faithfulness import RANDOM, explain_eval
 from models.seed import data_hash
 from models.trainer import Trainer
 from models.training_args import TrainingArgs
@@ -51,11 +57,15 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--encoder", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--attention-entropy", type=float, default=0.0)
+    parser.add_argument("--faithfulness", type=int, default=0, help="held-out texts to explain")
+    parser.add_argument("--faithfulness-folds", type=int, default=1)
     args = parser.parse_args()
 
     examples = load_phrasebank(args.data)
     assignment = folds([e.labels["sentiment"] for e in examples], args.folds, args.seed)
-    results = []
+    results: list[dict[str, object]] = []
     started = time.perf_counter()
     for number, held_out in enumerate(assignment[: args.only_folds or args.folds]):
         held = set(held_out)
@@ -71,24 +81,42 @@ def main() -> None:
                     learning_rate=args.learning_rate,
                     max_length=args.max_length,
                     seed=args.seed,
-                    val_fraction=0.1,
+                    val_fraction=args.val_fraction,
+                    attention_entropy=args.attention_entropy,
                     patience=0,
                     device="cpu",
                 )
             ).train(train, test, data_hash(args.data))
-        metrics = result.metrics["sentiment"]["phrasebank"]
-        results.append(
-            {
-                "fold": number,
-                "accuracy": metrics.accuracy,
-                "macro_f1": metrics.macro_f1,
-                "train_seconds": result.seconds,
-            }
-        )
+            metrics = result.metrics["sentiment"]["phrasebank"]
+            results.append(
+                {
+                    "fold": number,
+                    "accuracy": metrics.accuracy,
+                    "macro_f1": metrics.macro_f1,
+                    "train_seconds": result.seconds,
+                }
+            )
+            if args.faithfulness and number < args.faithfulness_folds:
+                scored = explain_eval(
+                    Path(tmp) / "model",
+                    [e.text for e in test],
+                    "sentiment",
+                    limit=args.faithfulness,
+                    progress=False,
+                )
+                k = 0.2
+                results[-1]["comp@20"] = {
+                    m: round(r.comprehensiveness[k], 4) for m, r in scored.items()
+                }
+                results[-1]["comp@20_attention_over_random"] = round(
+                    scored["attention"].comprehensiveness[k]
+                    / max(scored[RANDOM].comprehensiveness[k], 1e-9),
+                    2,
+                )
         print(json.dumps(results[-1]), flush=True)
 
     def summary(key: str) -> str:
-        values = [r[key] for r in results]
+        values = [float(cast(float, r[key])) for r in results]
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.4f} ± {std:.4f}"
 

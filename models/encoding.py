@@ -79,3 +79,11 @@ def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length:
     pool_mask[empty] = attention_mask[empty].bool()
     offsets = [[(int(s), int(e)) for s, e in row] for row in batch["offset_mapping"].tolist()]
     return Encoded(batch["input_ids"], attention_mask, pool_mask, offsets)
+
+
+def token_lengths(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[int]:
+    """How many tokens (special ones included) each text becomes, truncated at ``max_length``."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return [len(row) for row in ids]

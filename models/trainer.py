@@ -11,7 +11,6 @@ ever used to report.
 
 from __future__ import annotations
 
-import random
 import shutil
 import time
 from collections.abc import Sequence
@@ -27,11 +26,12 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from models.calibration import Calibration, calibrate
 from models.classifier import resolve_device
-from models.encoding import default_encoder_path, encode, load_tokenizer
+from models.encoding import default_encoder_path, encode, load_tokenizer, token_lengths
 from models.evaluation import Example, TaskMetrics, evaluate, predict_logits
 from models.model_card import metrics_dict, render_card
 from models.modeling import AttentionClassifier, TaskSpec
 from models.optim import build_optimizer
+from models.sampling import batch_order
 from models.saving import ModelInfo, save_model
 from models.seed import stratified_split
 from models.training_args import TrainingArgs
@@ -159,6 +159,7 @@ class Trainer:
         if (checkpoint / "best.pt").is_file() and args.resume:
             best_state = torch.load(checkpoint / "best.pt", weights_only=True)
 
+        lengths = token_lengths(tokenizer, [e.text for e in train], args.max_length)
         loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing)
         index = {t.name: {label: i for i, label in enumerate(t.labels)} for t in tasks}
         bar = tqdm(
@@ -171,10 +172,10 @@ class Trainer:
         for epoch in range(progress.epoch, args.epochs):
             started = time.perf_counter()
             model.train()
-            order = list(range(len(train)))
-            random.Random(args.seed * 10_007 + epoch).shuffle(order)  # noqa: S311
-            for start in range(0, len(order), args.batch_size):
-                rows = [train[i] for i in order[start : start + args.batch_size]]
+            for batch_indices in batch_order(
+                lengths, args.batch_size, args.seed * 10_007 + epoch, args.length_group
+            ):
+                rows = [train[i] for i in batch_indices]
                 batch = encode(tokenizer, [r.text for r in rows], args.max_length).to(device)
                 outputs = model(batch.input_ids, batch.attention_mask, batch.pool_mask)
                 loss = torch.zeros((), device=device)

@@ -32,6 +32,9 @@ class TrainingArgs:
     dropout: float = 0.1
     num_heads: int = 1
     max_length: int = 128
+    #: Batches are formed from groups of this many batches sorted by length, so they
+    #: hold texts of similar length and pad less (1 = plain shuffled batches).
+    length_group: int = 50
     seed: int = 0
     #: Share of the training data held out (stratified) for early stopping and calibration.
     val_fraction: float = 0.1
@@ -67,6 +70,7 @@ class TrainingArgs:
             ),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
             (0 < self.unknown_coverage <= 1, "unknown_coverage must be in (0, 1]"),
+            (self.length_group >= 1, f"length_group must be >= 1, got {self.length_group}"),
             (self.num_heads >= 1, f"num_heads must be >= 1, got {self.num_heads}"),
             (8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}"),
         ]
