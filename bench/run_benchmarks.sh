@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Runs the accuracy benchmarks one after another (they share 2 CPU cores); logs in var/bench/.
+# PhraseBank folds are appended to bench/results/*.jsonl as they finish: a rerun skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets}
-mkdir -p var/bench
+mkdir -p var/bench bench/results
 BIN=.venv/bin
 
 { time $BIN/attnwatch --log-format console train --format banking77 \
     --data "$DATA/banking77/train.csv" --test-data "$DATA/banking77/test.csv" \
-    --task intent --epochs 5 --max-length 64 --learning-rate 8e-5 --val-fraction 0.05 \
-    --patience 0 --name banking77-minilm --output var/models/banking77 ; } \
+    --task intent --epochs 10 --max-length 64 --learning-rate 8e-5 --val-fraction 0.05 \
+    --patience 0 --attention-entropy 0.3 --average-last 3 \
+    --name banking77-minilm --output var/models/banking77 ; } \
     > var/bench/banking77.log 2>&1
+$BIN/attnwatch --log-format console explain-eval var/models/banking77 \
+    --data "$DATA/banking77/test.csv" --format banking77 --task intent --limit 300 \
+    > var/bench/banking77_faith.log 2>&1
 
-{ time $BIN/python bench/sentiment_cv.py "$DATA/financial_phrasebank/Sentences_AllAgree.txt" ; } \
-    > var/bench/phrasebank_allagree.log 2>&1
+$BIN/python bench/sentiment_heads.py --seeds 0 1 > var/bench/heads.log 2>&1
 
-{ time $BIN/python bench/sentiment_cv.py "$DATA/financial_phrasebank/Sentences_50Agree.txt" ; } \
-    > var/bench/phrasebank_50agree.log 2>&1
+for level in 50Agree AllAgree; do
+  $BIN/python bench/sentiment_cv.py "$DATA/financial_phrasebank/Sentences_$level.txt" \
+      --epochs 6 --average-last 3 --faithfulness 300 \
+      --results "bench/results/phrasebank_${level,,}.jsonl" > "var/bench/phrasebank_$level.log" 2>&1
+done

@@ -59,6 +59,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--attention-entropy", type=float, default=0.0)
+    parser.add_argument("--average-last", type=int, default=0)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="JSON Lines file of finished folds: appended to, and folds already in it are skipped",
+    )
     parser.add_argument("--faithfulness", type=int, default=0, help="held-out texts to explain")
     parser.add_argument("--faithfulness-folds", type=int, default=1)
     args = parser.parse_args()
@@ -66,8 +73,13 @@ def main() -> None:
     examples = load_phrasebank(args.data)
     assignment = folds([e.labels["sentiment"] for e in examples], args.folds, args.seed)
     results: list[dict[str, object]] = []
+    if args.results is not None and args.results.is_file():
+        results = [json.loads(line) for line in args.results.read_text().splitlines() if line]
+    done = {r["fold"] for r in results}
     started = time.perf_counter()
     for number, held_out in enumerate(assignment[: args.only_folds or args.folds]):
+        if number in done:
+            continue
         held = set(held_out)
         train = [e for i, e in enumerate(examples) if i not in held]
         test = [examples[i] for i in held_out]
@@ -83,6 +95,7 @@ def main() -> None:
                     seed=args.seed,
                     val_fraction=args.val_fraction,
                     attention_entropy=args.attention_entropy,
+                    average_last=args.average_last,
                     patience=0,
                     device="cpu",
                 )
@@ -114,6 +127,9 @@ def main() -> None:
                     2,
                 )
         print(json.dumps(results[-1]), flush=True)
+        if args.results is not None:
+            with args.results.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(results[-1]) + "\n")
 
     def summary(key: str) -> str:
         values = [float(cast(float, r[key])) for r in results]

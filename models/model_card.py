@@ -42,6 +42,7 @@ def render_card(
     n_validation: int = 0,
     history: Sequence[Mapping[str, float]] = (),
     best_epoch: int = -1,
+    averaging: str | None = None,
     calibration: Calibration | None = None,
 ) -> str:
     """Render the card as Markdown."""
@@ -65,6 +66,7 @@ def render_card(
         f"layer-wise LR decay {args.layer_decay}, pooling heads {args.num_heads}, "
         f"attention-entropy penalty {args.attention_entropy}",
         f"- best epoch (validation macro-F1): {best_epoch}",
+        *([f"- checkpoint averaging: {averaging}"] if averaging else []),
         "",
         "## Held-out test metrics",
         "",

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
+from models.averaging import WeightAverage
 from models.calibration import Calibration, calibrate
 from models.classifier import resolve_device
 from models.encoding import default_encoder_path, encode, load_tokenizer, token_lengths
@@ -62,6 +63,9 @@ class _Progress:
     seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
     history: list[dict[str, float]] = field(default_factory=list)
+    #: Validation macro-F1 of the mean of the last epochs' weights (-1 = not computed).
+    averaged_score: float = -1.0
+    averaged_chosen: bool = False
 
 
 def tasks_from(examples: Sequence[Example], num_heads: int = 1) -> list[TaskSpec]:
@@ -158,6 +162,9 @@ class Trainer:
         best_state = _cpu_state(model)
         if (checkpoint / "best.pt").is_file() and args.resume:
             best_state = torch.load(checkpoint / "best.pt", weights_only=True)
+        average = WeightAverage()
+        if args.resume and (checkpoint / "average.pt").is_file():
+            average.load_state_dict(torch.load(checkpoint / "average.pt", weights_only=True))
 
         lengths = token_lengths(tokenizer, [e.text for e in train], args.max_length)
         loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing)
@@ -217,10 +224,18 @@ class Trainer:
                 _save_best(checkpoint, best_state)
             else:
                 progress.stale += 1
+            if epoch + 1 > args.epochs - args.average_last:
+                average.add(_cpu_state(model))
+                checkpoint.mkdir(parents=True, exist_ok=True)
+                torch.save(average.state_dict(), checkpoint / "average.pt")
             _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
             if args.patience and validation and progress.stale >= args.patience:
                 break
         bar.close()
+        if average.count >= 2 and validation:
+            best_state = self._maybe_average(
+                model, tokenizer, validation, average, best_state, progress
+            )
         model.load_state_dict(best_state)
         model.eval()
         calibration = self._calibrate(model, tokenizer, validation, tasks)
@@ -241,6 +256,25 @@ class Trainer:
         if test:
             _add_test_report(result.directory, test, args.device)
         return result
+
+    def _maybe_average(
+        self,
+        model: AttentionClassifier,
+        tokenizer: PreTrainedTokenizerBase,
+        validation: Sequence[Example],
+        average: WeightAverage,
+        best_state: dict[str, torch.Tensor],
+        progress: _Progress,
+    ) -> dict[str, torch.Tensor]:
+        """The averaged weights if they beat the best epoch on validation, else ``best_state``."""
+        averaged = average.average(best_state)
+        model.load_state_dict(averaged)
+        score = validation_score(evaluate(model, tokenizer, validation, self.args.max_length))
+        progress.averaged_score = score
+        if score > progress.best:
+            progress.best, progress.averaged_chosen = score, True
+            return averaged
+        return best_state
 
     def _calibrate(
         self,
@@ -298,6 +332,7 @@ class Trainer:
             history=progress.history,
             best_epoch=progress.best_epoch,
             calibration=calibration,
+            averaging=_averaging_note(progress, args.average_last),
         )
         extra: dict[str, Any] = {
             "test": metrics_dict(metrics),
@@ -308,6 +343,8 @@ class Trainer:
             "n_test": len(test),
             "history": progress.history,
             "best_epoch": progress.best_epoch,
+            "averaged_last": args.average_last if progress.averaged_chosen else 0,
+            "averaged_val_macro_f1": progress.averaged_score,
         }
         info = save_model(
             model,
@@ -330,6 +367,18 @@ class Trainer:
             progress.history,
             calibration,
         )
+
+
+def _averaging_note(progress: _Progress, average_last: int) -> str | None:
+    if progress.averaged_score < 0:
+        return None
+    verdict = (
+        "kept" if progress.averaged_chosen else "not kept: the best single epoch scored higher"
+    )
+    return (
+        f"mean of the last {average_last} epochs' weights: validation macro-F1 "
+        f"{progress.averaged_score:.4f} ({verdict})"
+    )
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -38,6 +38,9 @@ class TrainingArgs:
     seed: int = 0
     #: Share of the training data held out (stratified) for early stopping and calibration.
     val_fraction: float = 0.1
+    #: Average the weights of the last N epochs (N >= 2 to take effect); the mean is kept
+    #: only if it beats the best single epoch on validation (0 = off).
+    average_last: int = 0
     #: Epochs without a better validation macro-F1 before stopping (0 = never stop early).
     patience: int = 2
     #: Only these tasks are trained (None = every task that has labels).
@@ -68,6 +71,7 @@ class TrainingArgs:
                 0 <= self.val_fraction < 1,
                 f"val_fraction must be in [0, 1), got {self.val_fraction}",
             ),
+            (self.average_last >= 0, f"average_last must be >= 0, got {self.average_last}"),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
             (0 < self.unknown_coverage <= 1, "unknown_coverage must be in (0, 1]"),
             (self.length_group >= 1, f"length_group must be >= 1, got {self.length_group}"),

@@ -53,6 +53,12 @@ def train(
     max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
     val_fraction: Annotated[float, typer.Option(help="Stratified validation share.")] = 0.1,
     patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = 2,
+    average_last: Annotated[
+        int, typer.Option(min=0, help="Average the last N epochs' weights if validation agrees.")
+    ] = 0,
+    length_group: Annotated[
+        int, typer.Option(min=1, help="Batches sorted by length in groups of N (1 = off).")
+    ] = 50,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
     name: Annotated[str, typer.Option(help="Model name recorded with every prediction.")] = (
@@ -88,6 +94,8 @@ def train(
             max_length=max_length,
             val_fraction=val_fraction,
             patience=patience,
+            average_last=average_last,
+            length_group=length_group,
             seed=seed,
             tasks=tuple(task) if task else None,
             resume=resume,

@@ -185,3 +185,61 @@ def test_attention_entropy_penalty_makes_weights_peakier(tmp_path):
         tiny_args(tmp_path / "peaky", epochs=8, val_fraction=0, attention_entropy=1.0)
     ).train(rows(), [], "h")
     assert mean_entropy(peaky.directory) < mean_entropy(plain.directory) - 0.1
+
+
+def test_weight_average_is_the_mean_and_keeps_integer_buffers():
+    from models.averaging import WeightAverage
+
+    average = WeightAverage()
+    average.add({"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([1, 2])})
+    average.add({"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([5, 6])})
+    like = {"w": torch.zeros(2, dtype=torch.float32), "ids": torch.zeros(2, dtype=torch.long)}
+    mean = average.average(like)
+    assert torch.equal(mean["w"], torch.tensor([2.0, 4.0]))
+    assert mean["w"].dtype == torch.float32
+    assert torch.equal(mean["ids"], torch.tensor([5, 6]))
+    with pytest.raises(ValueError, match="no state"):
+        WeightAverage().average(like)
+
+
+def test_checkpoint_averaging_is_kept_only_when_validation_prefers_it(tmp_path, monkeypatch):
+    epoch_states = []
+    real_cpu_state = trainer_module._cpu_state
+
+    def fake_evaluate(model, tokenizer, examples, max_length):
+        epoch_states.append(real_cpu_state(model))
+        # epochs 1-3 score 0.5, 0.6, 0.7; the average (4th call) scores 0.9
+        score = [0.5, 0.6, 0.7, 0.9][len(epoch_states) - 1]
+        return {"intent": {"default": TaskMetrics(len(examples), 0, score, 0)}}
+
+    monkeypatch.setattr(trainer_module, "evaluate", fake_evaluate)
+    result = Trainer(
+        tiny_args(tmp_path, epochs=3, patience=0, val_fraction=0.25, average_last=2)
+    ).train(rows(), [], "h")
+    saved = AttentionTextClassifier(result.directory, "cpu")._model.state_dict()
+    name = "heads.intent.classifier.weight"
+    expected = (epoch_states[1][name] + epoch_states[2][name]) / 2
+    assert torch.allclose(saved[name].cpu(), expected, atol=1e-6)
+    metrics = json.loads((result.directory / "metrics.json").read_text())
+    assert metrics["averaged_last"] == 2
+    assert "checkpoint averaging" in (result.directory / "README.md").read_text()
+
+    epoch_states.clear()
+    monkeypatch.setattr(
+        trainer_module,
+        "evaluate",
+        lambda model, tokenizer, examples, max_length: (
+            epoch_states.append(real_cpu_state(model))
+            or {
+                "intent": {
+                    "default": TaskMetrics(1, 0, [0.5, 0.9, 0.7, 0.6][len(epoch_states) - 1], 0)
+                }
+            }
+        ),
+    )
+    kept = Trainer(
+        tiny_args(tmp_path / "b", epochs=3, patience=0, val_fraction=0.25, average_last=2)
+    ).train(rows(), [], "h")
+    saved = AttentionTextClassifier(kept.directory, "cpu")._model.state_dict()
+    assert torch.equal(saved[name].cpu(), epoch_states[1][name])  # epoch 2 beat the average
+    assert json.loads((kept.directory / "metrics.json").read_text())["averaged_last"] == 0
