@@ -165,7 +165,7 @@ def test_multi_head_pooling_trains_and_logs_mean_weights(tmp_path):
 def test_attention_entropy_penalty_makes_weights_peakier(tmp_path):
     import math
 
-    from models.trainer import attention_entropy
+    from models.regularization import attention_entropy
 
     uniform = torch.full((2, 1, 4), 0.25)
     assert float(attention_entropy(uniform)) == pytest.approx(math.log(4))
@@ -243,3 +243,15 @@ def test_checkpoint_averaging_is_kept_only_when_validation_prefers_it(tmp_path, 
     saved = AttentionTextClassifier(kept.directory, "cpu")._model.state_dict()
     assert torch.equal(saved[name].cpu(), epoch_states[1][name])  # epoch 2 beat the average
     assert json.loads((kept.directory / "metrics.json").read_text())["averaged_last"] == 0
+
+
+def test_entropy_penalty_ramps_up_linearly_then_holds(tmp_path):
+    from models.regularization import entropy_weight
+
+    assert entropy_weight(0, 100, 0.3, 0.5) == 0.0
+    assert entropy_weight(25, 100, 0.3, 0.5) == pytest.approx(0.15)
+    assert entropy_weight(50, 100, 0.3, 0.5) == pytest.approx(0.3)
+    assert entropy_weight(99, 100, 0.3, 0.5) == pytest.approx(0.3)
+    assert entropy_weight(0, 100, 0.3, 0.0) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="attention_entropy_warmup"):
+        shared_tiny_args(tmp_path, attention_entropy_warmup=1.5)
