@@ -36,6 +36,11 @@ from models.regularization import attention_entropy, entropy_weight
 from models.sampling import batch_order
 from models.saving import ModelInfo, save_model
 from models.seed import stratified_split
+from models.train_state import Progress as _Progress
+from models.train_state import cpu_state as _cpu_state
+from models.train_state import load_checkpoint as _load_checkpoint
+from models.train_state import save_best as _save_best
+from models.train_state import save_checkpoint as _save_checkpoint
 from models.training_args import TrainingArgs
 
 IGNORE = -100
@@ -53,20 +58,6 @@ class TrainResult:
     losses: list[float]
     history: list[dict[str, float]] = field(default_factory=list)
     calibration: Calibration | None = None
-
-
-@dataclass
-class _Progress:
-    epoch: int = 0
-    best: float = -1.0
-    best_epoch: int = -1
-    stale: int = 0
-    seconds: float = 0.0
-    losses: list[float] = field(default_factory=list)
-    history: list[dict[str, float]] = field(default_factory=list)
-    #: Validation macro-F1 of the mean of the last epochs' weights (-1 = not computed).
-    averaged_score: float = -1.0
-    averaged_chosen: bool = False
 
 
 def tasks_from(examples: Sequence[Example], num_heads: int = 1) -> list[TaskSpec]:
@@ -379,56 +370,6 @@ def _averaging_note(progress: _Progress, average_last: int) -> str | None:
         f"mean of the last {average_last} epochs' weights: validation macro-F1 "
         f"{progress.averaged_score:.4f} ({verdict})"
     )
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _save_best(directory: Path, state: dict[str, torch.Tensor]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save(state, directory / "best.pt.tmp")
-    (directory / "best.pt.tmp").replace(directory / "best.pt")
-
-
-def _save_checkpoint(
-    directory: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    progress: _Progress,
-) -> None:
-    """Everything needed to continue after the last finished epoch (written atomically)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "progress": {
-            "epoch": progress.epoch,
-            "best": progress.best,
-            "best_epoch": progress.best_epoch,
-            "stale": progress.stale,
-            "seconds": progress.seconds,
-            "losses": progress.losses,
-            "history": progress.history,
-        },
-    }
-    torch.save(state, directory / "state.pt.tmp")
-    (directory / "state.pt.tmp").replace(directory / "state.pt")
-
-
-def _load_checkpoint(
-    directory: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-) -> _Progress:
-    state = torch.load(directory / "state.pt", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return _Progress(**state["progress"])
 
 
 def _add_test_report(directory: Path, test: Sequence[Example], device: str) -> None:
