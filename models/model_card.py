@@ -64,8 +64,7 @@ def render_card(
         f"(heads {args.head_learning_rate}), warm-up {args.warmup_ratio}, "
         f"label smoothing {args.label_smoothing}, max length {args.max_length}, seed {args.seed}, "
         f"layer-wise LR decay {args.layer_decay}, pooling heads {args.num_heads}, "
-        f"attention-entropy penalty {args.attention_entropy} "
-        f"(ramped up over {args.attention_entropy_warmup:.0%} of the steps)",
+        f"attention-entropy penalty {args.attention_entropy}",
         f"- best epoch (validation macro-F1): {best_epoch}",
         *([f"- checkpoint averaging: {averaging}"] if averaging else []),
         "",

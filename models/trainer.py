@@ -32,7 +32,7 @@ from models.evaluation import Example, TaskMetrics, evaluate, predict_logits
 from models.model_card import metrics_dict, render_card
 from models.modeling import AttentionClassifier, TaskSpec
 from models.optim import build_optimizer
-from models.regularization import attention_entropy, entropy_weight
+from models.regularization import attention_entropy
 from models.sampling import batch_order
 from models.saving import ModelInfo, save_model
 from models.seed import stratified_split
@@ -172,12 +172,6 @@ class Trainer:
                 rows = [train[i] for i in batch_indices]
                 batch = encode(tokenizer, [r.text for r in rows], args.max_length).to(device)
                 outputs = model(batch.input_ids, batch.attention_mask, batch.pool_mask)
-                penalty = entropy_weight(
-                    len(progress.losses),
-                    steps_per_epoch * args.epochs,
-                    args.attention_entropy,
-                    args.attention_entropy_warmup,
-                )
                 loss = torch.zeros((), device=device)
                 for task in tasks:
                     target = torch.tensor(
@@ -187,7 +181,9 @@ class Trainer:
                     if (target != IGNORE).any():
                         loss = loss + loss_fn(outputs[task.name].logits, target)
                     if args.attention_entropy:
-                        loss = loss + penalty * attention_entropy(outputs[task.name].attention)
+                        loss = loss + args.attention_entropy * attention_entropy(
+                            outputs[task.name].attention
+                        )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -29,8 +29,6 @@ class TrainingArgs:
     #: Weight of an attention-entropy penalty: > 0 makes the pooling heads' weights
     #: peakier, so the logged words carry more of the decision (0 = off).
     attention_entropy: float = 0.0
-    #: Share of the training steps over which that penalty ramps up linearly from 0.
-    attention_entropy_warmup: float = 0.0
     dropout: float = 0.1
     num_heads: int = 1
     max_length: int = 128
@@ -67,10 +65,6 @@ class TrainingArgs:
             ),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.attention_entropy >= 0, "attention_entropy must be >= 0"),
-            (
-                0 <= self.attention_entropy_warmup <= 1,
-                "attention_entropy_warmup must be in [0, 1]",
-            ),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (0 < self.layer_decay <= 1, f"layer_decay must be in (0, 1], got {self.layer_decay}"),
             (

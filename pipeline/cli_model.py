@@ -49,9 +49,6 @@ def train(
     attention_entropy: Annotated[
         float, typer.Option(help="Attention-entropy penalty (peakier, more faithful weights).")
     ] = 0.0,
-    attention_entropy_warmup: Annotated[
-        float, typer.Option(help="Share of training over which that penalty ramps up from 0.")
-    ] = 0.0,
     num_heads: Annotated[int, typer.Option(min=1, help="Attention-pooling heads per task.")] = 1,
     max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
     val_fraction: Annotated[float, typer.Option(help="Stratified validation share.")] = 0.1,
@@ -93,7 +90,6 @@ def train(
             layer_decay=layer_decay,
             label_smoothing=label_smoothing,
             attention_entropy=attention_entropy,
-            attention_entropy_warmup=attention_entropy_warmup,
             num_heads=num_heads,
             max_length=max_length,
             val_fraction=val_fraction,

@@ -243,15 +243,3 @@ def test_checkpoint_averaging_is_kept_only_when_validation_prefers_it(tmp_path, 
     saved = AttentionTextClassifier(kept.directory, "cpu")._model.state_dict()
     assert torch.equal(saved[name].cpu(), epoch_states[1][name])  # epoch 2 beat the average
     assert json.loads((kept.directory / "metrics.json").read_text())["averaged_last"] == 0
-
-
-def test_entropy_penalty_ramps_up_linearly_then_holds(tmp_path):
-    from models.regularization import entropy_weight
-
-    assert entropy_weight(0, 100, 0.3, 0.5) == 0.0
-    assert entropy_weight(25, 100, 0.3, 0.5) == pytest.approx(0.15)
-    assert entropy_weight(50, 100, 0.3, 0.5) == pytest.approx(0.3)
-    assert entropy_weight(99, 100, 0.3, 0.5) == pytest.approx(0.3)
-    assert entropy_weight(0, 100, 0.3, 0.0) == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="attention_entropy_warmup"):
-        shared_tiny_args(tmp_path, attention_entropy_warmup=1.5)
