@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
-from models.classifier import AttentionTextClassifier
+from models.classifier import UNKNOWN, AttentionTextClassifier
 from models.data import seed_examples
 from models.evaluation import Example, macro_f1
 from models.saving import ModelDirError, load_model, read_info
@@ -57,12 +57,18 @@ def test_word_weights_sum_to_one_and_cover_the_words(trained):
         "ok",
         "Northwind (NWB) cuts guidance; shares slide 12%",
     ]
+    threshold = json.loads((result.directory / "calibration.json").read_text())["unknown_threshold"]
     for text, prediction in zip(texts, classifier.predict(texts), strict=True):
         assert set(prediction) == {"intent", "sentiment"}
-        for task in prediction.values():
+        for name, task in prediction.items():
             assert sum(w.weight for w in task.words) == pytest.approx(1.0, abs=1e-5)
             assert [w.word for w in task.words] == text.split()
-            assert task.top[0] == (task.label, task.score)
+            best, best_score = task.top[0]
+            assert best_score == task.score
+            if task.label == UNKNOWN:  # below the calibrated threshold: top keeps the best known
+                assert name == "intent" and task.score < threshold
+            else:
+                assert task.label == best
             assert [s for _, s in task.top] == sorted((s for _, s in task.top), reverse=True)
 
 
