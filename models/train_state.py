@@ -36,9 +36,7 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_best(directory: Path, state: dict[str, torch.Tensor]) -> None:
     """Write the best epoch's weights (atomically)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save(state, directory / "best.pt.tmp")
-    (directory / "best.pt.tmp").replace(directory / "best.pt")
+    _write_atomically(state, directory / "best.pt")
 
 
 def save_checkpoint(
@@ -49,7 +47,6 @@ def save_checkpoint(
     progress: Progress,
 ) -> None:
     """Everything needed to continue after the last finished epoch (written atomically)."""
-    directory.mkdir(parents=True, exist_ok=True)
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -64,8 +61,7 @@ def save_checkpoint(
             "history": progress.history,
         },
     }
-    torch.save(state, directory / "state.pt.tmp")
-    (directory / "state.pt.tmp").replace(directory / "state.pt")
+    _write_atomically(state, directory / "state.pt")
 
 
 def load_checkpoint(
@@ -80,3 +76,11 @@ def load_checkpoint(
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     return Progress(**state["progress"])
+
+
+def _write_atomically(payload: object, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)
