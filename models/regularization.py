@@ -1,4 +1,4 @@
-"""The attention-entropy penalty that makes the pooling weights peakier, and its schedule.
+"""The attention-entropy penalty that makes the pooling weights peakier.
 
 Attention over contextualised token states can spread its weight thinly and
 still classify well, but then the few words an analyst sees highlighted carry

@@ -27,6 +27,9 @@ class Progress:
     #: Validation macro-F1 of the mean of the last epochs' weights (-1 = not computed).
     averaged_score: float = -1.0
     averaged_chosen: bool = False
+    #: The running weight average of the last epochs (``WeightAverage.state_dict()``), saved
+    #: with the rest so a resumed run neither loses nor double-counts an epoch.
+    average_state: dict[str, object] | None = None
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -59,6 +62,7 @@ def save_checkpoint(
             "seconds": progress.seconds,
             "losses": progress.losses,
             "history": progress.history,
+            "average_state": progress.average_state,
         },
     }
     _write_atomically(state, directory / "state.pt")

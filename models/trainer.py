@@ -150,8 +150,8 @@ class Trainer:
         if (checkpoint / "best.pt").is_file() and args.resume:
             best_state = torch.load(checkpoint / "best.pt", weights_only=True)
         average = WeightAverage()
-        if args.resume and (checkpoint / "average.pt").is_file():
-            average.load_state_dict(torch.load(checkpoint / "average.pt", weights_only=True))
+        if progress.average_state is not None:
+            average.load_state_dict(progress.average_state)
 
         lengths = token_lengths(tokenizer, [e.text for e in train], args.max_length)
         loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing)
@@ -213,8 +213,7 @@ class Trainer:
                 progress.stale += 1
             if epoch + 1 > args.epochs - args.average_last:
                 average.add(_cpu_state(model))
-                checkpoint.mkdir(parents=True, exist_ok=True)
-                torch.save(average.state_dict(), checkpoint / "average.pt")
+                progress.average_state = average.state_dict()
             _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
             if args.patience and validation and progress.stale >= args.patience:
                 break

@@ -243,3 +243,34 @@ def test_checkpoint_averaging_is_kept_only_when_validation_prefers_it(tmp_path, 
     saved = AttentionTextClassifier(kept.directory, "cpu")._model.state_dict()
     assert torch.equal(saved[name].cpu(), epoch_states[1][name])  # epoch 2 beat the average
     assert json.loads((kept.directory / "metrics.json").read_text())["averaged_last"] == 0
+
+
+def test_resumed_run_averages_each_epoch_exactly_once(tmp_path, monkeypatch):
+    real_save = trainer_module._save_checkpoint
+    real_cpu_state = trainer_module._cpu_state
+    epoch_states = []
+
+    def fake_evaluate(model, tokenizer, examples, max_length):
+        epoch_states.append(real_cpu_state(model))
+        # every epoch scores 0.5; the average (evaluated last) scores 0.9
+        return {"intent": {"default": TaskMetrics(1, 0, 0.9 if len(epoch_states) > 3 else 0.5, 0)}}
+
+    def crash_after_second_epoch(directory, model, optimizer, scheduler, progress):
+        real_save(directory, model, optimizer, scheduler, progress)
+        if progress.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "evaluate", fake_evaluate)
+    monkeypatch.setattr(trainer_module, "_save_checkpoint", crash_after_second_epoch)
+    args = dict(epochs=3, patience=0, val_fraction=0.25, average_last=3)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_args(tmp_path, **args)).train(rows(), [], "h")
+    saved = torch.load(tmp_path / "m" / "checkpoint" / "state.pt", weights_only=False)
+    assert saved["progress"]["average_state"]["count"] == 2
+
+    monkeypatch.setattr(trainer_module, "_save_checkpoint", real_save)
+    result = Trainer(tiny_args(tmp_path, resume=True, **args)).train(rows(), [], "h")
+    name = "heads.intent.classifier.weight"
+    expected = sum(s[name] for s in epoch_states[:3]) / 3
+    weights = AttentionTextClassifier(result.directory, "cpu")._model.state_dict()[name]
+    assert torch.allclose(weights.cpu(), expected, atol=1e-6)
