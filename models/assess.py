@@ -82,3 +82,26 @@ def assess(
         json.dumps({t: r.to_dict() for t, r in reports.items()}, indent=2) + "\n", "utf-8"
     )
     return reports
+
+
+def add_test_report(directory: Path, test: Sequence[Example], device: str) -> None:
+    """Score the saved model on the test split as inference does; add it to the card.
+
+    Writes ``eval-test/`` (report, confusion matrices as CSV and PNG) and appends
+    its summary to the model card.
+    """
+    reports = assess(directory, test, directory / "eval-test", device=device)
+    sections = [
+        render_markdown(report, f"{task} on the test split (as served, with calibration)")
+        for task, report in reports.items()
+    ]
+    files = ", ".join(f"`eval-test/confusion_{task}.png`" for task in reports)
+    card = directory / "README.md"
+    card.write_text(
+        card.read_text(encoding="utf-8").rstrip()
+        + "\n\n## Test report\n\n"
+        + f"Confusion matrices: {files} (CSV beside them).\n\n"
+        + "\n\n".join(sections)
+        + "\n",
+        encoding="utf-8",
+    )

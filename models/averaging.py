@@ -51,3 +51,14 @@ class WeightAverage:
             msg = "malformed weight-average state"
             raise ValueError(msg)
         self.count, self._sum = count, total
+
+
+def averaging_note(score: float, chosen: bool, average_last: int) -> str | None:
+    """The model card's line on averaging (``None`` when no average was scored)."""
+    if score < 0:
+        return None
+    verdict = "kept" if chosen else "not kept: the best single epoch scored higher"
+    return (
+        f"mean of the last {average_last} epochs' weights: validation macro-F1 "
+        f"{score:.4f} ({verdict})"
+    )

@@ -43,6 +43,7 @@ def render_card(
     history: Sequence[Mapping[str, float]] = (),
     best_epoch: int = -1,
     averaging: str | None = None,
+    distillation: str | None = None,
     calibration: Calibration | None = None,
 ) -> str:
     """Render the card as Markdown."""
@@ -67,6 +68,7 @@ def render_card(
         f"attention-entropy penalty {args.attention_entropy}",
         f"- best epoch (validation macro-F1): {best_epoch}",
         *([f"- checkpoint averaging: {averaging}"] if averaging else []),
+        *([f"- knowledge distillation: {distillation}"] if distillation else []),
         "",
         "## Held-out test metrics",
         "",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,11 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
-from models.averaging import WeightAverage
+from models.assess import add_test_report
+from models.averaging import WeightAverage, averaging_note
 from models.calibration import Calibration, calibrate
 from models.classifier import resolve_device
+from models.distillation import TeacherInfo, distillation_loss, teacher_probabilities
 from models.encoding import default_encoder_path, encode, load_tokenizer, token_lengths
 from models.evaluation import Example, TaskMetrics, evaluate, predict_logits
 from models.model_card import metrics_dict, render_card
@@ -154,6 +156,7 @@ class Trainer:
             average.load_state_dict(progress.average_state)
 
         lengths = token_lengths(tokenizer, [e.text for e in train], args.max_length)
+        soft, teachers = self._teach(train, tasks, device)
         loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing)
         index = {t.name: {label: i for i, label in enumerate(t.labels)} for t in tasks}
         bar = tqdm(
@@ -178,8 +181,19 @@ class Trainer:
                         [index[task.name].get(r.labels.get(task.name, ""), IGNORE) for r in rows],
                         device=device,
                     )
-                    if (target != IGNORE).any():
-                        loss = loss + loss_fn(outputs[task.name].logits, target)
+                    labelled = target != IGNORE
+                    if labelled.any():
+                        logits = outputs[task.name].logits
+                        task_loss = loss_fn(logits, target)
+                        if task.name in soft:
+                            taught = soft[task.name][batch_indices].to(device)[labelled]
+                            task_loss = (1 - args.distill_weight) * task_loss + (
+                                args.distill_weight
+                                * distillation_loss(
+                                    logits[labelled], taught, args.distill_temperature
+                                )
+                            )
+                        loss = loss + task_loss
                     if args.attention_entropy:
                         loss = loss + args.attention_entropy * attention_entropy(
                             outputs[task.name].attention
@@ -237,11 +251,27 @@ class Trainer:
             metrics,
             progress,
             calibration,
+            teachers,
         )
         shutil.rmtree(checkpoint, ignore_errors=True)
         if test:
-            _add_test_report(result.directory, test, args.device)
+            add_test_report(result.directory, test, args.device)
         return result
+
+    def _teach(
+        self, train: Sequence[Example], tasks: Sequence[TaskSpec], device: torch.device
+    ) -> tuple[dict[str, torch.Tensor], list[TeacherInfo]]:
+        """The teachers' soft labels of every training text, per task (none without teachers)."""
+        if not self.args.teachers:
+            return {}, []
+        return teacher_probabilities(
+            self.args.teachers,
+            [e.text for e in train],
+            {t.name: t.labels for t in tasks},
+            self.args.distill_temperature,
+            device,
+            self.args.progress,
+        )
 
     def _maybe_average(
         self,
@@ -299,6 +329,7 @@ class Trainer:
         metrics: dict[str, dict[str, TaskMetrics]],
         progress: _Progress,
         calibration: Calibration | None,
+        teachers: Sequence[TeacherInfo] = (),
     ) -> TrainResult:
         args = self.args
         created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -318,7 +349,10 @@ class Trainer:
             history=progress.history,
             best_epoch=progress.best_epoch,
             calibration=calibration,
-            averaging=_averaging_note(progress, args.average_last),
+            distillation=_distillation_note(teachers, args),
+            averaging=averaging_note(
+                progress.averaged_score, progress.averaged_chosen, args.average_last
+            ),
         )
         extra: dict[str, Any] = {
             "test": metrics_dict(metrics),
@@ -331,6 +365,7 @@ class Trainer:
             "best_epoch": progress.best_epoch,
             "averaged_last": args.average_last if progress.averaged_chosen else 0,
             "averaged_val_macro_f1": progress.averaged_score,
+            "teachers": [asdict(t) for t in teachers],
         }
         info = save_model(
             model,
@@ -355,39 +390,11 @@ class Trainer:
         )
 
 
-def _averaging_note(progress: _Progress, average_last: int) -> str | None:
-    if progress.averaged_score < 0:
+def _distillation_note(teachers: Sequence[TeacherInfo], args: TrainingArgs) -> str | None:
+    if not teachers:
         return None
-    verdict = (
-        "kept" if progress.averaged_chosen else "not kept: the best single epoch scored higher"
-    )
+    names = ", ".join(f"{t.name}@{t.version}" for t in teachers)
     return (
-        f"mean of the last {average_last} epochs' weights: validation macro-F1 "
-        f"{progress.averaged_score:.4f} ({verdict})"
-    )
-
-
-def _add_test_report(directory: Path, test: Sequence[Example], device: str) -> None:
-    """Score the saved model on the test split as inference does; add it to the card.
-
-    Writes ``eval-test/`` (report, confusion matrices as CSV and PNG) and appends
-    its summary to the model card.
-    """
-    from models.assess import assess
-    from models.report import render_markdown
-
-    reports = assess(directory, test, directory / "eval-test", device=device)
-    sections = [
-        render_markdown(report, f"{task} on the test split (as served, with calibration)")
-        for task, report in reports.items()
-    ]
-    files = ", ".join(f"`eval-test/confusion_{task}.png`" for task in reports)
-    card = directory / "README.md"
-    card.write_text(
-        card.read_text(encoding="utf-8").rstrip()
-        + "\n\n## Test report\n\n"
-        + f"Confusion matrices: {files} (CSV beside them).\n\n"
-        + "\n\n".join(sections)
-        + "\n",
-        encoding="utf-8",
+        f"distilled from {len(teachers)} teacher(s) ({names}): soft-label weight "
+        f"{args.distill_weight}, temperature {args.distill_temperature}"
     )

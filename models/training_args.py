@@ -41,6 +41,12 @@ class TrainingArgs:
     #: Average the weights of the last N epochs (N >= 2 to take effect); the mean is kept
     #: only if it beats the best single epoch on validation (0 = off).
     average_last: int = 0
+    #: Saved models whose averaged soft labels the student also learns (distillation).
+    teachers: tuple[Path, ...] = ()
+    #: Share of each task's loss given to the teachers' soft labels (1 = ignore gold labels).
+    distill_weight: float = 0.5
+    #: Softmax temperature of teacher and student in the distillation term.
+    distill_temperature: float = 2.0
     #: Epochs without a better validation macro-F1 before stopping (0 = never stop early).
     patience: int = 2
     #: Only these tasks are trained (None = every task that has labels).
@@ -72,6 +78,8 @@ class TrainingArgs:
                 f"val_fraction must be in [0, 1), got {self.val_fraction}",
             ),
             (self.average_last >= 0, f"average_last must be >= 0, got {self.average_last}"),
+            (0 <= self.distill_weight <= 1, "distill_weight must be in [0, 1]"),
+            (self.distill_temperature > 0, "distill_temperature must be > 0"),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
             (0 < self.unknown_coverage <= 1, "unknown_coverage must be in (0, 1]"),
             (self.length_group >= 1, f"length_group must be >= 1, got {self.length_group}"),

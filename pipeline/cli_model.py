@@ -59,6 +59,14 @@ def train(
     length_group: Annotated[
         int, typer.Option(min=1, help="Batches sorted by length in groups of N (1 = off).")
     ] = 50,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(help="Saved model to distil from (repeat for an ensemble of teachers)."),
+    ] = None,
+    distill_weight: Annotated[
+        float, typer.Option(help="Share of the loss on the teachers' soft labels.")
+    ] = 0.5,
+    distill_temperature: Annotated[float, typer.Option(help="Distillation temperature.")] = 2.0,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
     name: Annotated[str, typer.Option(help="Model name recorded with every prediction.")] = (
@@ -96,6 +104,9 @@ def train(
             patience=patience,
             average_last=average_last,
             length_group=length_group,
+            teachers=tuple(teacher or ()),
+            distill_weight=distill_weight,
+            distill_temperature=distill_temperature,
             seed=seed,
             tasks=tuple(task) if task else None,
             resume=resume,
