@@ -135,7 +135,9 @@ class Trainer:
             msg = "no training examples (for the requested tasks)"
             raise ValueError(msg)
         if validation is None and args.val_fraction > 0:
-            train, validation = split_validation(train, args.val_fraction, args.seed)
+            train, validation = split_validation(
+                train, args.val_fraction, args.seed if args.split_seed is None else args.split_seed
+            )
         validation = restrict(validation or [], args.tasks)
         torch.manual_seed(args.seed)
         tasks = tasks_from(train, args.num_heads)

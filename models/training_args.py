@@ -36,6 +36,9 @@ class TrainingArgs:
     #: hold texts of similar length and pad less (1 = plain shuffled batches).
     length_group: int = 50
     seed: int = 0
+    #: Seed of the validation split (None = ``seed``): members of an ensemble trained with
+    #: different seeds keep one validation set, so none of them trains on another's.
+    split_seed: int | None = None
     #: Share of the training data held out (stratified) for early stopping and calibration.
     val_fraction: float = 0.1
     #: Average the weights of the last N epochs (N >= 2 to take effect); the mean is kept

@@ -67,7 +67,10 @@ def train(
         float, typer.Option(help="Share of the loss on the teachers' soft labels.")
     ] = 0.5,
     distill_temperature: Annotated[float, typer.Option(help="Distillation temperature.")] = 2.0,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = 0,
+    split_seed: Annotated[
+        int | None, typer.Option(help="Seed of the validation split (default: --seed).")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
     name: Annotated[str, typer.Option(help="Model name recorded with every prediction.")] = (
         "attnwatch-default"
@@ -108,6 +111,7 @@ def train(
             distill_weight=distill_weight,
             distill_temperature=distill_temperature,
             seed=seed,
+            split_seed=split_seed,
             tasks=tuple(task) if task else None,
             resume=resume,
             device=settings.device,

@@ -92,6 +92,23 @@ def test_validation_split_is_stratified_and_disjoint():
     assert sorted(e.labels["intent"] for e in val) == ["card"] * 5 + ["refund"] * 5
 
 
+def test_split_seed_keeps_one_validation_set_across_seeds(tmp_path, monkeypatch):
+    seen = []
+
+    def record(model, tokenizer, examples, max_length):
+        seen.append(sorted(e.text for e in examples))
+        return {"intent": {"default": TaskMetrics(len(examples), 0, 0.5, 0)}}
+
+    monkeypatch.setattr(trainer_module, "evaluate", record)
+    for name, kw in [("a", {"seed": 0}), ("b", {"seed": 1, "split_seed": 0}), ("c", {"seed": 1})]:
+        Trainer(tiny_args(tmp_path / name, epochs=1, val_fraction=0.25, **kw)).train(
+            rows(20), [], "h"
+        )
+    seed0, seed1_split0, seed1 = seen[0], seen[1], seen[-1]
+    assert seed1_split0 == seed0
+    assert seed1 != seed0
+
+
 def test_early_stopping_keeps_the_best_epoch(tmp_path, monkeypatch):
     scores = iter([0.9, 0.5, 0.4, 0.3, 0.2])
     states = []
