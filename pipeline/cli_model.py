@@ -61,7 +61,9 @@ def train(
     ] = 50,
     teacher: Annotated[
         list[Path] | None,
-        typer.Option(help="Saved model to distil from (repeat for an ensemble of teachers)."),
+        typer.Option(
+            metavar="DIR", help="Saved model to distil from (repeat for an ensemble of teachers)."
+        ),
     ] = None,
     distill_weight: Annotated[
         float, typer.Option(help="Share of the loss on the teachers' soft labels.")

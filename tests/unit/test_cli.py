@@ -115,3 +115,13 @@ def test_explain_eval_reports_faithfulness_in_the_model_card(tiny_model, tmp_pat
     card = (model / "README.md").read_text()
     assert card.count("## Explanation faithfulness") == 1
     assert card.count("### Faithfulness (sentiment") == 1
+
+
+def test_train_rejects_bad_distillation_settings(tmp_path):
+    out = str(tmp_path / "m")
+    bad_weight = attnwatch("train", "--output", out, "--distill-weight", "2", check=False)
+    assert bad_weight.returncode != 0 and "distill_weight" in bad_weight.stderr
+    missing = attnwatch(
+        "train", "--output", out, "--epochs", "1", "--teacher", str(tmp_path / "none"), check=False
+    )
+    assert missing.returncode != 0 and "not a saved attnwatch model" in missing.stderr
