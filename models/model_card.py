@@ -64,7 +64,7 @@ def render_card(
         f"- epochs {args.epochs}, batch {args.batch_size}, lr {args.learning_rate} "
         f"(heads {args.head_learning_rate}), warm-up {args.warmup_ratio}, "
         f"label smoothing {args.label_smoothing}, max length {args.max_length}, seed {args.seed} "
-        f"(validation split seed {args.seed if args.split_seed is None else args.split_seed}), "
+        f"(validation split seed {args.validation_seed}), "
         f"layer-wise LR decay {args.layer_decay}, pooling heads {args.num_heads}, "
         f"attention-entropy penalty {args.attention_entropy}",
         f"- best epoch (validation macro-F1): {best_epoch}",

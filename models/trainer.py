@@ -135,9 +135,7 @@ class Trainer:
             msg = "no training examples (for the requested tasks)"
             raise ValueError(msg)
         if validation is None and args.val_fraction > 0:
-            train, validation = split_validation(
-                train, args.val_fraction, args.seed if args.split_seed is None else args.split_seed
-            )
+            train, validation = split_validation(train, args.val_fraction, args.validation_seed)
         validation = restrict(validation or [], args.tasks)
         torch.manual_seed(args.seed)
         tasks = tasks_from(train, args.num_heads)
@@ -187,8 +185,8 @@ class Trainer:
                     if labelled.any():
                         logits = outputs[task.name].logits
                         task_loss = loss_fn(logits, target)
-                        if task.name in soft:
-                            taught = soft[task.name][batch_indices].to(device)[labelled]
+                        if task.name in soft:  # distilled on the rows labelled for the task
+                            taught = soft[task.name][batch_indices][labelled]
                             task_loss = (1 - args.distill_weight) * task_loss + (
                                 args.distill_weight
                                 * distillation_loss(
@@ -266,7 +264,7 @@ class Trainer:
         """The teachers' soft labels of every training text, per task (none without teachers)."""
         if not self.args.teachers:
             return {}, []
-        return teacher_probabilities(
+        soft, teachers = teacher_probabilities(
             self.args.teachers,
             [e.text for e in train],
             {t.name: t.labels for t in tasks},
@@ -274,6 +272,7 @@ class Trainer:
             device,
             self.args.progress,
         )
+        return {task: probs.to(device) for task, probs in soft.items()}, teachers
 
     def _maybe_average(
         self,

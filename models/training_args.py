@@ -62,6 +62,11 @@ class TrainingArgs:
     progress: bool = True
     extra_card_notes: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def validation_seed(self) -> int:
+        """The seed the validation split is drawn with."""
+        return self.seed if self.split_seed is None else self.split_seed
+
     def __post_init__(self) -> None:
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
