@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import cast
 
-from models.datasets import load_phrasebank
-from models.faithfulness import RANDOM, explain_eval
-from models.seed import data_hash
-from models.trainer import Trainer
-from models.training_args import TrainingArgs
+from models.data.datasets import load_phrasebank
+from models.data.seed import data_hash
+from models.explain.faithfulness import RANDOM, explain_eval
+from models.training.trainer import Trainer
+from models.training.training_args import TrainingArgs
 
 
 def folds(labels: list[str], k: int, seed: int) -> list[list[int]]:

@@ -20,12 +20,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.data import seed_examples
-from models.datasets import load_phrasebank
-from models.evaluation import Example, evaluate
+from models.data.datasets import load_phrasebank
+from models.data.examples import Example
+from models.data.loading import seed_examples
+from models.evaluation.metrics import evaluate
 from models.saving import load_model
-from models.trainer import Trainer
-from models.training_args import TrainingArgs
+from models.training.trainer import Trainer
+from models.training.training_args import TrainingArgs
 
 NEWS_TASK = "news_sentiment"
 

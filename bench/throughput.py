@@ -29,8 +29,8 @@ from consumers.replay import replay
 from consumers.topics import ensure_topics
 from models.classifier import AttentionTextClassifier
 from pipeline.config import load_settings
-from pipeline.scenario import ScenarioOptions, scenario
-from pipeline.service import service
+from pipeline.demo.scenario import ScenarioOptions, scenario
+from pipeline.stream.service import service
 
 
 def raw_model(classifier, texts, batch_size):

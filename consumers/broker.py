@@ -20,7 +20,7 @@ from typing import IO
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from consumers.kafka_config import KafkaConnection
+from consumers.connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 

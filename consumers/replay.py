@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaProducer
 from tqdm.auto import tqdm
 
-from consumers.kafka_config import KafkaConnection
+from consumers.connection import KafkaConnection
+from consumers.producer import make_producer
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,6 @@ class ReplayItem:
         if self.raw is not None:
             return self.raw
         return json.dumps(self.payload, ensure_ascii=False, default=str).encode("utf-8")
-
-
-def make_producer(connection: KafkaConnection) -> KafkaProducer:
-    """A producer that waits for all in-sync replicas and keeps per-key order."""
-    return KafkaProducer(
-        **connection.client_kwargs(),
-        acks="all",
-        linger_ms=5,
-        retries=5,
-        max_in_flight_requests_per_connection=1,
-    )
 
 
 def replay(

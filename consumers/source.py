@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
-from consumers.kafka_config import KafkaConnection
+from consumers.connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 

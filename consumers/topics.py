@@ -9,7 +9,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from consumers.kafka_config import KafkaConnection
+from consumers.connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,3 @@
-"""Analyst dashboards (web app and Grafana JSON)."""
+"""Analyst dashboards: read the store through ``pipeline.store``'s read API; nothing imports
+this package.
+"""

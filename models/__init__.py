@@ -1,1 +1,13 @@
-"""Attention classifier: network, training, saving, inference and seed data."""
+"""The attention classifier, knowing nothing of Kafka, the store or the pipeline.
+
+The inference core is flat: ``attention`` (learned-query pooling), ``encoding``
+(tokenisation and masks), ``words`` (word pieces to words), ``modeling`` (encoder +
+heads), ``saving`` (the model directory), ``classifier`` (the ``TextClassifier``
+interface) and ``long_text`` (sentence-level news).  Around it, each subpackage imports
+the core and what is listed before it, never the reverse:
+
+- ``data``: labelled examples, the seed data and readers of public data sets;
+- ``evaluation``: metrics, reports, calibration, ``attnwatch evaluate``;
+- ``explain``: faithfulness of the logged attention words;
+- ``training``: the trainer, its arguments, optimiser, sampling and model card.
+"""

@@ -1,1 +1,15 @@
-"""Pipeline: event schema, micro-batching, the run loop, sinks, metrics and the CLI."""
+"""The pipeline: from raw Kafka records to stored, explained, measured results.
+
+Top-level modules are shared by every subpackage: ``schema`` (versioned input and
+output events), ``config`` (every setting), ``metrics`` (every Prometheus name),
+``logs`` (structured logs) and ``errors`` (one exception hierarchy).  The
+subpackages are layered; each may import only those below it:
+
+- ``store``: the analyst store (SQLite / PostgreSQL) and its pandas read API;
+- ``sinks``: the sink interface and the store and Kafka topic sinks;
+- ``stream``: micro-batching, the run loop, the checkpoint, enrichment, wiring;
+- ``demo``: the demo's scenario, live view and one-process runner;
+- ``cli``: the ``attnwatch`` command line (the top: nothing imports it).
+
+``pipeline`` may import ``consumers`` and ``models``; neither imports ``pipeline``.
+"""

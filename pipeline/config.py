@@ -21,7 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from consumers.kafka_config import KafkaConnection
+from consumers.connection import KafkaConnection
 from pipeline.errors import ConfigError
 
 CONFIG_FILE_ENV = "ATTNWATCH_CONFIG"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from consumers.broker import EmbeddedBroker
-from models.training_args import TrainingArgs
+from models.training.training_args import TrainingArgs
 
 pytest_plugins = ["tests.fixtures.postgres"]
 
@@ -50,8 +50,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny attention classifier trained on a slice of the seed data (intent + sentiment)."""
-    from models.data import seed_examples
-    from models.trainer import Trainer
+    from models.data.loading import seed_examples
+    from models.training.trainer import Trainer
 
     train, test, digest = seed_examples()
     directory = tmp_path_factory.mktemp("model") / "tiny"

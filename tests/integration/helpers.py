@@ -11,9 +11,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.kafka_config import KafkaConnection
+from consumers.connection import KafkaConnection
 from consumers.topics import ensure_topics
-from models import seed
+from models.data import seed
 from pipeline.config import Settings, load_settings
 
 

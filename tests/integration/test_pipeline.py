@@ -8,8 +8,8 @@ import threading
 import pandas as pd
 import pytest
 
-from pipeline.service import service
 from pipeline.store import open_store, read_dead_letters, read_events
+from pipeline.stream.service import service
 from tests.integration.helpers import (
     committed_offsets,
     make_topics,
@@ -26,7 +26,7 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'attnwatch.db'}"
     url = request.getfixturevalue("postgres_url")
-    from pipeline.store_tables import metadata
+    from pipeline.store.tables import metadata
 
     with open_store(url) as store:  # a clean schema for this test
         metadata.drop_all(store.engine)

@@ -1,0 +1,5 @@
+"""Whether the logged attention words really drive the decision: ERASER comprehensiveness and
+sufficiency against random words and gradient x input (``attnwatch explain-eval``).
+
+May import the inference core and ``models.data``; not ``training``.
+"""

@@ -1,0 +1,402 @@
+"""The training loop: multi-task fine-tuning with validation, early stopping and resume.
+
+One encoder, one attention head per task; a batch's loss is the sum of the
+cross-entropies of the tasks its examples are labelled for.  After each epoch
+the validation split (carved stratified out of the training data unless given)
+is scored by macro-F1; the best epoch's weights are kept, training stops after
+``patience`` epochs without improvement, and a checkpoint (weights, optimiser,
+schedule, progress) makes an interrupted run resumable.  The test split is only
+ever used to report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoConfig, PreTrainedTokenizerBase
+
+from models.classifier import resolve_device
+from models.data.examples import Example
+from models.data.seed import stratified_split
+from models.encoding import default_encoder_path, encode, load_tokenizer, token_lengths
+from models.evaluation.assess import add_test_report
+from models.evaluation.calibration import Calibration, calibrate
+from models.evaluation.metrics import TaskMetrics, evaluate, predict_logits
+from models.modeling import AttentionClassifier, TaskSpec
+from models.saving import ModelInfo, save_model
+from models.training.averaging import WeightAverage, averaging_note
+from models.training.distillation import TeacherInfo, distillation_loss, teacher_probabilities
+from models.training.model_card import metrics_dict, render_card
+from models.training.optim import build_optimizer
+from models.training.regularization import attention_entropy
+from models.training.sampling import batch_order
+from models.training.state import Progress as _Progress
+from models.training.state import cpu_state as _cpu_state
+from models.training.state import load_checkpoint as _load_checkpoint
+from models.training.state import save_best as _save_best
+from models.training.state import save_checkpoint as _save_checkpoint
+from models.training.training_args import TrainingArgs
+
+IGNORE = -100
+INTENT = "intent"
+
+
+@dataclass
+class TrainResult:
+    """What training produced."""
+
+    info: ModelInfo
+    directory: Path
+    metrics: dict[str, dict[str, TaskMetrics]]
+    seconds: float
+    losses: list[float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    calibration: Calibration | None = None
+
+
+def tasks_from(examples: Sequence[Example], num_heads: int = 1) -> list[TaskSpec]:
+    """One task per label key, labels sorted for a stable label map."""
+    names = sorted({task for e in examples for task in e.labels})
+    return [
+        TaskSpec(n, tuple(sorted({e.labels[n] for e in examples if n in e.labels})), num_heads)
+        for n in names
+    ]
+
+
+def restrict(examples: Sequence[Example], tasks: Sequence[str] | None) -> list[Example]:
+    """Keep only the labels of ``tasks`` (all if None); drop examples left with none."""
+    if tasks is None:
+        return list(examples)
+    kept = []
+    for e in examples:
+        labels = {t: v for t, v in e.labels.items() if t in tasks}
+        if labels:
+            kept.append(Example(e.text, labels, e.group))
+    return kept
+
+
+def split_validation(
+    examples: Sequence[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """A stratified validation split (by group and every label of the example)."""
+
+    def key(e: Example) -> str:
+        return e.group + "|" + "|".join(f"{t}={v}" for t, v in sorted(e.labels.items()))
+
+    return stratified_split(list(examples), key=key, test_fraction=fraction, seed=seed)
+
+
+def validation_score(metrics: dict[str, dict[str, TaskMetrics]]) -> float:
+    """Mean macro-F1 over every (task, group): what early stopping maximises."""
+    scores = [m.macro_f1 for groups in metrics.values() for m in groups.values()]
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+class Trainer:
+    """Fine-tunes an :class:`AttentionClassifier` on labelled examples and saves it."""
+
+    def __init__(self, args: TrainingArgs) -> None:
+        self.args = args
+
+    def _build(
+        self, tasks: Sequence[TaskSpec]
+    ) -> tuple[AttentionClassifier, PreTrainedTokenizerBase, str]:
+        source = self.args.encoder or str(default_encoder_path())
+        tokenizer = load_tokenizer(source)
+        if self.args.random_encoder_config is not None:
+            config = dict(self.args.random_encoder_config)
+            config.setdefault("vocab_size", len(tokenizer))
+            model_type = config.pop("model_type", "bert")
+            encoder_config = AutoConfig.for_model(model_type, **config)
+            model = AttentionClassifier.from_config(encoder_config, tasks, self.args.dropout)
+            return model, tokenizer, f"random-init {model_type} (tokenizer {source})"
+        return AttentionClassifier.from_encoder(source, tasks, self.args.dropout), tokenizer, source
+
+    def train(
+        self,
+        train: Sequence[Example],
+        test: Sequence[Example],
+        data_hash: str,
+        validation: Sequence[Example] | None = None,
+    ) -> TrainResult:
+        """Train on ``train``, choose on validation, report on ``test``, save."""
+        args = self.args
+        train = restrict(train, args.tasks)
+        test = restrict(test, args.tasks)
+        if not train:
+            msg = "no training examples (for the requested tasks)"
+            raise ValueError(msg)
+        if validation is None and args.val_fraction > 0:
+            train, validation = split_validation(train, args.val_fraction, args.validation_seed)
+        validation = restrict(validation or [], args.tasks)
+        torch.manual_seed(args.seed)
+        tasks = tasks_from(train, args.num_heads)
+        model, tokenizer, source = self._build(tasks)
+        device = resolve_device(args.device)
+        model.to(device)
+        steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
+        optimizer, scheduler = build_optimizer(model, args, steps_per_epoch * args.epochs)
+        progress = _Progress()
+        checkpoint = args.output_dir / "checkpoint"
+        if args.resume and (checkpoint / "state.pt").is_file():
+            progress = _load_checkpoint(checkpoint, model, optimizer, scheduler)
+        best_state = _cpu_state(model)
+        if (checkpoint / "best.pt").is_file() and args.resume:
+            best_state = torch.load(checkpoint / "best.pt", weights_only=True)
+        average = WeightAverage()
+        if progress.average_state is not None:
+            average.load_state_dict(progress.average_state)
+
+        lengths = token_lengths(tokenizer, [e.text for e in train], args.max_length)
+        soft, teachers = self._teach(train, tasks, device)
+        loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing)
+        index = {t.name: {label: i for i, label in enumerate(t.labels)} for t in tasks}
+        bar = tqdm(
+            total=steps_per_epoch * args.epochs,
+            initial=steps_per_epoch * progress.epoch,
+            desc="training",
+            unit="step",
+            disable=not args.progress,
+        )
+        for epoch in range(progress.epoch, args.epochs):
+            started = time.perf_counter()
+            model.train()
+            for batch_indices in batch_order(
+                lengths, args.batch_size, args.seed * 10_007 + epoch, args.length_group
+            ):
+                rows = [train[i] for i in batch_indices]
+                batch = encode(tokenizer, [r.text for r in rows], args.max_length).to(device)
+                outputs = model(batch.input_ids, batch.attention_mask, batch.pool_mask)
+                loss = torch.zeros((), device=device)
+                for task in tasks:
+                    target = torch.tensor(
+                        [index[task.name].get(r.labels.get(task.name, ""), IGNORE) for r in rows],
+                        device=device,
+                    )
+                    labelled = target != IGNORE
+                    if labelled.any():
+                        logits = outputs[task.name].logits
+                        task_loss = loss_fn(logits, target)
+                        if task.name in soft:  # distilled on the rows labelled for the task
+                            taught = soft[task.name][batch_indices][labelled]
+                            task_loss = (1 - args.distill_weight) * task_loss + (
+                                args.distill_weight
+                                * distillation_loss(
+                                    logits[labelled], taught, args.distill_temperature
+                                )
+                            )
+                        loss = loss + task_loss
+                    if args.attention_entropy:
+                        loss = loss + args.attention_entropy * attention_entropy(
+                            outputs[task.name].attention
+                        )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                progress.losses.append(float(loss.detach()))
+                bar.update(1)
+                recent = progress.losses[-20:]
+                bar.set_postfix(
+                    loss=f"{sum(recent) / len(recent):.3f}", best=f"{progress.best:.3f}"
+                )
+            progress.seconds += time.perf_counter() - started
+            score = (
+                validation_score(evaluate(model, tokenizer, validation, args.max_length))
+                if validation
+                else float(epoch)  # no validation: the last epoch is the best
+            )
+            progress.history.append(
+                {"epoch": epoch + 1, "val_macro_f1": score, "loss": sum(recent) / len(recent)}
+            )
+            progress.epoch = epoch + 1
+            if score > progress.best:
+                progress.best, progress.best_epoch, progress.stale = score, epoch + 1, 0
+                best_state = _cpu_state(model)
+                _save_best(checkpoint, best_state)
+            else:
+                progress.stale += 1
+            if epoch + 1 > args.epochs - args.average_last:
+                average.add(_cpu_state(model))
+                progress.average_state = average.state_dict()
+            _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
+            if args.patience and validation and progress.stale >= args.patience:
+                break
+        bar.close()
+        if average.count >= 2 and validation:
+            best_state = self._maybe_average(
+                model, tokenizer, validation, average, best_state, progress
+            )
+        model.load_state_dict(best_state)
+        model.eval()
+        calibration = self._calibrate(model, tokenizer, validation, tasks)
+        metrics = evaluate(model, tokenizer, test, args.max_length) if test else {}
+        result = self._save(
+            model,
+            tokenizer,
+            source,
+            data_hash,
+            train,
+            test,
+            validation,
+            metrics,
+            progress,
+            calibration,
+            teachers,
+        )
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        if test:
+            add_test_report(result.directory, test, args.device)
+        return result
+
+    def _teach(
+        self, train: Sequence[Example], tasks: Sequence[TaskSpec], device: torch.device
+    ) -> tuple[dict[str, torch.Tensor], list[TeacherInfo]]:
+        """The teachers' soft labels of every training text, per task (none without teachers)."""
+        if not self.args.teachers:
+            return {}, []
+        soft, teachers = teacher_probabilities(
+            self.args.teachers,
+            [e.text for e in train],
+            {t.name: t.labels for t in tasks},
+            self.args.distill_temperature,
+            device,
+            self.args.progress,
+        )
+        return {task: probs.to(device) for task, probs in soft.items()}, teachers
+
+    def _maybe_average(
+        self,
+        model: AttentionClassifier,
+        tokenizer: PreTrainedTokenizerBase,
+        validation: Sequence[Example],
+        average: WeightAverage,
+        best_state: dict[str, torch.Tensor],
+        progress: _Progress,
+    ) -> dict[str, torch.Tensor]:
+        """The averaged weights if they beat the best epoch on validation, else ``best_state``."""
+        averaged = average.average(best_state)
+        model.load_state_dict(averaged)
+        score = validation_score(evaluate(model, tokenizer, validation, self.args.max_length))
+        progress.averaged_score = score
+        if score > progress.best:
+            progress.best, progress.averaged_chosen = score, True
+            return averaged
+        return best_state
+
+    def _calibrate(
+        self,
+        model: AttentionClassifier,
+        tokenizer: PreTrainedTokenizerBase,
+        validation: Sequence[Example],
+        tasks: Sequence[TaskSpec],
+    ) -> Calibration | None:
+        """Temperature and unknown-intent threshold, fitted on validation only."""
+        intent = next((t for t in tasks if t.name == INTENT), None)
+        rows = [e for e in validation if INTENT in e.labels]
+        if intent is None or len(rows) < 10:
+            return None
+        known = {label: i for i, label in enumerate(intent.labels)}
+        logits = predict_logits(
+            model, tokenizer, [e.text for e in rows], INTENT, self.args.max_length
+        )
+        is_oos = torch.tensor([e.labels[INTENT] not in known for e in rows])
+        labels = torch.tensor([known.get(e.labels[INTENT], 0) for e in rows])
+        return calibrate(
+            logits,
+            labels,
+            is_oos if bool(is_oos.any()) else None,
+            target_coverage=self.args.unknown_coverage,
+        )
+
+    def _save(
+        self,
+        model: AttentionClassifier,
+        tokenizer: PreTrainedTokenizerBase,
+        source: str,
+        data_hash: str,
+        train: Sequence[Example],
+        test: Sequence[Example],
+        validation: Sequence[Example],
+        metrics: dict[str, dict[str, TaskMetrics]],
+        progress: _Progress,
+        calibration: Calibration | None,
+        teachers: Sequence[TeacherInfo] = (),
+    ) -> TrainResult:
+        args = self.args
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        card = render_card(
+            name=args.name,
+            version_note="version: the first 12 hex digits of model.safetensors' SHA-256",
+            args=args,
+            encoder_source=source,
+            data_hash=data_hash,
+            n_train=len(train),
+            n_test=len(test),
+            metrics=metrics,
+            train_seconds=progress.seconds,
+            created_at=created,
+            labels={t.name: t.labels for t in model.tasks.values()},
+            n_validation=len(validation),
+            history=progress.history,
+            best_epoch=progress.best_epoch,
+            calibration=calibration,
+            distillation=_distillation_note(teachers, args),
+            averaging=averaging_note(
+                progress.averaged_score, progress.averaged_chosen, args.average_last
+            ),
+        )
+        extra: dict[str, Any] = {
+            "test": metrics_dict(metrics),
+            "train_seconds": progress.seconds,
+            "data_hash": data_hash,
+            "n_train": len(train),
+            "n_validation": len(validation),
+            "n_test": len(test),
+            "history": progress.history,
+            "best_epoch": progress.best_epoch,
+            "averaged_last": args.average_last if progress.averaged_chosen else 0,
+            "averaged_val_macro_f1": progress.averaged_score,
+            "teachers": [asdict(t) for t in teachers],
+        }
+        info = save_model(
+            model,
+            tokenizer,
+            args.output_dir,
+            name=args.name,
+            max_length=args.max_length,
+            encoder_source=source,
+            created_at=created,
+            card=card,
+            metrics=extra,
+            calibration=calibration.to_dict() if calibration else None,
+        )
+        return TrainResult(
+            info,
+            args.output_dir,
+            metrics,
+            progress.seconds,
+            progress.losses,
+            progress.history,
+            calibration,
+        )
+
+
+def _distillation_note(teachers: Sequence[TeacherInfo], args: TrainingArgs) -> str | None:
+    if not teachers:
+        return None
+    names = ", ".join(f"{t.name}@{t.version}" for t in teachers)
+    return (
+        f"distilled from {len(teachers)} teacher(s) ({names}): soft-label weight "
+        f"{args.distill_weight}, temperature {args.distill_temperature}"
+    )

@@ -1,0 +1,246 @@
+"""Model commands: train, classify, evaluate, explain-eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.data.examples import Example
+from pipeline.cli.app import app, fail, state
+from pipeline.errors import AttnwatchError
+
+FORMAT_HELP = "csv, jsonl, banking77, clinc150 or phrasebank."
+
+
+def _examples(path: Path, fmt: str, split: str) -> list[Example]:
+    from models.data.datasets import load_dataset
+
+    try:
+        return load_dataset(path, fmt, split)
+    except (OSError, ValueError) as exc:
+        fail(exc)
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled training data; default: the seed data.")
+    ] = None,
+    data_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
+    test_data: Annotated[
+        Path | None, typer.Option(help="Held-out data to report on (never used to choose).")
+    ] = None,
+    task: Annotated[
+        list[str] | None, typer.Option(help="Train only this task (repeatable): intent, sentiment.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Model directory; default model_dir.")] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="Hugging Face id or path; default offline MiniLM.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    learning_rate: Annotated[float, typer.Option(help="Encoder peak learning rate.")] = 8e-5,
+    head_learning_rate: Annotated[float, typer.Option(help="Heads' peak learning rate.")] = 1e-3,
+    layer_decay: Annotated[float, typer.Option(help="Layer-wise LR decay; 1 = plain.")] = 1.0,
+    label_smoothing: Annotated[float, typer.Option()] = 0.1,
+    attention_entropy: Annotated[
+        float, typer.Option(help="Attention-entropy penalty (peakier, more faithful weights).")
+    ] = 0.0,
+    num_heads: Annotated[int, typer.Option(min=1, help="Attention-pooling heads per task.")] = 1,
+    max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
+    val_fraction: Annotated[float, typer.Option(help="Stratified validation share.")] = 0.1,
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = 2,
+    average_last: Annotated[
+        int, typer.Option(min=0, help="Average the last N epochs' weights if validation agrees.")
+    ] = 0,
+    length_group: Annotated[
+        int, typer.Option(min=1, help="Batches sorted by length in groups of N (1 = off).")
+    ] = 50,
+    teacher: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="DIR", help="Saved model to distil from (repeat for an ensemble of teachers)."
+        ),
+    ] = None,
+    distill_weight: Annotated[
+        float, typer.Option(help="Share of the loss on the teachers' soft labels.")
+    ] = 0.5,
+    distill_temperature: Annotated[float, typer.Option(help="Distillation temperature.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = 0,
+    split_seed: Annotated[
+        int | None, typer.Option(help="Seed of the validation split (default: --seed).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
+    name: Annotated[str, typer.Option(help="Model name recorded with every prediction.")] = (
+        "attnwatch-default"
+    ),
+) -> None:
+    """Train the attention classifier and save it as a model directory."""
+    from models.data.loading import seed_examples
+    from models.data.seed import data_hash
+    from models.training.trainer import Trainer
+    from models.training.training_args import TrainingArgs
+
+    settings = state.settings
+    if data is None:
+        train_set, test_set, digest = seed_examples()
+    else:
+        train_set = _examples(data, data_format, "train")
+        test_set = _examples(test_data, data_format, "test") if test_data else []
+        digest = data_hash(data)
+    try:
+        args = TrainingArgs(
+            output_dir=output or settings.model_dir,
+            encoder=encoder or settings.encoder,
+            name=name,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            head_learning_rate=head_learning_rate,
+            layer_decay=layer_decay,
+            label_smoothing=label_smoothing,
+            attention_entropy=attention_entropy,
+            num_heads=num_heads,
+            max_length=max_length,
+            val_fraction=val_fraction,
+            patience=patience,
+            average_last=average_last,
+            length_group=length_group,
+            teachers=tuple(teacher or ()),
+            distill_weight=distill_weight,
+            distill_temperature=distill_temperature,
+            seed=seed,
+            split_seed=split_seed,
+            tasks=tuple(task) if task else None,
+            resume=resume,
+            device=settings.device,
+        )
+        result = Trainer(args).train(train_set, test_set, digest)
+    except ValueError as exc:
+        fail(exc)
+    typer.echo(
+        f"saved {result.info.name}@{result.info.version} to {result.directory} "
+        f"in {result.seconds:.0f} s"
+    )
+    for task_name, groups in result.metrics.items():
+        for group, m in groups.items():
+            typer.echo(
+                f"  {task_name:<9} {group:<10} accuracy {m.accuracy:.4f}  macro-F1 "
+                f"{m.macro_f1:.4f}  (n={m.n})"
+            )
+
+
+@app.command()
+def classify(
+    texts: Annotated[list[str], typer.Argument(help="Text(s) to classify.")],
+    top_words: Annotated[int, typer.Option(min=1, help="Words shown per task.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Classify text with the saved model and show the words its attention chose."""
+    from pipeline.stream.service import load_classifier
+
+    try:
+        classifier = load_classifier(state.settings)
+    except AttnwatchError as exc:
+        fail(exc)
+    for text, prediction in zip(texts, classifier.predict(texts), strict=True):
+        if as_json:
+            payload: dict[str, object] = {"text": text}
+            for task_name, p in prediction.items():
+                payload[task_name] = {
+                    "label": p.label,
+                    "score": round(p.score, 4),
+                    "top": [{"label": lb, "score": round(s, 4)} for lb, s in p.top],
+                    "attention": [{"word": w.word, "weight": round(w.weight, 4)} for w in p.words],
+                }
+            payload["model"] = f"{classifier.info.name}@{classifier.info.version}"
+            typer.echo(json.dumps(payload))
+            continue
+        typer.echo(text)
+        for task_name, p in prediction.items():
+            words = sorted(p.words, key=lambda w: -w.weight)[:top_words]
+            shown = ", ".join(f"{w.word} {w.weight:.2f}" for w in words)
+            typer.echo(f"  {task_name:<9} {p.label} ({p.score:.2f})   words: {shown}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Saved model directory.")],
+    data: Annotated[Path, typer.Option(help="Labelled data to evaluate on.")],
+    data_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
+    split: Annotated[str, typer.Option(help="CLINC150 split: val or test.")] = "test",
+    output: Annotated[
+        Path | None, typer.Option(help="Report folder; default MODEL/eval-<data name>.")
+    ] = None,
+) -> None:
+    """Accuracy, macro-F1, per-class P/R, confusion (PNG + CSV), ECE and OOS recall."""
+    from models.evaluation.assess import assess
+    from models.saving import ModelDirError
+
+    examples = _examples(data, data_format, split)
+    folder = output or model / f"eval-{data.stem}"
+    try:
+        reports = assess(model, examples, folder, device=state.settings.device)
+    except (ModelDirError, ValueError) as exc:
+        fail(exc)
+    for task_name, report in reports.items():
+        line = f"{task_name:<9} accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}"
+        if report.ece is not None:
+            line += f"  ECE {report.ece:.4f}"
+        if report.oos_recall is not None:
+            line += f"  OOS recall {report.oos_recall:.4f}"
+        typer.echo(f"{line}  (n={report.n})")
+    typer.echo(f"report: {folder / 'report.md'}")
+
+
+@app.command("explain-eval")
+def explain_eval(
+    model: Annotated[Path, typer.Argument(help="Saved model directory.")],
+    data: Annotated[Path | None, typer.Option(help="Texts to explain; default: seed data.")] = None,
+    data_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
+    task: Annotated[str, typer.Option(help="Task whose explanations are scored.")] = "sentiment",
+    limit: Annotated[int, typer.Option(min=1, help="Examples scored.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
+    card: Annotated[bool, typer.Option(help="Add the table to the model card.")] = True,
+) -> None:
+    """ERASER comprehensiveness/sufficiency of attention vs. random and gradient x input."""
+    from models.classifier import resolve_device
+    from models.explain.faithfulness import explain_eval as run_eval
+    from models.explain.faithfulness import render_markdown
+
+    if data is None:
+        from models.data import seed as seed_data
+
+        texts = [c.text for c in seed_data.load_chat()] + [
+            n.headline for n in seed_data.load_news()
+        ]
+    else:
+        texts = [e.text for e in _examples(data, data_format, "test") if task in e.labels]
+    try:
+        device = str(resolve_device(state.settings.device))
+        results = run_eval(model, texts, task, seed=seed, limit=limit, device=device)
+    except ValueError as exc:
+        fail(exc)
+    table = render_markdown(results, task)
+    typer.echo(table)
+    if card:
+        _update_card(model / "README.md", f"Explanation faithfulness: {task}", table)
+
+
+def _update_card(path: Path, title: str, body: str) -> None:
+    """Replace (or append) one ``## title`` section of a model card."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    heading = f"## {title}"
+    # Headings inside the body become sub-headings, so the section stays one "## " block.
+    nested = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
+    section = f"{heading}\n\n{nested.strip()}\n"
+    if heading in text:
+        before, _, rest = text.partition(heading)
+        after = rest.split("\n## ", 1)
+        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text, encoding="utf-8")

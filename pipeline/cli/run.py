@@ -1,0 +1,68 @@
+"""Run-loop commands: ``run`` (a consumer-group member) and ``demo`` (everything in one process)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.cli.app import app, console, fail, state, stop_on_signals
+from pipeline.errors import AttnwatchError
+
+
+@app.command()
+def run(
+    idle_exit: Annotated[
+        float | None, typer.Option(help="Exit after this many idle seconds (batch jobs).")
+    ] = None,
+) -> None:
+    """Consume chat and news, classify, store, produce enriched events, commit."""
+    from pipeline.stream.service import service
+
+    settings = state.settings
+    stop = stop_on_signals()
+    try:
+        connection = settings.kafka()
+        with service(settings, connection) as svc:
+            if settings.metrics_port:
+                svc.metrics.serve(settings.metrics_port, settings.metrics_host)
+            report = svc.runner.run(stop, idle_exit_s=idle_exit)
+    except AttnwatchError as exc:
+        fail(exc)
+    typer.echo(f"enriched {report.enriched}, dead letters {report.dead_letters}")
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float, typer.Option(help="Seconds to run (also DURATION).", envvar="DURATION")
+    ] = 120.0,
+    rate: Annotated[float, typer.Option(help="Replay messages per second.")] = 40.0,
+    count: Annotated[int, typer.Option(help="Messages to replay.")] = 4000,
+    shift: Annotated[bool, typer.Option(help="Inject a sentiment shift.")] = True,
+) -> None:
+    """Embedded broker + training if needed + run loop + replay + metrics, with a live view."""
+    from pipeline.demo.run import DemoOptions, run_demo
+
+    settings = state.settings
+    if not (settings.model_dir / "config.json").is_file():
+        console.print(f"no model at {settings.model_dir}: training the default one on seed data")
+        from models.data.loading import seed_examples
+        from models.training.trainer import Trainer
+        from models.training.training_args import TrainingArgs
+
+        train_set, test_set, digest = seed_examples()
+        result = Trainer(
+            TrainingArgs(
+                output_dir=settings.model_dir, encoder=settings.encoder, device=settings.device
+            )
+        ).train(train_set, test_set, digest)
+        console.print(f"trained in {result.seconds:.0f} s; card: {settings.model_dir}/README.md")
+    try:
+        run_demo(settings, DemoOptions(duration, rate, count, shift), Console())
+    except AttnwatchError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        raise typer.Exit(130) from None

@@ -1,0 +1,139 @@
+"""``attnwatch demo``: the whole monitor on an embedded broker, with a live summary.
+
+Everything runs in one process: the Tansu broker (a child process), the run
+loop and the replay producer (threads), the metrics server, and a terminal
+summary read back from the analyst store, the way an analyst would read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from consumers.broker import EmbeddedBroker
+from consumers.connection import KafkaConnection
+from consumers.replay import replay
+from consumers.topics import ensure_topics
+from pipeline.config import Settings
+from pipeline.demo.live import ReplayProgress, ShiftLog, summary
+from pipeline.demo.scenario import ScenarioOptions, scenario
+from pipeline.metrics import Metrics
+from pipeline.stream.runner import RunReport
+from pipeline.stream.service import load_classifier, service
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """How long and how fast the demo runs."""
+
+    duration_s: float = 120.0
+    rate: float = 40.0
+    count: int = 4000
+    shift: bool = True
+
+
+@contextlib.contextmanager
+def _cluster(settings: Settings, log_dir: Path) -> Iterator[KafkaConnection]:
+    if settings.bootstrap_servers:
+        yield settings.kafka()
+        return
+    with EmbeddedBroker(log_file=log_dir / "tansu.log") as broker:
+        yield broker.connection
+
+
+def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunReport:
+    """Run the demo until ``duration_s`` passes, the stream is drained, or Ctrl-C."""
+    log_dir = Path("var/logs")
+    classifier = load_classifier(settings)
+    started = datetime.now(UTC)
+    with _cluster(settings, log_dir) as connection:
+        ensure_topics(connection, settings.topics(), settings.partitions)
+        metrics = Metrics()
+        if settings.metrics_port:
+            metrics.serve(settings.metrics_port, settings.metrics_host)
+        console.print(
+            f"[bold]broker[/] {connection.bootstrap_servers}   [bold]store[/] "
+            f"{settings.store_url}   [bold]model[/] {classifier.info.name}@"
+            f"{classifier.info.version}"
+        )
+        if settings.metrics_port:
+            console.print(
+                f"[bold]metrics[/] http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+            )
+        stop = threading.Event()
+        result: dict[str, RunReport] = {}
+        errors: list[BaseException] = []
+        with service(settings, connection, classifier=classifier, metrics=metrics) as svc:
+
+            def loop() -> None:
+                try:
+                    result["report"] = svc.runner.run(stop)
+                except BaseException as exc:
+                    errors.append(exc)
+                    stop.set()
+                    raise
+
+            items = scenario(
+                settings.topic_chat,
+                settings.topic_news,
+                ScenarioOptions(count=options.count, shift=(0.4, 0.6) if options.shift else None),
+            )
+            sent = {"n": 0}
+            progress = ReplayProgress(options.count)
+
+            def produce() -> None:
+                sent["n"] = replay(
+                    connection,
+                    items,
+                    rate=options.rate,
+                    total=options.count,
+                    stop=stop,
+                    progress=False,
+                    on_sent=progress.update,
+                )
+
+            threads = [
+                threading.Thread(target=loop, name="run-loop", daemon=True),
+                threading.Thread(target=produce, name="replay", daemon=True),
+            ]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + options.duration_s
+            shifts_seen = ShiftLog()
+            try:
+                with Live(console=console, refresh_per_second=1, transient=False) as live:
+                    while time.monotonic() < deadline and not stop.is_set():
+                        live.update(summary(settings, started, options, shifts_seen, progress))
+                        handled = svc.runner.totals.enriched + svc.runner.totals.dead_letters
+                        if not threads[1].is_alive() and handled >= sent["n"]:
+                            break
+                        stop.wait(1.0)
+                    live.update(summary(settings, started, options, shifts_seen, progress))
+            except KeyboardInterrupt:
+                console.print("stopping (Ctrl-C)")
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(timeout=30)
+        if errors:
+            raise errors[0]
+    report = result.get("report", RunReport())
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    console.print()
+    console.print(
+        f"[bold]done[/]: {report.enriched} enriched, {report.dead_letters} dead letters "
+        f"in {elapsed:.1f} s ({report.enriched / max(elapsed, 1e-9):.1f} msg/s; replay rate "
+        f"{options.rate:g}/s). Read them with pandas: "
+        f"`from pipeline.store import read_events; read_events('{settings.store_url}')`"
+    )
+    return report

@@ -1,0 +1,84 @@
+"""Store URLs and engines: which databases are accepted and how connections are set up.
+
+SQLite files (WAL mode, a busy timeout) and PostgreSQL through psycopg 3; any
+other scheme, driver or an in-memory SQLite database is refused with a clear
+:class:`~pipeline.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from pipeline.errors import StoreError
+
+#: How long a SQLite writer waits for another process's lock before failing, in ms.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long to wait for a PostgreSQL server to accept a connection, in seconds.
+PG_CONNECT_TIMEOUT_S = 10
+
+
+
+def describe(exc: BaseException) -> str:
+    """Return the driver's own message, without SQLAlchemy's SQL echo and help link."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
+def normalise_url(url: str) -> URL:
+    """Parse ``url``, pin PostgreSQL to psycopg 3 and refuse anything else."""
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError as exc:
+        msg = f"invalid store URL {url!r}: expected sqlite:///PATH or postgresql://..."
+        raise StoreError(msg) from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            msg = f"store driver {parsed.drivername!r} is not supported; use postgresql+psycopg"
+            raise StoreError(msg)
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            # Each pooled connection would get its own empty database.
+            msg = "in-memory SQLite stores are not supported; give a file: sqlite:///PATH.db"
+            raise StoreError(msg)
+        return parsed
+    msg = f"unsupported store URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://"
+    raise StoreError(msg)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
+    """Per-connection SQLite settings: WAL lets the dashboard read while the pipeline writes."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+        # Safe with WAL: a power cut may lose the last commits, never corrupt the file.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def create_engine(url: URL) -> Engine:
+    """An engine for a normalised URL: SQLite pragmas on connect, PostgreSQL timeouts."""
+    # hide_parameters: customer text must not end up in logs via error messages.
+    if url.get_backend_name() == "sqlite":
+        Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, hide_parameters=True)
+        sa.event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    # pre_ping: a long-running pipeline outlives server restarts.
+    return sa.create_engine(
+        url, hide_parameters=True, pool_pre_ping=True, connect_args=connect_args
+    )
+
+

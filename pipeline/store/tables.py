@@ -1,0 +1,207 @@
+"""The analyst store's schema: column types, tables, and how events become rows.
+
+``events`` is keyed by input id and ``dead_letters`` by Kafka position, which is
+what makes writes idempotent (see :mod:`pipeline.store.writes`).  The layout follows
+the enriched event's schema version, recorded in ``store_meta``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from pipeline.schema import DeadLetter, EnrichedEvent
+
+JSON_COLUMNS = (
+    "tickers",
+    "intent_top",
+    "intent_attention",
+    "sentiment_top",
+    "sentiment_attention",
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out as timezone-aware UTC on every back end.
+
+    PostgreSQL's ``timestamptz`` keeps the instant but returns it in the session's
+    time zone; SQLite has no time zone type at all.  So values are normalised to UTC
+    on the way in (stored naive-UTC in SQLite, which keeps text order = time order)
+    and tagged or converted to UTC on the way out.  Naive datetimes are refused: an
+    unlabelled time is a bug upstream, and guessing its zone would corrupt data.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC (naive UTC for SQLite); refuse naive datetimes."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            msg = f"naive datetime {value.isoformat()} given; the store needs timezone-aware times"
+            raise ValueError(msg)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        """Return the stored instant as an aware UTC datetime."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            msg = f"expected a datetime from the database, got {type(value).__name__}"
+            raise TypeError(msg)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JSONText(sa.TypeDecorator[Any]):
+    """A JSON value stored as plain text (not ``json``/``jsonb``).
+
+    Text keeps one schema and one ``LIKE`` filter for both back ends; analysts
+    read the parsed value, never the text.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any | None, dialect: Dialect) -> str | None:
+        """Serialise to compact JSON (non-ASCII kept as is)."""
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> Any:
+        """Parse the stored JSON text."""
+        if value is None:
+            return None
+        return json.loads(value)
+
+
+metadata = sa.MetaData()
+
+events_table = sa.Table(
+    "events",
+    metadata,
+    sa.Column("input_id", sa.Text, primary_key=True),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("source_topic", sa.Text, nullable=False),
+    sa.Column("source_partition", sa.Integer, nullable=False),
+    sa.Column("source_offset", sa.BigInteger, nullable=False),
+    sa.Column("message_id", sa.Text),
+    sa.Column("conversation_id", sa.Text),
+    sa.Column("channel", sa.Text),
+    sa.Column("role", sa.Text),
+    sa.Column("article_id", sa.Text),
+    sa.Column("news_source", sa.Text),
+    sa.Column("tickers", JSONText, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("intent_label", sa.Text),
+    sa.Column("intent_score", sa.Float),
+    sa.Column("intent_top", JSONText),
+    sa.Column("intent_attention", JSONText),
+    sa.Column("sentiment_label", sa.Text, nullable=False),
+    sa.Column("sentiment_score", sa.Float, nullable=False),
+    sa.Column("sentiment_top", JSONText, nullable=False),
+    sa.Column("sentiment_attention", JSONText, nullable=False),
+    sa.Column("sentiment_evidence", sa.Text),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("tokenizer_hash", sa.Text, nullable=False),
+    sa.Column("event_time", UTCDateTime, nullable=False),
+    sa.Column("processed_time", UTCDateTime, nullable=False),
+    sa.Column("model_latency_ms", sa.Float, nullable=False),
+    sa.Column("end_to_end_latency_ms", sa.Float, nullable=False),
+    sa.Index("ix_events_event_time", "event_time"),
+    sa.Index("ix_events_kind_event_time", "kind", "event_time"),
+    sa.Index("ix_events_intent_label", "intent_label"),
+    sa.Index("ix_events_sentiment_label", "sentiment_label"),
+)
+
+dead_letters_table = sa.Table(
+    "dead_letters",
+    metadata,
+    # BIGSERIAL on PostgreSQL; SQLite only auto-numbers a column typed exactly INTEGER.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("source_topic", sa.Text, nullable=False),
+    sa.Column("source_partition", sa.Integer, nullable=False),
+    sa.Column("source_offset", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("raw", sa.LargeBinary),
+    sa.Column("received_time", UTCDateTime, nullable=False),
+    sa.UniqueConstraint(
+        "source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"
+    ),
+)
+
+store_meta_table = sa.Table(
+    "store_meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+DEAD_LETTER_KEY = ("source_topic", "source_partition", "source_offset")
+
+
+def event_row(event: EnrichedEvent) -> dict[str, Any]:
+    """The ``events`` row of an enriched event."""
+    intent = event.intent
+    sentiment = event.sentiment
+    return {
+        "input_id": event.input_id,
+        "schema_version": event.schema_version,
+        "kind": event.kind,
+        "source_topic": event.source.topic,
+        "source_partition": event.source.partition,
+        "source_offset": event.source.offset,
+        "message_id": event.message_id,
+        "conversation_id": event.conversation_id,
+        "channel": event.channel,
+        "role": event.role,
+        "article_id": event.article_id,
+        "news_source": event.news_source,
+        "tickers": list(event.tickers),
+        "text": event.text,
+        "intent_label": intent.label if intent else None,
+        "intent_score": intent.score if intent else None,
+        "intent_top": [t.model_dump() for t in intent.top] if intent else None,
+        "intent_attention": [a.model_dump() for a in intent.attention] if intent else None,
+        "sentiment_label": sentiment.label,
+        "sentiment_score": sentiment.score,
+        "sentiment_top": [t.model_dump() for t in sentiment.top],
+        "sentiment_attention": [a.model_dump() for a in sentiment.attention],
+        "sentiment_evidence": sentiment.evidence,
+        "model_name": event.model.name,
+        "model_version": event.model.version,
+        "tokenizer_hash": event.model.tokenizer_hash,
+        "event_time": event.event_time,
+        "processed_time": event.processed_time,
+        "model_latency_ms": event.model_latency_ms,
+        "end_to_end_latency_ms": event.end_to_end_latency_ms,
+    }
+
+
+def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
+    """The ``dead_letters`` row of a dead letter."""
+    return {
+        "source_topic": letter.source.topic,
+        "source_partition": letter.source.partition,
+        "source_offset": letter.source.offset,
+        "reason": letter.reason,
+        "detail": letter.detail,
+        "raw": letter.raw,
+        "received_time": letter.received_time,
+    }

@@ -1,0 +1,91 @@
+"""Wire a :class:`~pipeline.stream.runner.Runner` from settings: source, model, sinks, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from consumers.connection import KafkaConnection
+from consumers.producer import make_producer
+from consumers.source import KafkaSource
+from models.classifier import AttentionTextClassifier
+from models.saving import ModelDirError
+from pipeline.config import Settings
+from pipeline.errors import ModelError
+from pipeline.metrics import Metrics
+from pipeline.sinks.store import StoreSink
+from pipeline.sinks.topics import DeadLetterTopicSink, EnrichedTopicSink
+from pipeline.store import Store, open_store
+from pipeline.stream.runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+def load_classifier(settings: Settings) -> AttentionTextClassifier:
+    """Load the model named by ``settings.model_dir``; a clear error if it is not there."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    try:
+        return AttentionTextClassifier(settings.model_dir, settings.device)
+    except ModelDirError as exc:
+        msg = f"{exc} (train one with `attnwatch train`)"
+        raise ModelError(msg) from exc
+
+
+@dataclass
+class Service:
+    """A runner and the resources it owns."""
+
+    runner: Runner
+    store: Store
+    metrics: Metrics
+    source: KafkaSource
+
+
+@contextlib.contextmanager
+def service(
+    settings: Settings,
+    connection: KafkaConnection,
+    *,
+    classifier: AttentionTextClassifier | None = None,
+    metrics: Metrics | None = None,
+) -> Iterator[Service]:
+    """Build the run loop's parts and close them (source last) on exit."""
+    classifier = classifier or load_classifier(settings)
+    metrics = metrics or Metrics()
+    store = open_store(settings.store_url)
+    producer = make_producer(connection)
+    source = KafkaSource(connection, [settings.topic_chat, settings.topic_news], settings.group_id)
+    try:
+        runner = Runner(
+            source=source,
+            classifier=classifier,
+            sinks=[
+                StoreSink(store),
+                EnrichedTopicSink(producer, settings.topic_enriched),
+                DeadLetterTopicSink(producer, settings.topic_deadletter),
+            ],
+            topic_kinds={settings.topic_chat: "chat", settings.topic_news: "news"},
+            metrics=metrics,
+            batch_max_size=settings.batch_max_size,
+            batch_max_wait_s=settings.batch_max_wait_ms / 1000.0,
+            lag_interval_s=settings.lag_interval_s,
+        )
+        log.info(
+            "run loop ready",
+            extra={
+                "model": classifier.info.name,
+                "model_version": classifier.info.version,
+                "store": store.url,
+                "group_id": settings.group_id,
+            },
+        )
+        yield Service(runner, store, metrics, source)
+    finally:
+        producer.close()
+        source.close()
+        store.close()

@@ -1,0 +1,343 @@
+"""The analyst store, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipeline.errors import StoreError
+from pipeline.schema import (
+    ENRICHED_SCHEMA_VERSION,
+    DeadLetter,
+    EnrichedEvent,
+    LabelScore,
+    ModelRef,
+    SourceRef,
+    TaskResult,
+    WordWeight,
+)
+from pipeline.sinks.store import StoreSink
+from pipeline.store import Store, open_store, read_dead_letters, read_events
+from pipeline.store.tables import metadata, store_meta_table
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def task(
+    label: str, score: float = 0.9, words: tuple[str, ...] = ("refund", "please")
+) -> TaskResult:
+    return TaskResult(
+        label=label,
+        score=score,
+        top=[LabelScore(label=label, score=score), LabelScore(label="other", score=1 - score)],
+        attention=[WordWeight(word=w, weight=1 / len(words)) for w in words],
+    )
+
+
+def make_event(
+    n: int,
+    *,
+    kind: str = "chat",
+    intent: str | None = "refund",
+    sentiment: str = "negative",
+    tickers: list[str] | None = None,
+    at: datetime | None = None,
+) -> EnrichedEvent:
+    """An enriched event numbered ``n``, ``n`` minutes after T0 unless ``at`` is given."""
+    event_time = at if at is not None else T0 + timedelta(minutes=n)
+    fields: dict[str, Any]
+    if kind == "chat":
+        fields = {
+            "input_id": f"chat:m{n}",
+            "message_id": f"m{n}",
+            "conversation_id": f"c{n // 2}",
+            "channel": "web",
+            "role": "customer",
+            "intent": task(intent) if intent else None,
+        }
+    else:
+        fields = {
+            "input_id": f"news:a{n}",
+            "article_id": f"a{n}",
+            "news_source": "wire",
+            "tickers": tickers or [],
+        }
+    return EnrichedEvent(
+        kind=kind,  # type: ignore[arg-type]
+        source=SourceRef(topic=kind, partition=n % 3, offset=10_000_000_000 + n),
+        text=f"message number {n} — ünïcode",
+        sentiment=task(sentiment, 0.7, ("bad", "service", "today")),
+        model=ModelRef(name="attn-mini", version="1.2.3", tokenizer_hash="abc123"),
+        event_time=event_time,
+        processed_time=event_time + timedelta(milliseconds=250),
+        model_latency_ms=12.5,
+        end_to_end_latency_ms=250.0,
+        **fields,
+    )
+
+
+def make_dead_letter(offset: int, raw: bytes | None = b"\xff\x00not json") -> DeadLetter:
+    return DeadLetter(
+        source=SourceRef(topic="chat", partition=1, offset=offset),
+        reason="invalid_json",
+        detail="Expecting value: line 1 column 1 (char 0)",
+        raw=raw,
+        received_time=T0 + timedelta(seconds=offset),
+    )
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        # A missing parent directory: open_store must create it.
+        yield f"sqlite:///{tmp_path}/nested/dir/attnwatch.db"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    # The cluster is shared by the session: every test starts from empty tables.
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        metadata.drop_all(engine)
+        yield url
+        metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as opened:
+        yield opened
+
+
+def test_open_creates_store_and_schema_version(store: Store, store_url: str) -> None:
+    assert store.count() == 0
+    with store.engine.connect() as conn:
+        version = conn.execute(sa.select(store_meta_table.c.value)).scalar_one()
+    assert int(version) == ENRICHED_SCHEMA_VERSION
+    if store_url.startswith("sqlite"):
+        with store.engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+            busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+            sync = conn.exec_driver_sql("PRAGMA synchronous").scalar_one()
+        assert (mode, busy > 0, sync) == ("wal", True, 1)  # 1 = NORMAL
+    else:
+        assert store.url.startswith("postgresql+psycopg://")
+    # Re-opening an existing store is fine and keeps one meta row.
+    with open_store(store_url) as again, again.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store_meta_table)).scalar() == 1
+
+
+def test_write_is_idempotent(store: Store) -> None:
+    batch = [make_event(1), make_event(2), make_event(3, kind="news", tickers=["AAPL"])]
+    letters = [make_dead_letter(7), make_dead_letter(8, raw=None)]
+    assert store.write(batch, letters) == 3
+    assert store.write(batch, letters) == 0
+    assert store.write([*batch, make_event(4)], letters) == 1
+    assert store.write([], []) == 0
+    assert store.count() == 4
+    assert store.count("chat") == 3
+    assert store.count("news") == 1
+    assert len(read_dead_letters(store)) == 2
+
+
+def test_read_events_filters(store: Store) -> None:
+    store.write(
+        [
+            make_event(1, intent="refund", sentiment="negative"),
+            make_event(2, intent="delivery", sentiment="positive"),
+            make_event(3, intent="refund", sentiment="positive"),
+            make_event(4, kind="news", sentiment="negative", tickers=["AAPL", "MSFT"]),
+            make_event(5, kind="news", sentiment="positive", tickers=["AAPLX"]),
+            make_event(6, kind="news", sentiment="neutral", tickers=[]),
+        ],
+        [],
+    )
+
+    def ids(**filters: Any) -> list[str]:
+        return list(read_events(store, **filters)["input_id"])
+
+    # Newest first.
+    assert ids() == ["news:a6", "news:a5", "news:a4", "chat:m3", "chat:m2", "chat:m1"]
+    assert ids(kind="chat") == ["chat:m3", "chat:m2", "chat:m1"]
+    assert ids(intent="refund") == ["chat:m3", "chat:m1"]
+    assert ids(sentiment="positive") == ["news:a5", "chat:m3", "chat:m2"]
+    assert ids(ticker="AAPL") == ["news:a4"]  # not AAPLX
+    assert ids(ticker="MSFT", kind="news") == ["news:a4"]
+    assert ids(ticker="GOOG") == []
+    assert ids(since=T0 + timedelta(minutes=4)) == ["news:a6", "news:a5", "news:a4"]
+    # since is inclusive, until exclusive, and zones other than UTC compare by instant.
+    plus2 = timezone(timedelta(hours=2))
+    window = {
+        "since": (T0 + timedelta(minutes=2)).astimezone(plus2),
+        "until": T0 + timedelta(minutes=4),
+    }
+    assert ids(**window) == ["chat:m3", "chat:m2"]
+    assert ids(limit=2) == ["news:a6", "news:a5"]
+    assert ids(kind="chat", intent="refund", sentiment="negative") == ["chat:m1"]
+
+
+def test_json_columns_round_trip(store: Store) -> None:
+    chat = make_event(1)
+    news = make_event(2, kind="news", tickers=["BRK.B", "AAPL"])
+    store.write([chat, news], [])
+    frame = read_events(store).set_index("input_id")
+
+    row = frame.loc["chat:m1"]
+    assert chat.intent is not None
+    assert row["intent_label"] == "refund"
+    assert row["intent_score"] == pytest.approx(0.9)
+    assert row["intent_top"] == [t.model_dump() for t in chat.intent.top]
+    assert row["intent_attention"] == [
+        {"word": "refund", "weight": 0.5},
+        {"word": "please", "weight": 0.5},
+    ]
+    assert row["sentiment_attention"] == [a.model_dump() for a in chat.sentiment.attention]
+    assert row["tickers"] == []
+    assert row["text"] == chat.text
+    assert row["source_offset"] == 10_000_000_001
+
+    news_row = frame.loc["news:a2"]
+    assert news_row["tickers"] == ["BRK.B", "AAPL"]
+    assert news_row["intent_top"] is None
+    assert news_row["sentiment_top"] == [t.model_dump() for t in news.sentiment.top]
+
+
+def test_timestamps_are_tz_aware_utc(store: Store) -> None:
+    # Written in +05:30: must come back as the same instant, in UTC.
+    local = timezone(timedelta(hours=5, minutes=30))
+    event = make_event(1, at=T0.astimezone(local))
+    store.write([event], [make_dead_letter(3)])
+
+    frame = read_events(store)
+    for column in ("event_time", "processed_time"):
+        assert isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+        assert str(frame[column].dt.tz) == "UTC"
+    assert frame["event_time"].iloc[0] == pd.Timestamp(T0)
+    assert frame["processed_time"].iloc[0] == pd.Timestamp(T0 + timedelta(milliseconds=250))
+
+    letters = read_dead_letters(store)
+    assert str(letters["received_time"].dt.tz) == "UTC"
+    assert letters["received_time"].iloc[0] == pd.Timestamp(T0 + timedelta(seconds=3))
+
+    # Empty results are typed the same way.
+    empty = read_events(store, kind="news")
+    assert empty.empty
+    assert str(empty["event_time"].dt.tz) == "UTC"
+
+
+def test_naive_timestamps_are_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="naive datetime"):
+        store.write([make_event(1, at=datetime(2025, 1, 1))], [])  # noqa: DTZ001
+    assert store.count() == 0
+
+
+def test_dead_letters_round_trip(store: Store) -> None:
+    store.write([], [make_dead_letter(1), make_dead_letter(2, raw=None), make_dead_letter(1)])
+    frame = read_dead_letters(store)
+    assert list(frame["source_offset"]) == [2, 1]
+    assert frame["raw"].iloc[1] == b"\xff\x00not json"
+    assert frame["raw"].iloc[0] is None
+    assert set(frame["reason"]) == {"invalid_json"}
+    assert len(read_dead_letters(store, limit=1)) == 1
+
+
+def test_read_by_url(store: Store, store_url: str) -> None:
+    store.write([make_event(1)], [make_dead_letter(1)])
+    assert list(read_events(store_url)["input_id"]) == ["chat:m1"]
+    assert len(read_dead_letters(store_url)) == 1
+
+
+def test_sink_flushes_atomically(store: Store) -> None:
+    sink = StoreSink(store)
+    assert sink.name == "store"
+    sink.add(make_event(1))
+    sink.add(make_dead_letter(1))
+    sink.add(make_event(2, kind="news", tickers=["AAPL"]))
+    assert store.count() == 0  # nothing is written before flush
+    sink.flush()
+    assert (store.count(), len(read_dead_letters(store)), sink.pending) == (2, 1, 0)
+    sink.flush()  # an empty flush is a no-op
+
+    # The dead letter fails after the events went in: the whole batch is rolled back.
+    bad = DeadLetter(
+        source=SourceRef(topic="chat", partition=0, offset=99),
+        reason="invalid_json",
+        detail="",
+        raw=b"{",
+        received_time=datetime(2025, 1, 1),  # noqa: DTZ001 - naive on purpose
+    )
+    sink.add(make_event(3))
+    sink.add(bad)
+    with pytest.raises(StoreError):
+        sink.flush()
+    assert (store.count(), len(read_dead_letters(store)), sink.pending) == (2, 1, 2)
+
+
+def test_failing_flush_keeps_its_buffer(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = StoreSink(store)
+    sink.add(make_event(1))
+    sink.add(make_dead_letter(1))
+    real_write = store.write
+    calls = 0
+
+    def flaky_write(events: Any, dead_letters: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            msg = "database went away"
+            raise StoreError(msg)
+        return real_write(events, dead_letters)
+
+    monkeypatch.setattr(store, "write", flaky_write)
+    with pytest.raises(StoreError, match="went away"):
+        sink.flush()
+    assert sink.pending == 2
+    assert store.count() == 0
+    sink.add(make_event(2))
+    sink.flush()
+    assert (store.count(), len(read_dead_letters(store)), sink.pending) == (2, 1, 0)
+
+
+def test_newer_schema_version_is_refused(store_url: str) -> None:
+    with open_store(store_url) as store, store.engine.begin() as conn:
+        conn.execute(
+            sa.update(store_meta_table)
+            .where(store_meta_table.c.key == "schema_version")
+            .values(value=str(ENRICHED_SCHEMA_VERSION + 1))
+        )
+    with pytest.raises(StoreError, match="newer than"):
+        open_store(store_url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "mysql://user@localhost/db",
+        "postgresql+psycopg2://user@localhost/db",
+        "sqlite:///:memory:",
+    ],
+)
+def test_bad_urls_raise_store_error(url: str) -> None:
+    with pytest.raises(StoreError):
+        open_store(url)
+
+
+def test_unreachable_postgres_raises_store_error_without_password() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on the port any more: the connection is refused at once.
+    with pytest.raises(StoreError, match="could not open store") as info:
+        open_store(f"postgresql://user:s3cret@127.0.0.1:{port}/nothing")
+    assert "s3cret" not in str(info.value)
+    assert "***" in str(info.value)
