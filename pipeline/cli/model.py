@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import MISSING
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from models.data.examples import Example
+from models.training.training_args import TrainingArgs
 from pipeline.cli.app import app, fail, state
 from pipeline.errors import AttnwatchError
+
+if TYPE_CHECKING:
+    from models.training.trainer import TrainResult
 
 FORMAT_HELP = "csv, jsonl, banking77, clinc150 or phrasebank."
 
@@ -22,6 +28,36 @@ def _examples(path: Path, fmt: str, split: str) -> list[Example]:
         return load_dataset(path, fmt, split)
     except (OSError, ValueError) as exc:
         fail(exc)
+
+
+def _default(name: str) -> Any:
+    """``TrainingArgs``' own default of ``name``: the CLI never repeats a default."""
+    return _TRAINING_DEFAULTS[name]
+
+
+_TRAINING_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(TrainingArgs) if f.default is not MISSING
+}
+
+
+def train_model(
+    args: TrainingArgs,
+    data: Path | None = None,
+    data_format: str = "csv",
+    test_data: Path | None = None,
+) -> TrainResult:
+    """The one training path of ``train`` and ``demo``: seed data unless ``data`` is given."""
+    from models.data.loading import seed_examples
+    from models.data.seed import data_hash
+    from models.training.trainer import Trainer
+
+    if data is None:
+        train_set, test_set, digest = seed_examples()
+    else:
+        train_set = _examples(data, data_format, "train")
+        test_set = _examples(test_data, data_format, "test") if test_data else []
+        digest = data_hash(data)
+    return Trainer(args).train(train_set, test_set, digest)
 
 
 @app.command()
@@ -40,25 +76,37 @@ def train(
     encoder: Annotated[
         str | None, typer.Option(help="Hugging Face id or path; default offline MiniLM.")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 4,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    learning_rate: Annotated[float, typer.Option(help="Encoder peak learning rate.")] = 8e-5,
-    head_learning_rate: Annotated[float, typer.Option(help="Heads' peak learning rate.")] = 1e-3,
-    layer_decay: Annotated[float, typer.Option(help="Layer-wise LR decay; 1 = plain.")] = 1.0,
-    label_smoothing: Annotated[float, typer.Option()] = 0.1,
+    epochs: Annotated[int, typer.Option(min=1)] = _default("epochs"),
+    batch_size: Annotated[int, typer.Option(min=1)] = _default("batch_size"),
+    learning_rate: Annotated[float, typer.Option(help="Encoder peak learning rate.")] = _default(
+        "learning_rate"
+    ),
+    head_learning_rate: Annotated[
+        float, typer.Option(help="Heads' peak learning rate.")
+    ] = _default("head_learning_rate"),
+    layer_decay: Annotated[float, typer.Option(help="Layer-wise LR decay; 1 = plain.")] = _default(
+        "layer_decay"
+    ),
+    label_smoothing: Annotated[float, typer.Option()] = _default("label_smoothing"),
     attention_entropy: Annotated[
         float, typer.Option(help="Attention-entropy penalty (peakier, more faithful weights).")
-    ] = 0.0,
-    num_heads: Annotated[int, typer.Option(min=1, help="Attention-pooling heads per task.")] = 1,
-    max_length: Annotated[int, typer.Option(min=8, max=512)] = 128,
-    val_fraction: Annotated[float, typer.Option(help="Stratified validation share.")] = 0.1,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = 2,
+    ] = _default("attention_entropy"),
+    num_heads: Annotated[
+        int, typer.Option(min=1, help="Attention-pooling heads per task.")
+    ] = _default("num_heads"),
+    max_length: Annotated[int, typer.Option(min=8, max=512)] = _default("max_length"),
+    val_fraction: Annotated[float, typer.Option(help="Stratified validation share.")] = _default(
+        "val_fraction"
+    ),
+    patience: Annotated[int, typer.Option(help="Early-stopping patience in epochs.")] = _default(
+        "patience"
+    ),
     average_last: Annotated[
         int, typer.Option(min=0, help="Average the last N epochs' weights if validation agrees.")
-    ] = 0,
+    ] = _default("average_last"),
     length_group: Annotated[
         int, typer.Option(min=1, help="Batches sorted by length in groups of N (1 = off).")
-    ] = 50,
+    ] = _default("length_group"),
     teacher: Annotated[
         list[Path] | None,
         typer.Option(
@@ -67,30 +115,25 @@ def train(
     ] = None,
     distill_weight: Annotated[
         float, typer.Option(help="Share of the loss on the teachers' soft labels.")
-    ] = 0.5,
-    distill_temperature: Annotated[float, typer.Option(help="Distillation temperature.")] = 2.0,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = 0,
+    ] = _default("distill_weight"),
+    distill_temperature: Annotated[
+        float, typer.Option(help="Distillation temperature.")
+    ] = _default("distill_temperature"),
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = _default(
+        "seed"
+    ),
     split_seed: Annotated[
         int | None, typer.Option(help="Seed of the validation split (default: --seed).")
-    ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
-    name: Annotated[str, typer.Option(help="Model name recorded with every prediction.")] = (
-        "attnwatch-default"
+    ] = _default("split_seed"),
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = _default(
+        "resume"
     ),
+    name: Annotated[
+        str, typer.Option(help="Model name recorded with every prediction.")
+    ] = _default("name"),
 ) -> None:
     """Train the attention classifier and save it as a model directory."""
-    from models.data.loading import seed_examples
-    from models.data.seed import data_hash
-    from models.training.trainer import Trainer
-    from models.training.training_args import TrainingArgs
-
     settings = state.settings
-    if data is None:
-        train_set, test_set, digest = seed_examples()
-    else:
-        train_set = _examples(data, data_format, "train")
-        test_set = _examples(test_data, data_format, "test") if test_data else []
-        digest = data_hash(data)
     try:
         args = TrainingArgs(
             output_dir=output or settings.model_dir,
@@ -118,7 +161,7 @@ def train(
             resume=resume,
             device=settings.device,
         )
-        result = Trainer(args).train(train_set, test_set, digest)
+        result = train_model(args, data, data_format, test_data)
     except ValueError as exc:
         fail(exc)
     typer.echo(

@@ -48,16 +48,15 @@ def demo(
     settings = state.settings
     if not (settings.model_dir / "config.json").is_file():
         console.print(f"no model at {settings.model_dir}: training the default one on seed data")
-        from models.data.loading import seed_examples
-        from models.training.trainer import Trainer
         from models.training.training_args import TrainingArgs
+        from pipeline.cli.model import train_model
 
-        train_set, test_set, digest = seed_examples()
-        result = Trainer(
+        # The same path and defaults as `attnwatch train` with no options.
+        result = train_model(
             TrainingArgs(
                 output_dir=settings.model_dir, encoder=settings.encoder, device=settings.device
             )
-        ).train(train_set, test_set, digest)
+        )
         console.print(f"trained in {result.seconds:.0f} s; card: {settings.model_dir}/README.md")
     try:
         run_demo(settings, DemoOptions(duration, rate, count, shift), Console())
