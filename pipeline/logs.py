@@ -6,30 +6,52 @@ chats and news is never logged; it lives only in the store.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from pythonjsonlogger import json as jsonlogger
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
-class JsonFormatter(logging.Formatter):
-    """Render a record as a JSON object with time, level, logger, message and extras."""
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """One JSON object per line: time, level, logger, message, the extras, then exception.
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Format one record."""
-        payload: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        payload.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str, ensure_ascii=False)
+    ``time`` is ISO-8601 UTC with milliseconds and ``level`` is lower case;
+    non-ASCII text is written as is and values JSON cannot encode as ``str()``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            ["asctime", "levelname", "name", "message"],
+            rename_fields={
+                "asctime": "time",
+                "levelname": "level",
+                "name": "logger",
+                "exc_info": "exception",
+            },
+            # The library's own encoder writes datetimes, bytes, dataclasses
+            # and enums its way; str() is what these logs have always had.
+            json_default=str,
+            json_ensure_ascii=False,
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """ISO-8601 UTC with milliseconds, whatever ``datefmt`` says."""
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        """Lower-case the level, put the exception last and leave out stack_info."""
+        # The library has no option for a lower-case level name, puts the
+        # traceback before the extras and adds stack_info when the caller
+        # asks for it: keep the shape readers of these logs already parse.
+        log_data["level"] = str(log_data["level"]).lower()
+        log_data.pop("stack_info", None)
+        if "exception" in log_data:
+            log_data["exception"] = log_data.pop("exception")
+        return log_data
 
 
 class ConsoleFormatter(logging.Formatter):

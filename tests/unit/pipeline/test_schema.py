@@ -1,4 +1,5 @@
 import json
+import random
 
 import pytest
 
@@ -20,10 +21,26 @@ NEWS = {
     "tickers": ["NWB", "BRK.B"],
     "ts": "2026-11-25T10:00:00Z",
 }
+REASONS = {
+    "empty_value",
+    "invalid_utf8",
+    "invalid_json",
+    "not_an_object",
+    "unsupported_schema_version",
+    "schema_violation",
+}
+#: Stands for what a customer wrote: it must never reach a dead letter's detail.
+SECRET = "SECRET-4111-1111"
 
 
 def raw(payload):
     return json.dumps(payload).encode()
+
+
+def with_version(version_json: bytes) -> bytes:
+    """CHAT with ``schema_version`` written exactly as given (json.dumps would normalise it)."""
+    body = raw({k: v for k, v in CHAT.items() if k != "schema_version"})
+    return b'{"schema_version": ' + version_json + b", " + body[1:]
 
 
 def test_good_chat_and_news_are_accepted():
@@ -41,21 +58,84 @@ def test_good_chat_and_news_are_accepted():
 def test_unknown_fields_are_ignored_and_version_defaults_to_1():
     event = decode("chat", raw({k: v for k, v in CHAT.items() if k != "schema_version"} | {"x": 1}))
     assert isinstance(event, ChatEvent)
+    assert event.schema_version == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("chat", raw({**CHAT, "text": "  Ça coûte 10 € 😀\n\u00a0 "})),
+        ("chat", json.dumps({**CHAT, "text": "Ça coûte 10 € 😀"}, ensure_ascii=False).encode()),
+        ("chat", raw({**CHAT, "ts": 1764064800})),
+        ("chat", raw({**CHAT, "ts": "2026-11-25T11:00:00.123456+01:00"})),
+        ("chat", raw({**CHAT, "extra": {"nested": [1, 2.5, None, True]}, "n": 1e308})),
+        ("chat", raw(CHAT)[:-1] + b', "role": "agent"}'),  # duplicate key: the last wins
+        ("chat", raw({**CHAT, "x": float("nan")})),  # NaN is not JSON, but json.loads took it
+        ("chat", b"\n\t " + raw(CHAT) + b"\r\n"),
+        ("news", raw({**NEWS, "body": None, "tickers": []})),
+        ("news", raw({**NEWS, "body": "Line one.\nLine two.", "schema_version": 1})),
+    ],
+)
+def test_valid_events_decode_as_validating_the_parsed_object_did(kind, value):
+    # The old decode was json.loads + model_validate: the one-pass JSON mode
+    # must give the same event, to the field.
+    model = ChatEvent if kind == "chat" else NewsEvent
+    event = decode(kind, value)
+    assert isinstance(event, model)
+    assert event == model.model_validate(json.loads(value))
 
 
 @pytest.mark.parametrize(
     ("kind", "value", "reason", "detail"),
     [
         ("chat", None, "empty_value", "tombstone"),
-        ("chat", b"\xff\xfe{}", "invalid_utf8", "utf-8"),
-        ("chat", b'{"message_id": ', "invalid_json", ""),
-        ("chat", b"[1, 2]", "not_an_object", "list"),
-        ("chat", raw({**CHAT, "schema_version": 2}), "unsupported_schema_version", "2"),
+        ("chat", b"\xff\xfe{}", "invalid_utf8", "not valid UTF-8 at byte 0: invalid start byte"),
+        # Invalid UTF-8 inside a string of otherwise valid JSON, and before a
+        # JSON error: UTF-8 is still the reason, as when it was checked first.
+        (
+            "chat",
+            raw(CHAT).replace(b"declined", b"decl\xc3ined"),
+            "invalid_utf8",
+            f"at byte {raw(CHAT).index(b'declined') + 4}:",
+        ),
+        ("chat", b'{"message_id": "\xed\xa0\x80', "invalid_utf8", "byte 16"),
+        (
+            "chat",
+            b'{"message_id": ',
+            "invalid_json",
+            "EOF while parsing a value at line 1 column 15",
+        ),
+        ("chat", b"", "invalid_json", "EOF"),
+        ("chat", raw(CHAT) + b" {}", "invalid_json", "trailing characters"),
+        ("chat", b"\xef\xbb\xbf" + raw(CHAT), "invalid_json", "line 1 column 1"),  # a UTF-8 BOM
+        ("chat", b"[1, 2]", "not_an_object", "got an array"),
+        ("chat", b'"text"', "not_an_object", "got a string"),
+        ("news", b"12.5", "not_an_object", "got a number"),
+        ("news", b"null", "not_an_object", "got null"),
+        ("news", b"true", "not_an_object", "got a boolean"),
+        ("chat", raw({**CHAT, "schema_version": 2}), "unsupported_schema_version", "version 2;"),
+        ("chat", with_version(b'"1"'), "unsupported_schema_version", "'1' (a string)"),
+        ("chat", with_version(b"1.0"), "unsupported_schema_version", "version 1.0;"),
+        ("chat", with_version(b"1e0"), "unsupported_schema_version", "version 1.0;"),
+        ("chat", with_version(b"true"), "unsupported_schema_version", "true (a boolean)"),
+        ("chat", with_version(b"null"), "unsupported_schema_version", "version null;"),
+        ("chat", with_version(b"0"), "unsupported_schema_version", "this consumer reads 1"),
+        ("chat", with_version(b"[1]"), "unsupported_schema_version", "an array"),
+        ("chat", with_version(b"1" * 40), "unsupported_schema_version", "a number"),
+        # The version is checked before the fields, as it always was.
+        (
+            "chat",
+            raw({**CHAT, "schema_version": 2, "role": "bot"}),
+            "unsupported_schema_version",
+            "version 2;",
+        ),
         ("chat", raw({k: v for k, v in CHAT.items() if k != "text"}), "schema_violation", "text"),
         ("chat", raw({**CHAT, "text": "   "}), "schema_violation", "text"),
         ("chat", raw({**CHAT, "role": "bot"}), "schema_violation", "role"),
         ("chat", raw({**CHAT, "ts": "2026-11-25T10:00:00"}), "schema_violation", "timezone"),
         ("chat", raw({**CHAT, "ts": "yesterday"}), "schema_violation", "ts"),
+        ("chat", raw({**CHAT, "message_id": 5}), "schema_violation", "message_id"),
+        ("chat", raw({**CHAT, "text": "x" * 20_001}), "schema_violation", "at most 20000"),
         ("news", raw({**NEWS, "tickers": "NWB"}), "schema_violation", "tickers"),
         ("news", raw({**NEWS, "tickers": ["nwb"]}), "schema_violation", "tickers.0"),
         (
@@ -64,6 +144,12 @@ def test_unknown_fields_are_ignored_and_version_defaults_to_1():
             "schema_violation",
             "headline",
         ),
+        (
+            "chat",
+            raw({**CHAT, "role": "bot", "channel": ""}),
+            "schema_violation",
+            "channel: String should have at least 1 character; role: Input should be",
+        ),
     ],
 )
 def test_each_kind_of_bad_event_is_rejected_with_a_reason(kind, value, reason, detail):
@@ -71,3 +157,85 @@ def test_each_kind_of_bad_event_is_rejected_with_a_reason(kind, value, reason, d
     assert isinstance(result, DecodeError)
     assert result.reason == reason
     assert detail in result.detail
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "reason"),
+    [
+        # json.loads raised RecursionError on these: the run loop would have crashed.
+        ("chat", b"[" * 100_000 + b"]" * 100_000, "invalid_json"),
+        ("chat", b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid_json"),
+        # ... and ValueError (more than 4,300 digits) on these.
+        ("chat", b'{"x": ' + b"9" * 5_000 + b"}", "invalid_json"),
+        ("chat", with_version(b"9" * 5_000), "invalid_json"),
+        ("news", b'{"x": -' + b"9" * 100_000 + b"}", "invalid_json"),
+        ("chat", with_version(b"1e999999"), "unsupported_schema_version"),
+        # A lone surrogate escape cannot become text (was schema_violation).
+        ("chat", raw({**CHAT, "text": "a\ud800b"}), "invalid_json"),
+        ("chat", b"\x00" * 1000, "invalid_json"),
+    ],
+)
+def test_hostile_input_is_a_dead_letter_not_an_exception(kind, value, reason):
+    result = decode(kind, value)
+    assert isinstance(result, DecodeError)
+    assert result.reason == reason
+    assert len(result.detail) < 200
+
+
+def test_decode_never_raises_on_random_and_mangled_bytes():
+    rng = random.Random(9)
+    good = [raw(CHAT), raw({**NEWS, "body": "Up 10%."})]
+    seen = set()
+    for _ in range(3_000):
+        base = bytearray(rng.choice(good))
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(base) + 1)
+            action = rng.random()
+            if action < 0.4 and at < len(base):
+                base[at] = rng.randrange(256)
+            elif action < 0.7:
+                del base[at:]
+            else:
+                base[at:at] = rng.randbytes(rng.randint(1, 8))
+        for value in (bytes(base), rng.randbytes(rng.randint(0, 64))):
+            result = decode(rng.choice(["chat", "news"]), value)
+            assert isinstance(result, ChatEvent | NewsEvent | DecodeError)
+            if isinstance(result, DecodeError):
+                assert result.reason in REASONS
+                seen.add(result.reason)
+    # The mangling reaches every decoder stage, not just the first.
+    assert seen >= {"invalid_utf8", "invalid_json", "schema_violation"}
+
+
+def test_an_unexpected_parser_failure_is_a_dead_letter_without_its_message(monkeypatch):
+    def explode(cls, data):
+        raise RecursionError(SECRET)
+
+    monkeypatch.setattr(ChatEvent, "model_validate_json", classmethod(explode))
+    result = decode("chat", raw(CHAT))
+    assert result == DecodeError("invalid_json", "the JSON parser failed: RecursionError")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        raw({**CHAT, "text": SECRET})[:-20],
+        raw({**CHAT, "text": SECRET + "\u00e9"}).replace(b"\\u00e9", b"\xc3"),
+        raw({**CHAT, "text": SECRET}).replace(b"SECRET", b"SECRET\x01"),
+        json.dumps([SECRET]).encode(),
+        json.dumps(SECRET).encode(),
+        raw({**CHAT, "schema_version": SECRET}),
+        raw({**CHAT, "schema_version": [SECRET]}),
+        raw({**CHAT, "schema_version": {"v": SECRET}}),
+        raw({**CHAT, "text": SECRET * 2_000}),
+        raw({**CHAT, "role": SECRET, "channel": SECRET, "message_id": [SECRET]}),
+        raw({**CHAT, "ts": SECRET}),
+        raw({**NEWS, "tickers": [SECRET], "body": SECRET * 20_000}),
+    ],
+)
+def test_detail_never_quotes_the_message(value):
+    result = decode("chat" if b"message_id" in value else "news", value)
+    assert isinstance(result, DecodeError)
+    assert result.detail
+    assert "SECRET" not in result.detail
+    assert "4111" not in result.detail
