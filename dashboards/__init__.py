@@ -1,3 +1,4 @@
-"""Analyst dashboards: read the store through ``pipeline.store``'s read API; nothing imports
-this package.
+"""Analyst dashboards.
+
+They read the store through ``pipeline.store``'s read API; nothing imports this package.
 """

@@ -1,5 +1,5 @@
-"""Labelled data: the ``Example`` type, the project's seed data, CSV/JSONL loading and readers
-of public benchmark sets (Banking77, CLINC150, Financial PhraseBank).
+"""Labelled data: examples, the project's seed data and readers of public sets.
 
-Pure Python: imports nothing else from ``models``, so every other part may use it.
+The ``Example`` type, CSV/JSONL loading, and readers of Banking77, CLINC150 and Financial
+PhraseBank. Pure Python: imports nothing else from ``models``, so every other part may use it.
 """

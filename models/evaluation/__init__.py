@@ -1,5 +1,6 @@
-"""How good a model is: accuracy and macro-F1, classification reports and confusion matrices,
-temperature calibration and the unknown-intent threshold, ``attnwatch evaluate``.
+"""How good a model is.
 
-May import the inference core and ``models.data``; not ``training`` or ``explain``.
+Accuracy and macro-F1, classification reports and confusion matrices, temperature calibration
+and the unknown-intent threshold, ``attnwatch evaluate``. May import the inference core and
+``models.data``; not ``training`` or ``explain``.
 """
