@@ -7,6 +7,11 @@ No official split exists, so the protocol is stratified 10-fold CV with seed 0
 carved out of its own training folds, never on the held-out fold.  Prints a
 JSON summary with per-fold and mean ± std accuracy and macro-F1.
 
+The folds come from scikit-learn's ``StratifiedKFold(shuffle=True, random_state=seed)``
+since issue 9; the runs recorded in ``bench/RESULTS.md`` before that used a hand-written
+round-robin assignment, so the same fold number holds other sentences.  Do not resume
+a ``--results`` file written before the change: start a new one.
+
 ``--faithfulness N`` also scores the logged attention words of the first
 ``--faithfulness-folds`` folds' models on N of their held-out sentences
 (ERASER comprehensiveness/sufficiency vs random words and gradient x input).
@@ -16,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import cast
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
 
 from models.data.datasets import load_phrasebank
 from models.data.seed import data_hash
@@ -31,20 +38,13 @@ from models.training.training_args import TrainingArgs
 
 
 def folds(labels: list[str], k: int, seed: int) -> list[list[int]]:
-    """Stratified fold assignment: each class's shuffled indices dealt round-robin."""
-    rng = random.Random(seed)
-    out: list[list[int]] = [[] for _ in range(k)]
-    by_class: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_class.setdefault(label, []).append(i)
-    start = 0
-    for label in sorted(by_class):
-        indices = by_class[label]
-        rng.shuffle(indices)
-        for j, index in enumerate(indices):
-            out[(start + j) % k].append(index)
-        start += len(indices)
-    return out
+    """Held-out indices of each of ``k`` stratified folds (sklearn's ``StratifiedKFold``).
+
+    Every index is held out exactly once; each class's count in a fold is the floor or
+    ceiling of its size / ``k``.  Raises ``ValueError`` when ``k`` exceeds every class's size.
+    """
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [test.tolist() for _, test in splitter.split(np.zeros(len(labels)), labels)]
 
 
 def main() -> None:

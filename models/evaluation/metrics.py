@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from sklearn.metrics import f1_score  # type: ignore[import-untyped]
 from transformers import PreTrainedTokenizerBase
 
 from models.data.examples import Example
@@ -26,15 +27,22 @@ class TaskMetrics:
 
 
 def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> tuple[float, dict[str, float]]:
-    """Unweighted mean of per-class F1 over the classes present in ``gold``."""
-    per_class: dict[str, float] = {}
-    for label in sorted(set(gold)):
-        tp = sum(g == label and p == label for g, p in zip(gold, pred, strict=True))
-        fp = sum(g != label and p == label for g, p in zip(gold, pred, strict=True))
-        fn = sum(g == label and p != label for g, p in zip(gold, pred, strict=True))
-        denom = 2 * tp + fp + fn
-        per_class[label] = 2 * tp / denom if denom else 0.0
-    return (sum(per_class.values()) / len(per_class) if per_class else 0.0), per_class
+    """Unweighted mean of per-class F1 over the classes present in ``gold``, and each class's F1.
+
+    A label that is only ever predicted is not a class: it gets no F1 of its
+    own, but each of its predictions is a miss of that example's gold class.
+    A class never predicted correctly scores 0. Empty input gives ``(0.0, {})``;
+    sequences of different lengths raise :class:`ValueError`.
+    """
+    if len(gold) != len(pred):
+        msg = f"{len(gold)} gold labels but {len(pred)} predictions"
+        raise ValueError(msg)
+    classes = sorted(set(gold))
+    if not classes:  # sklearn refuses empty input
+        return 0.0, {}
+    scores = f1_score(gold, pred, labels=classes, average=None, zero_division=0)
+    per_class = {label: float(score) for label, score in zip(classes, scores, strict=True)}
+    return sum(per_class.values()) / len(per_class), per_class
 
 
 @torch.inference_mode()

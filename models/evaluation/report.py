@@ -6,7 +6,6 @@ the writers turn it into a CSV, a PNG heat map or Markdown for a model card.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,10 @@ import pandas as pd
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.metrics import (  # type: ignore[import-untyped]
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
 
 from models.evaluation.calibration import expected_calibration_error
 
@@ -73,10 +76,7 @@ def classification_report(
         msg = "cannot report on zero examples"
         raise ValueError(msg)
     labels = _labels(gold, pred, label_order, oos_label, unknown_label)
-    index = {label: i for i, label in enumerate(labels)}
-    confusion = [[0] * len(labels) for _ in labels]
-    for g, p in zip(gold, pred, strict=True):
-        confusion[index[g]][index[p]] += 1
+    confusion = confusion_matrix(gold, pred, labels=labels).tolist()
 
     in_scope = [(g, p) for g, p in zip(gold, pred, strict=True) if g != oos_label]
     per_class = _per_class(in_scope, [x for x in labels if x not in (oos_label, unknown_label)])
@@ -206,21 +206,23 @@ def _labels(
 def _per_class(
     pairs: Sequence[tuple[str, str]], classes: Sequence[str]
 ) -> dict[str, dict[str, float]]:
-    tp = Counter(g for g, p in pairs if g == p)
-    support = Counter(g for g, _ in pairs)
-    predicted = Counter(p for _, p in pairs)
-    out: dict[str, dict[str, float]] = {}
-    for label in classes:
-        precision = tp[label] / predicted[label] if predicted[label] else 0.0
-        recall = tp[label] / support[label] if support[label] else 0.0
-        denom = support[label] + predicted[label]
-        out[label] = {
-            "precision": precision,
-            "recall": recall,
-            "f1": 2 * tp[label] / denom if denom else 0.0,
-            "support": float(support[label]),
+    """Precision, recall, F1 and support of each class, 0 where undefined."""
+    if not pairs or not classes:  # sklearn refuses empty input
+        zero = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0.0}
+        return {label: dict(zero) for label in classes}
+    gold, pred = zip(*pairs, strict=True)
+    scores = precision_recall_fscore_support(
+        gold, pred, labels=list(classes), average=None, zero_division=0
+    )
+    return {
+        label: {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": float(support),
         }
-    return out
+        for label, precision, recall, f1, support in zip(classes, *scores, strict=True)
+    }
 
 
 def _ece(

@@ -9,8 +9,9 @@ import torch
 from models.classifier import UNKNOWN, AttentionTextClassifier
 from models.data.examples import Example
 from models.data.loading import seed_examples
-from models.evaluation.metrics import macro_f1
+from models.evaluation.metrics import macro_f1, predict_logits
 from models.saving import ModelDirError, load_model, read_info
+from models.training import trainer as trainer_module
 from models.training.trainer import Trainer
 from models.training.training_args import TrainingArgs
 from tests.conftest import TINY_BERT, tiny_args
@@ -18,14 +19,27 @@ from tests.conftest import TINY_BERT, tiny_args
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """The training result, the test examples, and the logits of ``test[:16]`` per task that
+    the trained model gave in memory just before it was saved."""
     train, test, digest = seed_examples()
     directory = tmp_path_factory.mktemp("m") / "model"
-    result = Trainer(tiny_args(directory, name="unit")).train(train[::2], test, digest)
-    return result, test
+    texts = [e.text for e in test[:16]]
+    in_memory = {}
+    real_save = trainer_module.save_model
+
+    def save_after_scoring(model, tokenizer, directory, **kwargs):
+        for task in model.tasks:
+            in_memory[task] = predict_logits(model, tokenizer, texts, task, kwargs["max_length"])
+        return real_save(model, tokenizer, directory, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer_module, "save_model", save_after_scoring)
+        result = Trainer(tiny_args(directory, name="unit")).train(train[::2], test, digest)
+    return result, test, in_memory
 
 
 def test_loss_falls_and_accuracy_beats_the_majority_class(trained):
-    result, _ = trained
+    result, _, _ = trained
     first = sum(result.losses[:5]) / 5
     last = sum(result.losses[-5:]) / 5
     assert last < first * 0.8
@@ -35,13 +49,20 @@ def test_loss_falls_and_accuracy_beats_the_majority_class(trained):
 
 
 def test_save_and_load_give_identical_predictions(trained):
-    result, test = trained
+    result, test, in_memory = trained
     texts = [e.text for e in test[:16]]
-    first = AttentionTextClassifier(result.directory, "cpu").predict(texts)
-    second = AttentionTextClassifier(result.directory, "cpu").predict(texts)
-    assert first == second
     loaded = load_model(result.directory)
-    assert sum(p.numel() for p in loaded.model.parameters()) > 0
+    assert set(in_memory) == set(loaded.model.tasks) == {"intent", "sentiment"}
+    for task, before in in_memory.items():
+        after = predict_logits(loaded.model, loaded.tokenizer, texts, task, loaded.info.max_length)
+        assert after.shape == before.shape == (16, len(loaded.model.tasks[task].labels))
+        torch.testing.assert_close(after, before, rtol=0, atol=1e-6)
+    # Sentiment has no unknown threshold: the public classifier's label is the arg-max.
+    labels = loaded.model.tasks["sentiment"].labels
+    predicted = AttentionTextClassifier(result.directory, "cpu").predict(texts, ["sentiment"])
+    assert [p["sentiment"].label for p in predicted] == [
+        labels[int(i)] for i in in_memory["sentiment"].argmax(dim=-1)
+    ]
     info = read_info(result.directory)
     assert info.version == result.info.version and len(info.version) == 12
     card = (result.directory / "README.md").read_text()
@@ -51,7 +72,7 @@ def test_save_and_load_give_identical_predictions(trained):
 
 
 def test_word_weights_sum_to_one_and_cover_the_words(trained):
-    result, _ = trained
+    result, _, _ = trained
     classifier = AttentionTextClassifier(result.directory, "cpu")
     texts = [
         "My card was DECLINED at the pharmacy!!",
@@ -74,7 +95,7 @@ def test_word_weights_sum_to_one_and_cover_the_words(trained):
 
 
 def test_truncated_text_keeps_weights_on_the_words_seen(trained):
-    result, _ = trained
+    result, _, _ = trained
     classifier = AttentionTextClassifier(result.directory, "cpu")
     text = " ".join(f"word{i}" for i in range(200))
     prediction = classifier.predict([text], ["sentiment"])[0]["sentiment"]
@@ -83,7 +104,7 @@ def test_truncated_text_keeps_weights_on_the_words_seen(trained):
 
 
 def test_tampered_tokenizer_is_detected(trained, tmp_path):
-    result, _ = trained
+    result, _, _ = trained
     import shutil
 
     copy = tmp_path / "copy"
@@ -116,6 +137,22 @@ def test_macro_f1_by_hand():
     # a: tp1 fp0 fn1 -> 2/3; b: tp1 fp2 fn0 -> 2/4; c: tp0 -> 0
     assert per_class == pytest.approx({"a": 2 / 3, "b": 0.5, "c": 0.0})
     assert score == pytest.approx((2 / 3 + 0.5) / 3)
+
+
+def test_macro_f1_ignores_labels_that_are_only_predicted():
+    gold = ["a", "a", "b", "b"]
+    pred = ["a", "x", "x", "b"]
+    score, per_class = macro_f1(gold, pred)
+    # a: tp1 fp0 fn1 -> 2/3; b: the same; "x" is no class, only two misses.
+    assert per_class == pytest.approx({"a": 2 / 3, "b": 2 / 3})
+    assert score == pytest.approx(2 / 3)
+    assert macro_f1(["a"], ["x"]) == (0.0, {"a": 0.0})
+
+
+def test_macro_f1_of_nothing_is_zero_and_lengths_must_match():
+    assert macro_f1([], []) == (0.0, {})
+    with pytest.raises(ValueError, match="predictions"):
+        macro_f1(["a", "b"], ["a"])
 
 
 def test_single_task_training_on_user_labels(tmp_path):

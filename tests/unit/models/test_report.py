@@ -1,4 +1,6 @@
 import json
+import random
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -52,6 +54,56 @@ def test_oos_recall_precision_and_in_scope_scores():
     assert set(report.per_class) == {"a", "b"}
     assert report.macro_f1 == pytest.approx((2 / 3 + 1.0) / 2)
     assert report.n == 6
+
+
+def _reference(gold, pred, labels, oos="oos", unknown="unknown"):
+    """The hand-written counting the sklearn calls replaced, kept to compare against."""
+    index = {label: i for i, label in enumerate(labels)}
+    confusion = [[0] * len(labels) for _ in labels]
+    for g, p in zip(gold, pred):
+        confusion[index[g]][index[p]] += 1
+    pairs = [(g, p) for g, p in zip(gold, pred) if g != oos]
+    tp = Counter(g for g, p in pairs if g == p)
+    support = Counter(g for g, _ in pairs)
+    predicted = Counter(p for _, p in pairs)
+    per_class = {}
+    for label in (x for x in labels if x not in (oos, unknown)):
+        denom = support[label] + predicted[label]
+        per_class[label] = {
+            "precision": tp[label] / predicted[label] if predicted[label] else 0.0,
+            "recall": tp[label] / support[label] if support[label] else 0.0,
+            "f1": 2 * tp[label] / denom if denom else 0.0,
+            "support": float(support[label]),
+        }
+    return confusion, per_class
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_the_hand_written_counts_on_random_labels(seed):
+    rng = random.Random(seed)
+    known = ["a", "b", "c", "d", "e"]
+    # "f" is gold but not in label_order, "g" only predicted, "c" never gold.
+    gold = rng.choices(["a", "b", "d", "e", "f", "oos"], k=200)
+    pred = rng.choices(known + ["f", "g", "unknown"], k=200)
+    report = classification_report(gold, pred, label_order=known)
+    assert report.labels == [*known, "f", "g", "oos", "unknown"]
+    confusion, per_class = _reference(gold, pred, report.labels)
+    assert report.confusion == confusion
+    assert sum(map(sum, report.confusion)) == 200
+    assert report.per_class.keys() == per_class.keys()
+    for label, scores in per_class.items():
+        assert report.per_class[label] == pytest.approx(scores, abs=1e-12), label
+    assert report.per_class["c"]["support"] == 0 and report.per_class["g"]["recall"] == 0
+    supported = [s["f1"] for s in per_class.values() if s["support"] > 0]
+    assert report.macro_f1 == pytest.approx(sum(supported) / len(supported))
+
+
+def test_all_out_of_scope_gives_zero_in_scope_scores():
+    report = classification_report(["oos", "oos"], ["unknown", "a"], label_order=["a"])
+    assert report.per_class == {"a": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}}
+    assert report.accuracy == 0.0 and report.macro_f1 == 0.0
+    assert report.oos_recall == 0.5 and report.oos_precision == 1.0
+    assert report.confusion == [[0, 0, 0], [1, 0, 1], [0, 0, 0]]
 
 
 def test_ece_uses_label_order_and_skips_oos_rows():

@@ -145,6 +145,24 @@ def test_split_small_classes() -> None:
     assert "b1" in train
 
 
+def test_a_class_split_does_not_depend_on_the_other_classes(
+    chat: list[seed.ChatExample],
+) -> None:
+    # sklearn's stratified splitters fail this: they draw one permutation over all items.
+    intents = seed.intents()
+    _, test = seed.stratified_split(chat, key=lambda c: c.intent, seed=5)
+    fewer = [c for c in chat if c.intent != intents[0]]
+    _, test_fewer = seed.stratified_split(fewer, key=lambda c: c.intent, seed=5)
+    assert test_fewer == [c for c in test if c.intent != intents[0]]
+
+
+def test_singletons_stay_in_train_among_larger_classes() -> None:
+    items = [f"a{i}" for i in range(10)] + ["b0", "c0"] + [f"d{i}" for i in range(5)]
+    train, test = seed.stratified_split(items, key=lambda s: s[0], test_fraction=0.2, seed=1)
+    assert {"b0", "c0"} <= set(train)
+    assert Counter(s[0] for s in test) == {"a": 2, "d": 1}
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
 def test_split_rejects_bad_fraction(fraction: float) -> None:
     with pytest.raises(ValueError, match="test_fraction"):
