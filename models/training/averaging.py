@@ -9,48 +9,32 @@ trainer only keeps the average if it scores better on the validation split.
 from __future__ import annotations
 
 import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 
-class WeightAverage:
-    """A running sum of model states; integer buffers keep their latest value."""
+def weight_average(model: nn.Module) -> AveragedModel:
+    """An empty equal-weight running mean of ``model``'s parameters, kept on the CPU.
 
-    def __init__(self) -> None:
-        self.count = 0
-        self._sum: dict[str, torch.Tensor] = {}
+    Add the current weights with ``update_parameters(model)``; ``n_averaged`` counts
+    them, and ``state_dict()`` / ``load_state_dict()`` carry the mean and the count
+    through a training checkpoint.  Buffers are not averaged: they keep the latest value.
+    The copy is made where ``model`` is: pass it before it moves to an accelerator.
+    """
+    # torch's AveragedModel replaced a float64 running sum: on all-MiniLM-L6-v2 (23.0M
+    # parameters) the mean of 5 perturbed states differs from the exact float64 mean by at
+    # most 2.9e-7 (the sum, rounded to float32: 1.9e-7; weights up to 7.9, so both are
+    # within one float32 rounding), and it holds one float32 copy (88 MiB) instead of a
+    # float64 sum (176 MiB).
+    return AveragedModel(model, device=torch.device("cpu"))
 
-    def add(self, state: dict[str, torch.Tensor]) -> None:
-        """Add one state (CPU tensors); floating-point tensors are summed in float64."""
-        for name, value in state.items():
-            if value.is_floating_point():
-                total = self._sum.get(name)
-                as64 = value.detach().to("cpu", torch.float64)
-                self._sum[name] = as64 if total is None else total + as64
-            else:
-                self._sum[name] = value.detach().to("cpu", copy=True)
-        self.count += 1
 
-    def average(self, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The mean state, in the dtypes of ``like``."""
-        if self.count == 0:
-            msg = "no state was added to the average"
-            raise ValueError(msg)
-        return {
-            name: (total / self.count if total.is_floating_point() else total).to(like[name].dtype)
-            for name, total in self._sum.items()
-        }
-
-    def state_dict(self) -> dict[str, object]:
-        """What a training checkpoint stores to resume the average."""
-        return {"count": self.count, "sum": self._sum}
-
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        """Restore from :meth:`state_dict`."""
-        count = state["count"]
-        total = state["sum"]
-        if not isinstance(count, int) or not isinstance(total, dict):
-            msg = "malformed weight-average state"
-            raise ValueError(msg)
-        self.count, self._sum = count, total
+def averaged_state(average: AveragedModel) -> dict[str, torch.Tensor]:
+    """The mean weights, as a state dict of ``average``'s model (CPU tensors)."""
+    if int(average.n_averaged) == 0:
+        msg = "no state was added to the average"
+        raise ValueError(msg)
+    return {k: v.detach().clone() for k, v in average.module.state_dict().items()}
 
 
 def averaging_note(score: float, chosen: bool, average_last: int) -> str | None:

@@ -1,18 +1,20 @@
 """The order in which training examples are batched: shuffled, grouped by length.
 
 Batches are padded to their longest text, so a batch mixing a 5-token query
-with a 60-token sentence spends most of its compute on padding.  As Hugging
-Face's ``LengthGroupedSampler`` does, each epoch shuffles the examples, cuts
-the shuffled list into "mega-batches" of ``group`` batches, sorts each
-mega-batch by length and cuts it into batches, then shuffles the batch order:
-batches hold texts of similar length, while what goes into them still changes
-from epoch to epoch.  ``group=1`` gives plain shuffled batches.
+with a 60-token sentence spends most of its compute on padding.  Each epoch,
+transformers' length grouping shuffles the examples, cuts the shuffled list
+into "mega-batches" of ``group`` batches and sorts each by length; the
+batches cut from it are then shuffled: batches hold texts of similar length,
+while what goes into them, and the order they come in, still change from
+epoch to epoch.  ``group=1`` gives plain shuffled batches.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
+
+import torch
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 
 def batch_order(
@@ -25,19 +27,21 @@ def batch_order(
     if batch_size < 1 or group < 1:
         msg = f"batch_size and group must be >= 1, got {batch_size} and {group}"
         raise ValueError(msg)
-    rng = random.Random(seed)  # noqa: S311 - shuffling, not security
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    if group == 1:
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    mega = batch_size * group
-    batches: list[list[int]] = []
-    for start in range(0, len(order), mega):
-        chunk = sorted(order[start : start + mega], key=lambda i: lengths[i], reverse=True)
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    # Keep the short remainder batch (if any) where it is: it is the last of the
-    # last chunk, so shuffling only the full batches leaves every batch full but one.
-    full = [b for b in batches if len(b) == batch_size]
-    rest = [b for b in batches if len(b) != batch_size]
-    rng.shuffle(full)
-    return full + rest
+    if not lengths:
+        return []
+    generator = torch.Generator().manual_seed(seed)
+    # The grouping is transformers' (``LengthGroupedSampler`` calls the same function), with
+    # the padding of the hand-written grouping it replaced: 17.3 padded tokens per Banking77
+    # query, 22.1 with PhraseBank mixed in, against 47.1 and 57.5 for plain shuffling, in
+    # 1.5 ms per epoch against 7.2 ms (bench/sampler_padding.py).  The sampler itself is not
+    # used: it ignores ``group`` and leaves the batches of each mega-batch running from
+    # longest to shortest (98% of neighbouring batches), a length sawtooth every ``group`` steps.
+    flat: list[int] = get_length_grouped_indices(  # type: ignore[no-untyped-call]
+        list(lengths), batch_size, mega_batch_mult=group, generator=generator
+    )
+    batches = [flat[i : i + batch_size] for i in range(0, len(flat), batch_size)]
+    # Every mega-batch but the last is a whole number of batches, so only the very last
+    # batch can be short: it stays last and the full ones are shuffled.
+    full = len(batches) - (len(batches[-1]) != batch_size)
+    shuffled = torch.randperm(full, generator=generator).tolist()
+    return [batches[i] for i in shuffled] + batches[full:]

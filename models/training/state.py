@@ -27,9 +27,10 @@ class Progress:
     #: Validation macro-F1 of the mean of the last epochs' weights (-1 = not computed).
     averaged_score: float = -1.0
     averaged_chosen: bool = False
-    #: The running weight average of the last epochs (``WeightAverage.state_dict()``), saved
-    #: with the rest so a resumed run neither loses nor double-counts an epoch.
-    average_state: dict[str, object] | None = None
+    #: The running weight average of the last epochs (the ``state_dict()`` of
+    #: ``averaging.weight_average``: the mean and ``n_averaged``), saved with the rest so a
+    #: resumed run neither loses nor double-counts an epoch.
+    average_state: dict[str, torch.Tensor] | None = None
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
@@ -33,7 +34,7 @@ from models.evaluation.calibration import Calibration, calibrate
 from models.evaluation.metrics import TaskMetrics, evaluate, predict_logits
 from models.modeling import AttentionClassifier, TaskSpec
 from models.saving import ModelInfo, save_model
-from models.training.averaging import WeightAverage, averaging_note
+from models.training.averaging import averaged_state, averaging_note, weight_average
 from models.training.distillation import TeacherInfo, distillation_loss, teacher_probabilities
 from models.training.model_card import metrics_dict, render_card
 from models.training.optim import build_optimizer
@@ -141,6 +142,8 @@ class Trainer:
         torch.manual_seed(args.seed)
         tasks = tasks_from(train, args.num_heads)
         model, tokenizer, source = self._build(tasks)
+        # made before the model moves, so the averaged copy never takes accelerator memory
+        average = weight_average(model) if args.average_last >= 2 else None
         device = resolve_device(args.device)
         model.to(device)
         steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
@@ -152,8 +155,7 @@ class Trainer:
         best_state = _cpu_state(model)
         if (checkpoint / "best.pt").is_file() and args.resume:
             best_state = torch.load(checkpoint / "best.pt", weights_only=True)
-        average = WeightAverage()
-        if progress.average_state is not None:
+        if average is not None and progress.average_state is not None:
             average.load_state_dict(progress.average_state)
 
         lengths = token_lengths(tokenizer, [e.text for e in train], args.max_length)
@@ -226,14 +228,14 @@ class Trainer:
                 _save_best(checkpoint, best_state)
             else:
                 progress.stale += 1
-            if epoch + 1 > args.epochs - args.average_last:
-                average.add(_cpu_state(model))
+            if average is not None and epoch + 1 > args.epochs - args.average_last:
+                average.update_parameters(model)
                 progress.average_state = average.state_dict()
             _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
             if args.patience and validation and progress.stale >= args.patience:
                 break
         bar.close()
-        if average.count >= 2 and validation:
+        if average is not None and int(average.n_averaged) >= 2 and validation:
             best_state = self._maybe_average(
                 model, tokenizer, validation, average, best_state, progress
             )
@@ -280,12 +282,12 @@ class Trainer:
         model: AttentionClassifier,
         tokenizer: PreTrainedTokenizerBase,
         validation: Sequence[Example],
-        average: WeightAverage,
+        average: AveragedModel,
         best_state: dict[str, torch.Tensor],
         progress: _Progress,
     ) -> dict[str, torch.Tensor]:
         """The averaged weights if they beat the best epoch on validation, else ``best_state``."""
-        averaged = average.average(best_state)
+        averaged = averaged_state(average)
         model.load_state_dict(averaged)
         score = validation_score(evaluate(model, tokenizer, validation, self.args.max_length))
         progress.averaged_score = score

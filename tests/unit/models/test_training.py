@@ -205,19 +205,39 @@ def test_attention_entropy_penalty_makes_weights_peakier(tmp_path):
     assert mean_entropy(peaky.directory) < mean_entropy(plain.directory) - 0.1
 
 
-def test_weight_average_is_the_mean_and_keeps_integer_buffers():
-    from models.training.averaging import WeightAverage
+def test_weight_average_is_the_mean_and_keeps_integer_buffers(tmp_path):
+    from models.training.averaging import averaged_state, weight_average
 
-    average = WeightAverage()
-    average.add({"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([1, 2])})
-    average.add({"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([5, 6])})
-    like = {"w": torch.zeros(2, dtype=torch.float32), "ids": torch.zeros(2, dtype=torch.long)}
-    mean = average.average(like)
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+            self.register_buffer("ids", torch.tensor([1, 2]))
+
+    net = Net()
+    average = weight_average(net)
+    with pytest.raises(ValueError, match="no state"):
+        averaged_state(average)
+    average.update_parameters(net)
+    with torch.no_grad():
+        net.w.copy_(torch.tensor([3.0, 6.0]))
+        net.ids.copy_(torch.tensor([5, 6]))
+    average.update_parameters(net)
+    mean = averaged_state(average)
     assert torch.equal(mean["w"], torch.tensor([2.0, 4.0]))
     assert mean["w"].dtype == torch.float32
     assert torch.equal(mean["ids"], torch.tensor([5, 6]))
-    with pytest.raises(ValueError, match="no state"):
-        WeightAverage().average(like)
+    assert torch.equal(net.w.detach(), torch.tensor([3.0, 6.0]))  # the model is not touched
+
+    # the mean and its count survive a checkpoint: a third state is weighted 1/3
+    torch.save({"average": average.state_dict()}, tmp_path / "state.pt")
+    resumed = weight_average(Net())
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False)["average"])
+    assert int(resumed.n_averaged) == 2
+    with torch.no_grad():
+        net.w.copy_(torch.tensor([8.0, 0.0]))
+    resumed.update_parameters(net)
+    assert torch.allclose(averaged_state(resumed)["w"], torch.tensor([4.0, 8.0 / 3]))
 
 
 def test_checkpoint_averaging_is_kept_only_when_validation_prefers_it(tmp_path, monkeypatch):
@@ -284,7 +304,7 @@ def test_resumed_run_averages_each_epoch_exactly_once(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         Trainer(tiny_args(tmp_path, **args)).train(rows(), [], "h")
     saved = torch.load(tmp_path / "m" / "checkpoint" / "state.pt", weights_only=False)
-    assert saved["progress"]["average_state"]["count"] == 2
+    assert int(saved["progress"]["average_state"]["n_averaged"]) == 2
 
     monkeypatch.setattr(trainer_module, "_save_checkpoint", real_save)
     result = Trainer(tiny_args(tmp_path, resume=True, **args)).train(rows(), [], "h")
