@@ -18,7 +18,8 @@ def weight_average(model: nn.Module) -> AveragedModel:
 
     Add the current weights with ``update_parameters(model)``; ``n_averaged`` counts
     them, and ``state_dict()`` / ``load_state_dict()`` carry the mean and the count
-    through a training checkpoint.  Buffers are not averaged: they keep the latest value.
+    through a training checkpoint.  Buffers are not averaged: they keep their value from when
+    the average was made (the encoders' buffers are constant position and token-type ids).
     The copy is made where ``model`` is: pass it before it moves to an accelerator.
     """
     # torch's AveragedModel replaced a float64 running sum: on all-MiniLM-L6-v2 (23.0M
