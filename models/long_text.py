@@ -18,14 +18,24 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import pysbd  # type: ignore[import-untyped]
+
 from models.classifier import Prediction, TaskPrediction
 from models.words import WordWeight
 
 HEADLINE_WEIGHT = 2.0
-#: Sentence ends: . ! ? followed by space and an upper-case letter, digit or quote;
-#: not after common abbreviations or single initials.
-_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(]?[A-Z0-9])")
-_ABBREVIATIONS = ("Inc.", "Corp.", "Ltd.", "Co.", "Mr.", "Ms.", "Dr.", "St.", "vs.", "approx.")
+#: Longest stretch of a paragraph handed to pysbd in one call (characters).
+SEGMENT_WINDOW = 2_000
+
+# pysbd, not our former regex: 23 vs 19 of 25 gold news cases; ~6 ms per 2,000-char body.
+# char_span=True: we cut our own text at pysbd's sentence ends, because its strings
+# can drop characters ("It rose .??" comes back as "It rose .").  segment() keeps
+# state on the instance: not thread-safe (only the run loop splits articles).
+_SEGMENTER = pysbd.Segmenter(language="en", clean=False, char_span=True)
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+#: Where a long paragraph may be cut between windows: . ! ? (and closing quotes or
+#: brackets), a space, then an upper-case letter, digit or opening quote.
+_LIKELY_END = re.compile(r"[.!?][\"'”’)\]]*\s(?=[\"'“‘(]?[A-Z0-9])")
 
 
 @dataclass(frozen=True)
@@ -38,13 +48,43 @@ class Evidence:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split prose into sentences (a light rule-based splitter, no model download)."""
-    pieces: list[str] = []
-    for chunk in _END.split(text.strip()):
-        if pieces and (pieces[-1].endswith(_ABBREVIATIONS) or re.search(r"\b[A-Z]\.$", pieces[-1])):
-            pieces[-1] = f"{pieces[-1]} {chunk}"
-        elif chunk.strip():
-            pieces.append(chunk.strip())
+    """Split prose into sentences with pysbd (rule-based, no model download).
+
+    A blank line always ends a sentence; a single line break does not (wire
+    copy is hard-wrapped), and runs of whitespace inside a sentence become one
+    space.  Sentences are stripped and never empty, and together they hold
+    every non-space character of ``text`` in order.
+    """
+    sentences: list[str] = []
+    for paragraph in _PARAGRAPH_BREAK.split(text):
+        # pysbd ends a sentence at every line break, so unwrap the paragraph first.
+        flat = " ".join(paragraph.split())
+        for window in _windows(flat) if flat else ():
+            ends = [span.end for span in _SEGMENTER.segment(window)[:-1]]
+            for start, end in zip([0, *ends], [*ends, len(window)], strict=True):
+                sentence = window[start:end].strip()
+                if sentence:
+                    sentences.append(sentence)
+    return sentences
+
+
+def _windows(paragraph: str) -> list[str]:
+    """Cut a paragraph into pieces of at most :data:`SEGMENT_WINDOW` characters.
+
+    pysbd's time grows with the square of its input on repetitive text (150,000
+    characters of "U.S. Inc. No. vs. " did not finish in a minute; in 2,000-character
+    windows it takes 2 s), so a long paragraph is cut at its last likely sentence
+    end in each window, else at its last space.
+    """
+    pieces = []
+    start = 0
+    while len(paragraph) - start > SEGMENT_WINDOW:
+        stop = start + SEGMENT_WINDOW
+        ends = [m.end() for m in _LIKELY_END.finditer(paragraph, start, stop)]
+        cut = ends[-1] if ends else paragraph.rfind(" ", start + 1, stop) + 1 or stop
+        pieces.append(paragraph[start:cut])
+        start = cut
+    pieces.append(paragraph[start:])
     return pieces
 
 
