@@ -1,11 +1,14 @@
-"""Helpers for integration tests: unique topics, producing test events, reading topics back."""
+"""Helpers for integration tests: unique topics, producing test events, running the loop until
+done, reading topics back."""
 
 from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +18,8 @@ from consumers.connection import KafkaConnection
 from consumers.topics import ensure_topics
 from models.data import seed
 from pipeline.config import Settings, load_settings
+from pipeline.metrics import Metrics
+from pipeline.stream.runner import Runner, RunReport
 
 
 def unique_settings(store_url: str, model_dir, **overrides: Any) -> Settings:
@@ -34,6 +39,8 @@ def unique_settings(store_url: str, model_dir, **overrides: Any) -> Settings:
         "batch_max_size": 32,
         "batch_max_wait_ms": 100,
         "partitions": 3,
+        # Tests read the lag gauge to know when every partition has been fetched from.
+        "lag_interval_s": 0.2,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -124,7 +131,72 @@ def produce_mixed(
         "last_offsets": last,
         "bad": sent_bad,
         "input_ids": {i for _, _, _, i in items if i is not None},
+        "event_time": now,
     }
+
+
+def run_until(runner: Runner, done: Callable[[], bool], timeout_s: float = 120) -> RunReport:
+    """Run ``runner`` in this thread until ``done()`` holds; fail if it does not in ``timeout_s``.
+
+    A watcher thread checks ``done`` every 50 ms and sets the loop's stop event; the
+    loop sees it between batches, so the batch in hand is finished and committed.
+    """
+    stop = threading.Event()
+    timed_out = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout_s
+        while not stop.wait(0.05):
+            if done():
+                stop.set()
+            elif time.monotonic() > deadline:
+                timed_out.set()
+                stop.set()
+
+    watcher = threading.Thread(target=watch, name="run-until", daemon=True)
+    watcher.start()
+    try:
+        report = runner.run(stop)
+    finally:
+        stop.set()
+        watcher.join()
+    assert not timed_out.is_set(), f"run loop not done after {timeout_s} s: {report}"
+    return report
+
+
+def handled(runner: Runner, expected: int) -> Callable[[], bool]:
+    """Done once the runner has enriched or dead-lettered ``expected`` records."""
+
+    def done() -> bool:
+        totals = runner.totals
+        return totals.enriched + totals.dead_letters >= expected
+
+    return done
+
+
+def quiet_after_assignment(
+    metrics: Metrics, partitions: list[tuple[str, int]], quiet_s: float
+) -> Callable[[], bool]:
+    """Done ``quiet_s`` after every partition has been fetched from once.
+
+    The run loop's lag gauge gets a sample for a partition once a fetch response
+    for it has come back (its high watermark is known), i.e. the member has been
+    assigned the partition and anything past the committed offset is in hand.
+    Reading the gauge is thread-safe; asking the consumer from here would not be.
+    """
+    fetched_at: float | None = None
+
+    def done() -> bool:
+        nonlocal fetched_at
+        if fetched_at is None:
+            labels = [{"topic": t, "partition": str(p)} for t, p in partitions]
+            sample = metrics.registry.get_sample_value
+            if all(sample("attnwatch_consumer_lag", label) is not None for label in labels):
+                fetched_at = time.monotonic()
+            return False
+        return time.monotonic() - fetched_at >= quiet_s
+
+    return done
 
 
 def read_topic(connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 30):

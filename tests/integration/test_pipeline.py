@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -12,9 +12,12 @@ from pipeline.store import open_store, read_dead_letters, read_events
 from pipeline.stream.service import service
 from tests.integration.helpers import (
     committed_offsets,
+    handled,
     make_topics,
     produce_mixed,
+    quiet_after_assignment,
     read_topic,
+    run_until,
     unique_settings,
 )
 
@@ -33,18 +36,40 @@ def store_url(request, tmp_path):
     return url
 
 
-def run_once(settings, connection):
+#: How long a restarted run must stay quiet once every partition has been fetched from.
+#: By then anything past the committed offsets is already in the consumer's hands; the
+#: loop needs one poll (0.5 s), one batch wait (0.1 s) and a tiny-model batch to show it.
+RESTART_QUIET_S = 2.0
+
+
+def run_until_handled(settings, connection, expected: int):
+    """One run of the loop that stops as soon as ``expected`` records are handled."""
     with service(settings, connection) as svc:
-        return svc.runner.run(threading.Event(), idle_exit_s=8)
+        return run_until(svc.runner, handled(svc.runner, expected))
+
+
+def run_after_restart(settings, connection):
+    """One run of the loop that stops once it has been quiet for ``RESTART_QUIET_S``."""
+    partitions = [
+        (topic, p)
+        for topic in (settings.topic_chat, settings.topic_news)
+        for p in range(settings.partitions)
+    ]
+    with service(settings, connection) as svc:
+        quiet = quiet_after_assignment(svc.metrics, partitions, RESTART_QUIET_S)
+        return run_until(svc.runner, quiet)
 
 
 def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
     connection = broker.connection
     settings = unique_settings(store_url, tiny_model)
     make_topics(settings, connection)
+    started = datetime.now(UTC)
     sent = produce_mixed(settings, connection, n_valid=480, n_bad=20)
 
-    report = run_once(settings, connection)
+    report = run_until_handled(settings, connection, 500)
+    finished = datetime.now(UTC)
+    wall_ms = (finished - started) / timedelta(milliseconds=1)
     assert (report.enriched, report.dead_letters) == (480, 20)
 
     # The store has exactly the valid events, keyed by input id, each explained.
@@ -66,7 +91,12 @@ def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
             assert row["sentiment_evidence"] and row["sentiment_evidence"] in row["text"]
         else:
             assert pd.isna(row["sentiment_evidence"])
-        assert row["end_to_end_latency_ms"] > 0
+        # Event time is the producer's (5 s in the past), processing time the loop's clock.
+        assert row["event_time"] == sent["event_time"]
+        assert started <= row["processed_time"] <= finished
+        latency = (row["processed_time"] - row["event_time"]) / timedelta(milliseconds=1)
+        assert row["end_to_end_latency_ms"] == pytest.approx(latency, abs=0.01)
+        assert 5000 <= row["end_to_end_latency_ms"] <= 5000 + wall_ms
 
     # Dead letters: in the store and on the topic, raw bytes untouched, reason in headers.
     letters = read_dead_letters(store_url)
@@ -102,7 +132,7 @@ def test_500_mixed_events_end_to_end(broker, tiny_model, store_url):
     assert committed == {tp: offset + 1 for tp, offset in sent["last_offsets"].items()}
 
     # A restart of the run loop processes nothing twice.
-    again = run_once(settings, connection)
+    again = run_after_restart(settings, connection)
     assert (again.enriched, again.dead_letters) == (0, 0)
     with open_store(store_url) as store:
         assert store.count() == 480
