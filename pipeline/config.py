@@ -67,6 +67,61 @@ class Settings(BaseSettings):
         200, ge=0, le=60_000, description="Longest wait to fill a micro-batch, in ms."
     )
 
+    # Reliability (see the README's "Faults and bad input" table)
+    max_message_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        le=100_000_000,
+        description="Largest input value accepted (larger: dead letter `too_large`) and "
+        "largest enriched record produced (attention is trimmed to fit, else `too_large`).",
+    )
+    max_text_chars: int = Field(
+        20_000, ge=1, description="Longest chat text or news headline accepted, in characters."
+    )
+    max_body_chars: int = Field(
+        200_000, ge=0, description="Longest news body accepted, in characters."
+    )
+    max_sentences: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Most sentences of one news body classified (the rest are not read), so "
+        "one article cannot make a batch unbounded.",
+    )
+    max_redeliveries: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="A message whose batch was started this many times without finishing "
+        "(the process died each time) is dead-lettered as `redelivery_limit`.",
+    )
+    shutdown_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="SIGTERM/SIGINT: longest time to finish the batch in flight, commit and "
+        "close before exiting; a second signal exits at once.",
+    )
+    retry_backoff_max_s: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait between retries when the store or Kafka is unavailable "
+        "(capped exponential backoff from 0.5 s).",
+    )
+    io_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Bound on every blocking call to Kafka or the store (send, flush, "
+        "commit, connect).",
+    )
+    max_poll_interval_ms: int = Field(
+        300_000,
+        ge=1000,
+        description="Kafka max.poll.interval.ms of the consumer group member.",
+    )
+    session_timeout_ms: int = Field(
+        10_000, ge=1000, description="Kafka session.timeout.ms of the consumer group member."
+    )
+
     # Model
     model_dir: Path = Field(
         Path("var/models/default"), description="Directory of the saved classifier."

@@ -257,7 +257,12 @@ class EnrichedEvent(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """A message that could not be processed, with the reason and the raw bytes."""
+    """A message that could not be processed: the reason and the original record, untouched.
+
+    ``raw`` is ``None`` for a null value (a tombstone) and ``b""`` for an empty one; ``key``,
+    ``headers`` and ``source_timestamp`` are the input record's own, so a replay after a fix
+    re-sends exactly what arrived.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -266,3 +271,8 @@ class DeadLetter(BaseModel):
     detail: str
     raw: bytes | None
     received_time: datetime
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    source_timestamp: datetime | None = Field(
+        None, description="The input record's Kafka timestamp (UTC)."
+    )

@@ -158,6 +158,13 @@ class Runner:
             detail=error.detail,
             raw=record.value,
             received_time=received,
+            key=record.key,
+            headers=record.headers,
+            source_timestamp=(
+                datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+                if record.timestamp_ms >= 0
+                else None
+            ),
         )
         self._checkpoint.add(letter, record.topic, record.partition, record.offset)
         self._metrics.messages.labels(record.topic, "dead_letter").inc()
