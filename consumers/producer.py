@@ -6,13 +6,30 @@ from kafka import KafkaProducer
 
 from consumers.connection import KafkaConnection
 
+#: Bytes a record may take beyond its key and value (headers, batch framing).
+RECORD_OVERHEAD_BYTES = 16_384
 
-def make_producer(connection: KafkaConnection) -> KafkaProducer:
-    """A producer that waits for all in-sync replicas and keeps per-key order."""
+
+def make_producer(
+    connection: KafkaConnection, *, max_message_bytes: int = 1_000_000, timeout_s: float = 30.0
+) -> KafkaProducer:
+    """A producer that waits for all in-sync replicas and keeps per-key order.
+
+    Every blocking call is bounded by ``timeout_s``: waiting for metadata or buffer space
+    (``max_block_ms``), one request, and a record's whole delivery including retries.
+    """
+    timeout_ms = int(timeout_s * 1000)
+    request_timeout_ms = min(timeout_ms, 30_000)
+    linger_ms = 5
     return KafkaProducer(
         **connection.client_kwargs(),
         acks="all",
-        linger_ms=5,
+        linger_ms=linger_ms,
         retries=5,
         max_in_flight_requests_per_connection=1,
+        max_request_size=max_message_bytes + RECORD_OVERHEAD_BYTES,
+        max_block_ms=timeout_ms,
+        request_timeout_ms=request_timeout_ms,
+        # kafka-python requires delivery >= linger + request timeout.
+        delivery_timeout_ms=max(timeout_ms, linger_ms + request_timeout_ms),
     )

@@ -3,17 +3,23 @@
 :class:`KafkaSource` is one kafka-python consumer group member subscribed to
 the chat and news topics.  Auto-commit is off: offsets are committed by the
 pipeline's checkpoint, after results are durably written.
+
+kafka-python's consumer is not thread-safe: every method here must be called
+from the one thread that polls.  The run loop keeps that thread polling while
+another thread classifies (with all partitions paused, so the group sees a live
+member and nothing new is fetched); rebalance callbacks run inside ``poll``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.connection import KafkaConnection
@@ -22,6 +28,13 @@ log = logging.getLogger(__name__)
 
 #: (topic, partition) -> offset
 Offsets = dict[tuple[str, int], int]
+Partitions = set[tuple[str, int]]
+#: Called with the partitions being revoked (before) or assigned (after a rebalance).
+RebalanceCallback = Callable[[Partitions], None]
+
+
+class CommitError(Exception):
+    """An offset commit that may succeed if tried again (broker away, timeout)."""
 
 
 @dataclass(frozen=True)
@@ -44,13 +57,39 @@ class Source(Protocol):
         """Up to ``max_records`` records, waiting at most ``timeout_s``."""
 
     def commit(self, offsets: Offsets) -> bool:
-        """Commit next-offsets-to-read; False if the group rebalanced underneath."""
+        """Commit next-offsets-to-read; False if the group rebalanced underneath.
+
+        Raises :class:`CommitError` when the commit may succeed if retried.
+        """
 
     def lag(self) -> Offsets:
         """Messages not yet consumed per assigned partition."""
 
+    def assignment(self) -> Partitions:
+        """The partitions this member owns now."""
+
+    def pause(self) -> None:
+        """Stop fetching from every assigned partition (and ones assigned later)."""
+
+    def resume(self) -> None:
+        """Fetch again from every assigned partition."""
+
+    def on_rebalance(self, revoked: RebalanceCallback, assigned: RebalanceCallback) -> None:
+        """Register callbacks run inside :meth:`poll` around a rebalance."""
+
     def close(self) -> None:
         """Leave the group and release connections."""
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        self._source._revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self._source._assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 class KafkaSource:
@@ -65,9 +104,9 @@ class KafkaSource:
         auto_offset_reset: str = "earliest",
         max_poll_interval_ms: int = 300_000,
         session_timeout_ms: int = 10_000,
+        request_timeout_ms: int = 30_000,
     ) -> None:
         self._consumer = KafkaConsumer(
-            *topics,
             **connection.client_kwargs(),
             group_id=group_id,
             enable_auto_commit=False,
@@ -75,15 +114,37 @@ class KafkaSource:
             max_poll_interval_ms=max_poll_interval_ms,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
-            request_timeout_ms=30_000,
+            request_timeout_ms=request_timeout_ms,
         )
+        self._timeout_ms = request_timeout_ms
+        self._paused = False
+        self._on_revoked: RebalanceCallback | None = None
+        self._on_assigned: RebalanceCallback | None = None
+        self._consumer.subscribe(list(topics), listener=_Listener(self))
+
+    def on_rebalance(self, revoked: RebalanceCallback, assigned: RebalanceCallback) -> None:
+        """Register callbacks run inside :meth:`poll` around a rebalance."""
+        self._on_revoked, self._on_assigned = revoked, assigned
+
+    def _revoked(self, partitions: Partitions) -> None:
+        log.info("partitions revoked", extra={"partitions": sorted(partitions)})
+        if self._on_revoked is not None:
+            self._on_revoked(partitions)
+
+    def _assigned(self, partitions: Partitions) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(partitions)})
+        if self._paused and partitions:
+            # A member paused for a batch in flight must not fetch new partitions either.
+            self._consumer.pause(*(TopicPartition(t, p) for t, p in partitions))
+        if self._on_assigned is not None:
+            self._on_assigned(partitions)
 
     def poll(self, timeout_s: float, max_records: int) -> list[SourceRecord]:
         """Poll the group; records keep per-partition order."""
         batches = self._consumer.poll(
             timeout_ms=max(0, int(timeout_s * 1000)), max_records=max_records
         )
-        return [
+        records = [
             SourceRecord(
                 topic=m.topic,
                 partition=m.partition,
@@ -96,15 +157,37 @@ class KafkaSource:
             for messages in batches.values()
             for m in messages
         ]
+        if records and self._paused:
+            # Never drop what a paused poll returned: rewind so it is fetched again.
+            for record in records:
+                self._consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
+            log.warning("records returned while paused; rewound", extra={"n": len(records)})
+            return []
+        return records
+
+    def assignment(self) -> Partitions:
+        """The partitions this member owns now."""
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def pause(self) -> None:
+        """Stop fetching from every assigned partition (and ones assigned later)."""
+        self._paused = True
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        """Fetch again from every assigned partition."""
+        self._paused = False
+        self._consumer.resume(*self._consumer.paused())
 
     def commit(self, offsets: Offsets) -> bool:
-        """Synchronous commit; a rebalance means another member will redo the records."""
+        """Synchronous, bounded commit; a rebalance means another member will redo the records."""
         try:
             self._consumer.commit(
                 {
                     TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
                     for (topic, partition), offset in offsets.items()
-                }
+                },
+                timeout_ms=self._timeout_ms,
             )
         except CommitFailedError as exc:
             log.warning(
@@ -112,6 +195,9 @@ class KafkaSource:
                 extra={"error": str(exc)},
             )
             return False
+        except KafkaError as exc:
+            msg = f"offset commit failed: {type(exc).__name__}: {exc}"
+            raise CommitError(msg) from exc
         return True
 
     def lag(self) -> Offsets:
@@ -133,9 +219,11 @@ class KafkaSource:
 
     def committed(self, topic: str, partition: int) -> int | None:
         """The group's committed offset of one partition."""
-        result = self._consumer.committed(TopicPartition(topic, partition))
+        result = self._consumer.committed(
+            TopicPartition(topic, partition), timeout_ms=self._timeout_ms
+        )
         return None if result is None else int(result)
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 10.0) -> None:
         """Leave the group (triggers a rebalance for the others)."""
-        self._consumer.close(autocommit=False, timeout_ms=10_000)
+        self._consumer.close(autocommit=False, timeout_ms=int(timeout_s * 1000))

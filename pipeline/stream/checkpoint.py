@@ -38,11 +38,24 @@ class Checkpoint:
         """Offsets that the next :meth:`commit` will commit."""
         return dict(self._offsets)
 
-    def commit(self) -> Offsets:
-        """Flush every sink, then commit; on any failure nothing is committed."""
+    def flush(self) -> None:
+        """Durably write everything added; raise if any sink fails.
+
+        Nothing is lost on failure: sinks keep what they could not write, and a later
+        flush writes it.
+        """
         for sink in self._sinks:
             sink.flush()
+
+    def take_offsets(self) -> Offsets:
+        """The offsets of everything added since the last take: call only after :meth:`flush`."""
         offsets, self._offsets = self._offsets, {}
+        return offsets
+
+    def commit(self) -> Offsets:
+        """Flush every sink, then commit; on any failure nothing is committed."""
+        self.flush()
+        offsets = self.take_offsets()
         if offsets:
             self._commit(offsets)
         return offsets

@@ -42,20 +42,32 @@ def _result(prediction: TaskPrediction, evidence: str | None = None) -> TaskResu
     )
 
 
-def units(event: InputEvent) -> tuple[list[str], list[float]]:
-    """What the classifier reads for ``event``: one text, or an article's sentences."""
+def units(event: InputEvent, max_sentences: int = 64) -> tuple[list[str], list[float]]:
+    """What the classifier reads for ``event``: one text, or an article's first sentences.
+
+    An article is cut to its headline and ``max_sentences - 1`` body sentences, so one long
+    body cannot make a batch's work unbounded (the lead carries the news).
+    """
     if isinstance(event, NewsEvent) and event.body:
-        return article_sentences(event.headline, event.body)
+        sentences, weights = article_sentences(event.headline, event.body)
+        return sentences[:max_sentences], weights[:max_sentences]
     return [event.text], [1.0]
 
 
 def classify_events(
-    classifier: TextClassifier, events: Sequence[InputEvent], tasks: Sequence[str]
+    classifier: TextClassifier,
+    events: Sequence[InputEvent],
+    tasks: Sequence[str],
+    *,
+    max_sentences: int = 64,
+    max_texts_per_forward: int = 64,
 ) -> list[tuple[Prediction, dict[str, Evidence]]]:
-    """Classify a batch in one call; long articles are split and aggregated."""
-    plans = [units(e) for e in events]
+    """Classify a batch; long articles are split and aggregated; forward passes are bounded."""
+    plans = [units(e, max_sentences) for e in events]
     flat = [sentence for sentences, _ in plans for sentence in sentences]
-    predictions = classifier.predict(flat, tasks)
+    predictions: list[Prediction] = []
+    for start in range(0, len(flat), max_texts_per_forward):
+        predictions.extend(classifier.predict(flat[start : start + max_texts_per_forward], tasks))
     labels = {t.name: t.labels for t in classifier.info.tasks}
     out: list[tuple[Prediction, dict[str, Evidence]]] = []
     start = 0

@@ -1,9 +1,19 @@
-"""The run loop: poll, decode, classify, hand results to the checkpoint, commit.
+"""The run loop: poll, hand a batch to the classify thread, commit what it wrote.
 
-Good and bad messages are two streams (as in Bytewax): decoding yields valid
-events or :class:`~pipeline.schema.DecodeError` values; the latter become
-dead letters and the loop carries on.  Offsets are committed only by the
-checkpoint, after every sink has flushed.
+Two threads, because kafka-python's consumer is not thread-safe and a group member
+that stops polling for ``max.poll.interval.ms`` is thrown out of its group:
+
+- the **polling thread** (the caller of :meth:`Runner.run`) owns the consumer: it
+  gathers a micro-batch, pauses every partition, keeps polling (nothing is fetched,
+  but the member stays alive and rebalance callbacks run) until the batch is done,
+  commits its offsets and resumes;
+- the **classify thread** runs :class:`~pipeline.stream.processing.BatchProcessor`:
+  decoding, the model, enrichment, and the sinks' flush with retries.
+
+So a slow model, a slow sink or a store outage never costs the group membership, and
+with one batch in flight at a time memory stays flat under overload (backpressure by
+pause/resume).  On a rebalance the batch in flight is finished and committed before
+the partitions go; on shutdown it is drained within ``shutdown_timeout_s``.
 """
 
 from __future__ import annotations
@@ -12,26 +22,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
-from consumers.source import Source, SourceRecord
+from consumers.source import CommitError, Offsets, Partitions, Source, SourceRecord
 from models.classifier import TextClassifier
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
-from pipeline.schema import (
-    DeadLetter,
-    DecodeError,
-    EnrichedEvent,
-    InputEvent,
-    Kind,
-    SourceRef,
-    decode,
-)
+from pipeline.schema import Kind
 from pipeline.sinks.base import Sink
+from pipeline.store.attempts import AttemptLog
 from pipeline.stream.batching import MicroBatcher
 from pipeline.stream.checkpoint import Checkpoint
-from pipeline.stream.enrich import INTENT, SENTIMENT, classify_events, enrich
+from pipeline.stream.enrich import INTENT, SENTIMENT
+from pipeline.stream.processing import BatchProcessor, Limits, RunReport
+from pipeline.stream.retry import Abandoned, Backoff
+
+__all__ = ["HealthReporter", "Limits", "RunReport", "Runner"]
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +48,37 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class RunReport:
-    """Totals of one run of the loop."""
+class HealthReporter(Protocol):
+    """What the loop reports for ``/healthz`` and ``/readyz`` (see ``pipeline.health``)."""
 
-    batches: int = 0
-    enriched: int = 0
-    dead_letters: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
+    def set(self, component: str, ok: bool, detail: str = "") -> None:
+        """Record one component's state."""
+
+    def beat(self) -> None:
+        """The loop is alive."""
+
+
+class _InFlight:
+    """One batch on the classify thread (a daemon: a stuck model never blocks exit)."""
+
+    def __init__(self, work: Callable[[], Offsets]) -> None:
+        self.offsets: Offsets | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(work,), name="classify")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _run(self, work: Callable[[], Offsets]) -> None:
+        try:
+            self.offsets = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the polling thread
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._done.wait(timeout_s)
 
 
 class Runner:
@@ -66,121 +96,57 @@ class Runner:
         batch_max_wait_s: float = 0.2,
         lag_interval_s: float = 10.0,
         clock: Callable[[], datetime] = utc_now,
+        attempts: AttemptLog | None = None,
+        limits: Limits | None = None,
+        health: HealthReporter | None = None,
+        retry_backoff_max_s: float = 30.0,
+        shutdown_timeout_s: float = 30.0,
     ) -> None:
         tasks = [t.name for t in classifier.info.tasks]
         if SENTIMENT not in tasks:
             msg = f"model {classifier.info.name} has no sentiment task (tasks: {tasks})"
             raise ConfigError(msg)
-        self._tasks = [t for t in (INTENT, SENTIMENT) if t in tasks]
         self._source = source
-        self._classifier = classifier
-        self._topic_kinds = dict(topic_kinds)
         self._metrics = metrics
+        self._health = health
         self._batcher = MicroBatcher(source, batch_max_size, batch_max_wait_s)
-        self._checkpoint = Checkpoint(sinks, self._commit)
+        self._checkpoint = Checkpoint(sinks, self._commit_now)
+        self._processor = BatchProcessor(
+            classifier=classifier,
+            checkpoint=self._checkpoint,
+            topic_kinds=topic_kinds,
+            metrics=metrics,
+            tasks=[t for t in (INTENT, SENTIMENT) if t in tasks],
+            attempts=attempts,
+            limits=limits,
+            backoff=Backoff(0.5, retry_backoff_max_s),
+            clock=clock,
+            on_sink_state=self._sink_state,
+        )
         self._lag_interval_s = lag_interval_s
-        self._clock = clock
+        self._shutdown_timeout_s = shutdown_timeout_s
         self._last_lag = 0.0
+        self._inflight: _InFlight | None = None
+        self._abort = threading.Event()
+        self._uncommitted: Offsets = {}
+        self._commit_backoff = Backoff(0.5, retry_backoff_max_s)
+        self._next_commit_try = 0.0
         #: Totals of the current (or last) :meth:`run`, readable while it runs.
         self.totals = RunReport()
         info = classifier.info
         metrics.model_info.labels(info.name, info.version, info.tokenizer_hash).set(1)
-
-    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        ok = self._source.commit(offsets)
-        self._metrics.commits.labels("ok" if ok else "rebalanced").inc()
+        self._report("model", True)
+        source.on_rebalance(self._on_revoked, self._on_assigned)
 
     def process(
         self, records: Sequence[SourceRecord], report: RunReport | None = None
     ) -> RunReport:
-        """Handle one batch end to end: dead letters, classification, sinks, commit."""
+        """Handle one batch synchronously end to end (sinks, then commit); for tools and tests."""
         report = report if report is not None else RunReport()
-        if not records:
-            return report
-        self._metrics.batch_size.observe(len(records))
-        received = self._clock()
-        valid: list[tuple[SourceRecord, InputEvent]] = []
-        for record in records:
-            kind = self._topic_kinds.get(record.topic)
-            decoded = (
-                decode(kind, record.value)
-                if kind is not None
-                else DecodeError("unknown_topic", f"no schema for topic {record.topic!r}")
-            )
-            if isinstance(decoded, DecodeError):
-                self._dead_letter(record, decoded, received, report)
-            else:
-                valid.append((record, decoded))
-
-        if valid:
-            started = time.perf_counter()
-            predictions = classify_events(self._classifier, [e for _, e in valid], self._tasks)
-            model_ms = (time.perf_counter() - started) * 1000.0
-            self._metrics.model_latency.observe(model_ms / 1000.0)
-            processed = self._clock()
-            enriched: list[EnrichedEvent] = []
-            for (record, event), (prediction, evidence) in zip(valid, predictions, strict=True):
-                result = enrich(
-                    event,
-                    record,
-                    prediction,
-                    self._classifier.info,
-                    processed,
-                    model_ms,
-                    evidence,
-                )
-                self._checkpoint.add(result, record.topic, record.partition, record.offset)
-                enriched.append(result)
-        else:
-            enriched = []
-
-        self._checkpoint.commit()
-        report.batches += 1
-        done = self._clock()
-        for out in enriched:
-            self._metrics.messages.labels(out.source.topic, "enriched").inc()
-            self._metrics.end_to_end_latency.observe(
-                max(0.0, (done - out.event_time).total_seconds())
-            )
-            for task, task_result in ((INTENT, out.intent), (SENTIMENT, out.sentiment)):
-                if task_result is not None:
-                    self._metrics.labels.labels(out.kind, task, task_result.label).inc()
-        report.enriched += len(enriched)
-        log.debug("batch done", extra={"size": len(records), "enriched": len(enriched)})
+        if records:
+            offsets = self._processor.process(records, report, self._abort)
+            self._commit(offsets)
         return report
-
-    def _dead_letter(
-        self, record: SourceRecord, error: DecodeError, received: datetime, report: RunReport
-    ) -> None:
-        letter = DeadLetter(
-            source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
-            reason=error.reason,
-            detail=error.detail,
-            raw=record.value,
-            received_time=received,
-            key=record.key,
-            headers=record.headers,
-            source_timestamp=(
-                datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-                if record.timestamp_ms >= 0
-                else None
-            ),
-        )
-        self._checkpoint.add(letter, record.topic, record.partition, record.offset)
-        self._metrics.messages.labels(record.topic, "dead_letter").inc()
-        self._metrics.dead_letters.labels(error.reason).inc()
-        report.dead_letters += 1
-        report.by_reason[error.reason] = report.by_reason.get(error.reason, 0) + 1
-        # Coordinates and reason only: raw text is never logged outside the store.
-        log.warning(
-            "dead letter",
-            extra={
-                "reason": error.reason,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-            },
-        )
 
     def run(
         self,
@@ -189,17 +155,43 @@ class Runner:
         idle_exit_s: float | None = None,
         poll_timeout_s: float = 0.5,
     ) -> RunReport:
-        """Loop until ``stop`` is set (or, with ``idle_exit_s``, the stream has been quiet)."""
+        """Loop until ``stop`` is set (or, with ``idle_exit_s``, the stream has been quiet).
+
+        After ``stop`` the batch in flight is finished and committed; if it cannot finish
+        within ``shutdown_timeout_s`` (a sink still down) it is abandoned uncommitted and
+        will be redelivered.
+        """
         report = self.totals = RunReport()
         idle_since = time.monotonic()
-        while not stop.is_set():
-            records = self._batcher.next_batch(poll_timeout_s)
-            if records:
-                self.process(records, report)
-                idle_since = time.monotonic()
-            elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
-                break
+        stop_deadline: float | None = None
+        self._abort.clear()
+        while True:
+            if self._health is not None:
+                self._health.beat()
+            if stop.is_set() and stop_deadline is None:
+                stop_deadline = time.monotonic() + self._shutdown_timeout_s
+            if self._inflight is None:
+                self._retry_commit()
+                if stop.is_set():
+                    break
+                records = self._next_batch(poll_timeout_s)
+                if records:
+                    self._start(records, report)
+                    idle_since = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                    break
+            else:
+                # Paused: fetches nothing, keeps the membership, runs rebalance callbacks.
+                self._source.poll(0.0, 1)
+                if self._inflight is not None and self._inflight.wait(0.05):
+                    self._complete()
+                elif stop_deadline is not None and time.monotonic() > stop_deadline:
+                    log.warning("shutdown bound reached; abandoning the batch in flight")
+                    self._abort.set()
+                    if self._inflight is not None and not self._inflight.wait(2.0):
+                        break
             self._measure_lag()
+        self._retry_commit(force=True)
         log.info(
             "run loop stopped",
             extra={
@@ -209,6 +201,94 @@ class Runner:
             },
         )
         return report
+
+    def _next_batch(self, poll_timeout_s: float) -> list[SourceRecord]:
+        records = self._batcher.next_batch(poll_timeout_s)
+        if not records:
+            return records
+        # A rebalance between the polls of one batch can revoke a partition whose records
+        # are already in hand: the new owner will process them, so must we not.
+        owned = self._source.assignment()
+        return [r for r in records if (r.topic, r.partition) in owned]
+
+    def _start(self, records: list[SourceRecord], report: RunReport) -> None:
+        self._source.pause()
+        self._inflight = _InFlight(
+            lambda: self._processor.process(records, report, self._abort)
+        )
+
+    def _complete(self) -> None:
+        """The batch in flight is done: commit its offsets and fetch again."""
+        inflight, self._inflight = self._inflight, None
+        assert inflight is not None  # noqa: S101 - only called with a batch in flight
+        self._source.resume()
+        if isinstance(inflight.error, Abandoned):
+            log.warning("batch abandoned uncommitted; it will be redelivered")
+            return
+        if inflight.error is not None:
+            raise inflight.error
+        self._commit(inflight.offsets or {})
+
+    def _commit(self, offsets: Offsets) -> None:
+        for key, offset in offsets.items():
+            self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
+        self._retry_commit(force=True)
+
+    def _retry_commit(self, force: bool = False) -> None:
+        if not self._uncommitted or (not force and time.monotonic() < self._next_commit_try):
+            return
+        owned = self._source.assignment()
+        offsets = {k: v for k, v in self._uncommitted.items() if k in owned}
+        self._uncommitted = {}
+        if offsets:
+            try:
+                self._commit_now(offsets)
+            except CommitError as exc:
+                for key, offset in offsets.items():
+                    self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
+                self._next_commit_try = time.monotonic() + self._commit_backoff.next_wait()
+                self._metrics.commits.labels("failed").inc()
+                self._report("broker", False, str(exc)[:300])
+                return
+        self._commit_backoff.reset()
+
+    def _commit_now(self, offsets: Offsets) -> None:
+        ok = self._source.commit(offsets)
+        self._metrics.commits.labels("ok" if ok else "rebalanced").inc()
+        self._report("broker", True)
+
+    def _on_revoked(self, partitions: Partitions) -> None:
+        """Finish and commit the batch in flight while we still own its partitions."""
+        inflight = self._inflight
+        if inflight is not None:
+            if inflight.wait(self._shutdown_timeout_s):
+                self._complete()
+            else:
+                # Still working: its records go to the new owner uncommitted (redelivered,
+                # deduplicated by input id in the store).
+                self._abort.set()
+                inflight.wait(2.0)
+                self._inflight = None
+                self._abort.clear()
+                self._source.resume()
+        self._retry_commit(force=True)
+        self._uncommitted = {k: v for k, v in self._uncommitted.items() if k not in partitions}
+        for topic, partition in partitions:
+            try:
+                self._metrics.lag.remove(topic, str(partition))
+            except KeyError:
+                pass
+
+    def _on_assigned(self, partitions: Partitions) -> None:
+        owned = self._source.assignment()
+        self._report("assignment", bool(owned), f"{len(owned)} partitions")
+
+    def _sink_state(self, component: str, ok: bool, detail: str) -> None:
+        self._report(component, ok, detail)
+
+    def _report(self, component: str, ok: bool, detail: str = "") -> None:
+        if self._health is not None:
+            self._health.set(component, ok, detail)
 
     def _measure_lag(self) -> None:
         now = time.monotonic()

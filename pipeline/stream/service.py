@@ -12,7 +12,7 @@ import torch
 from consumers.connection import KafkaConnection
 from consumers.producer import make_producer
 from consumers.source import KafkaSource
-from models.classifier import AttentionTextClassifier
+from models.classifier import AttentionTextClassifier, TextClassifier
 from models.saving import ModelDirError
 from pipeline.config import Settings
 from pipeline.errors import ModelError
@@ -20,7 +20,8 @@ from pipeline.metrics import Metrics
 from pipeline.sinks.store import StoreSink
 from pipeline.sinks.topics import DeadLetterTopicSink, EnrichedTopicSink
 from pipeline.store import Store, open_store
-from pipeline.stream.runner import Runner
+from pipeline.store.attempts import AttemptLog
+from pipeline.stream.runner import HealthReporter, Limits, Runner
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,25 @@ def service(
     settings: Settings,
     connection: KafkaConnection,
     *,
-    classifier: AttentionTextClassifier | None = None,
+    classifier: TextClassifier | None = None,
     metrics: Metrics | None = None,
+    health: HealthReporter | None = None,
 ) -> Iterator[Service]:
-    """Build the run loop's parts and close them (source last) on exit."""
+    """Build the run loop's parts and close them (source last, each bounded) on exit."""
     classifier = classifier or load_classifier(settings)
     metrics = metrics or Metrics()
     store = open_store(settings.store_url)
-    producer = make_producer(connection)
-    source = KafkaSource(connection, [settings.topic_chat, settings.topic_news], settings.group_id)
+    producer = make_producer(
+        connection, max_message_bytes=settings.max_message_bytes, timeout_s=settings.io_timeout_s
+    )
+    source = KafkaSource(
+        connection,
+        [settings.topic_chat, settings.topic_news],
+        settings.group_id,
+        max_poll_interval_ms=settings.max_poll_interval_ms,
+        session_timeout_ms=settings.session_timeout_ms,
+        request_timeout_ms=int(min(settings.io_timeout_s, 30.0) * 1000),
+    )
     try:
         runner = Runner(
             source=source,
@@ -74,6 +85,13 @@ def service(
             batch_max_size=settings.batch_max_size,
             batch_max_wait_s=settings.batch_max_wait_ms / 1000.0,
             lag_interval_s=settings.lag_interval_s,
+            attempts=AttemptLog(store.engine),
+            limits=Limits(
+                max_redeliveries=settings.max_redeliveries, max_sentences=settings.max_sentences
+            ),
+            health=health,
+            retry_backoff_max_s=settings.retry_backoff_max_s,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
         )
         log.info(
             "run loop ready",
@@ -86,6 +104,6 @@ def service(
         )
         yield Service(runner, store, metrics, source)
     finally:
-        producer.close()
-        source.close()
+        producer.close(timeout=settings.io_timeout_s)
+        source.close(timeout_s=settings.io_timeout_s)
         store.close()

@@ -1,0 +1,265 @@
+"""One micro-batch from raw records to durably written results: the classify thread's job.
+
+Every input ends enriched or dead-lettered, never as an exception out of here:
+
+- bad bytes are dead letters with the decoder's reason (good and bad as two streams);
+- a record the store remembers as started before without finishing (the process died
+  while it was in flight) is retried alone, so that only a record that really kills the
+  process accumulates starts; at ``max_redeliveries`` it is dead-lettered as
+  ``redelivery_limit`` (counts in :mod:`pipeline.store.attempts`);
+- an exception from the model is isolated by bisection: the batch is split until the
+  failing records are alone, they are dead-lettered as ``model_error`` with the exception
+  type, and the rest of the batch is processed;
+- sinks that fail (store or broker away) are retried with capped backoff, so a transient
+  fault delays the batch instead of killing the process.
+
+What is returned is the offsets to commit; committing is the polling thread's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from kafka.errors import KafkaError
+
+from consumers.source import Offsets, SourceRecord
+from models.classifier import Prediction, TextClassifier
+from models.long_text import Evidence
+from pipeline.errors import StoreError
+from pipeline.metrics import Metrics
+from pipeline.schema import (
+    DeadLetter,
+    DecodeError,
+    EnrichedEvent,
+    InputEvent,
+    Kind,
+    SourceRef,
+    decode,
+)
+from pipeline.store.attempts import AttemptLog, Position
+from pipeline.stream.checkpoint import Checkpoint
+from pipeline.stream.enrich import INTENT, SENTIMENT, classify_events, enrich
+from pipeline.stream.retry import Backoff, retry
+
+log = logging.getLogger(__name__)
+
+#: Faults worth waiting out: the store or the broker unavailable or slow.
+TRANSIENT: tuple[type[BaseException], ...] = (StoreError, KafkaError, TimeoutError, OSError)
+Classified = tuple[Prediction, dict[str, Evidence]]
+
+
+@dataclass
+class RunReport:
+    """Totals of one run of the loop."""
+
+    batches: int = 0
+    enriched: int = 0
+    dead_letters: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Limits:
+    """How much work one batch may do, and how often a record may be started."""
+
+    max_redeliveries: int = 3
+    max_sentences: int = 64
+    #: Texts per forward pass: long news is split into sentences, and 32 articles of 64
+    #: sentences must not become one 2,048-row forward pass.
+    max_texts_per_forward: int = 64
+
+
+class BatchProcessor:
+    """Decodes, classifies, enriches and flushes one batch; returns the offsets to commit."""
+
+    def __init__(
+        self,
+        *,
+        classifier: TextClassifier,
+        checkpoint: Checkpoint,
+        topic_kinds: Mapping[str, Kind],
+        metrics: Metrics,
+        tasks: Sequence[str],
+        attempts: AttemptLog | None = None,
+        limits: Limits | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_sink_state: Callable[[str, bool, str], None] | None = None,
+    ) -> None:
+        self._classifier = classifier
+        self._checkpoint = checkpoint
+        self._topic_kinds = dict(topic_kinds)
+        self._metrics = metrics
+        self._tasks = list(tasks)
+        self._attempts = attempts
+        self._limits = limits or Limits()
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._on_sink_state = on_sink_state
+
+    def process(
+        self, records: Sequence[SourceRecord], report: RunReport, abort: threading.Event
+    ) -> Offsets:
+        """Handle ``records`` end to end; raises ``Abandoned`` only if ``abort`` is set."""
+        self._metrics.batch_size.observe(len(records))
+        received = self._clock()
+        valid: list[tuple[SourceRecord, InputEvent]] = []
+        for record in records:
+            kind = self._topic_kinds.get(record.topic)
+            decoded = (
+                decode(kind, record.value)
+                if kind is not None
+                else DecodeError("unknown_topic", f"no schema for topic {record.topic!r}")
+            )
+            if isinstance(decoded, DecodeError):
+                self._dead_letter(record, decoded, received, report)
+            else:
+                valid.append((record, decoded))
+
+        earlier = self._begin([_position(r) for r, _ in valid], abort)
+        fresh = [(r, e) for r, e in valid if _position(r) not in earlier]
+        self._classify_and_add(fresh, report)
+        self._flush(abort, [_position(r) for r, _ in fresh])
+        for record, event in valid:
+            starts = earlier.get(_position(record))
+            if starts is None:
+                continue
+            if starts >= self._limits.max_redeliveries:
+                detail = f"started {starts} times without finishing (the process died each time)"
+                self._dead_letter(record, DecodeError("redelivery_limit", detail), received, report)
+                self._flush(abort, [_position(record)])
+                continue
+            # Alone, so that if it kills the process again, only its own count grows.
+            self._start_one(_position(record), abort)
+            self._classify_and_add([(record, event)], report)
+            self._flush(abort, [_position(record)])
+        offsets = self._checkpoint.take_offsets()
+        report.batches += 1
+        return offsets
+
+    def _begin(self, positions: list[Position], abort: threading.Event) -> dict[Position, int]:
+        if self._attempts is None or not positions:
+            return {}
+        attempts = self._attempts
+        return retry(lambda: attempts.begin(positions), what="attempt count",
+                     retriable=TRANSIENT, stop=abort, backoff=self._backoff)
+
+    def _start_one(self, position: Position, abort: threading.Event) -> None:
+        attempts = self._attempts
+        if attempts is not None:
+            retry(lambda: attempts.start_one(position), what="attempt count",
+                  retriable=TRANSIENT, stop=abort, backoff=self._backoff)
+
+    def _classify_and_add(
+        self, items: Sequence[tuple[SourceRecord, InputEvent]], report: RunReport
+    ) -> None:
+        if not items:
+            return
+        started = time.perf_counter()
+        results = self._isolate([e for _, e in items])
+        model_ms = (time.perf_counter() - started) * 1000.0
+        self._metrics.model_latency.observe(model_ms / 1000.0)
+        processed = self._clock()
+        for (record, event), result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                error = DecodeError("model_error", type(result).__name__)
+                self._dead_letter(record, error, processed, report)
+                continue
+            prediction, evidence = result
+            out = enrich(
+                event, record, prediction, self._classifier.info, processed, model_ms, evidence
+            )
+            self._checkpoint.add(out, record.topic, record.partition, record.offset)
+            self._count(out, report)
+
+    def _isolate(self, events: Sequence[InputEvent]) -> list[Classified | Exception]:
+        """Classify; on an exception split the batch in halves until the culprits are alone."""
+        try:
+            return list(self._classify(events))
+        except Exception as exc:  # noqa: BLE001 - any model failure is isolated, not fatal
+            if len(events) == 1:
+                log.warning("model error", extra={"error": type(exc).__name__})
+                return [exc]
+        middle = len(events) // 2
+        return self._isolate(events[:middle]) + self._isolate(events[middle:])
+
+    def _classify(self, events: Sequence[InputEvent]) -> list[Classified]:
+        return classify_events(
+            self._classifier,
+            events,
+            self._tasks,
+            max_sentences=self._limits.max_sentences,
+            max_texts_per_forward=self._limits.max_texts_per_forward,
+        )
+
+    def _flush(self, abort: threading.Event, finished: list[Position]) -> None:
+        def failed(exc: BaseException) -> None:
+            if self._on_sink_state is not None:
+                component = "store" if isinstance(exc, StoreError) else "broker"
+                self._on_sink_state(component, False, f"{type(exc).__name__}: {exc}"[:300])
+
+        def succeeded() -> None:
+            if self._on_sink_state is not None:
+                self._on_sink_state("store", True, "")
+                self._on_sink_state("broker", True, "")
+
+        retry(self._checkpoint.flush, what="flush", retriable=TRANSIENT, stop=abort,
+              backoff=self._backoff, on_failure=failed, on_success=succeeded)
+        if self._attempts is not None and finished:
+            try:
+                self._attempts.finish(finished)
+            except StoreError as exc:
+                # Results are durable; a stale count only makes a redelivery go one by one.
+                log.warning("could not clear attempt counts", extra={"error": str(exc)[:300]})
+
+    def _count(self, out: EnrichedEvent, report: RunReport) -> None:
+        self._metrics.messages.labels(out.source.topic, "enriched").inc()
+        self._metrics.end_to_end_latency.observe(
+            max(0.0, (self._clock() - out.event_time).total_seconds())
+        )
+        for task, task_result in ((INTENT, out.intent), (SENTIMENT, out.sentiment)):
+            if task_result is not None:
+                self._metrics.labels.labels(out.kind, task, task_result.label).inc()
+        report.enriched += 1
+
+    def _dead_letter(
+        self, record: SourceRecord, error: DecodeError, received: datetime, report: RunReport
+    ) -> None:
+        letter = DeadLetter(
+            source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
+            reason=error.reason,
+            detail=error.detail,
+            raw=record.value,
+            received_time=received,
+            key=record.key,
+            headers=record.headers,
+            source_timestamp=(
+                datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+                if record.timestamp_ms >= 0
+                else None
+            ),
+        )
+        self._checkpoint.add(letter, record.topic, record.partition, record.offset)
+        self._metrics.messages.labels(record.topic, "dead_letter").inc()
+        self._metrics.dead_letters.labels(error.reason).inc()
+        report.dead_letters += 1
+        report.by_reason[error.reason] = report.by_reason.get(error.reason, 0) + 1
+        # Coordinates and reason only: raw text is never logged outside the store.
+        log.warning(
+            "dead letter",
+            extra={
+                "reason": error.reason,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+        )
+
+
+def _position(record: SourceRecord) -> Position:
+    return (record.topic, record.partition, record.offset)
