@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -73,13 +75,29 @@ def fail(exc: BaseException) -> NoReturn:
     raise typer.Exit(2)
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, for commands that drain before exiting."""
+def stop_on_signals(bound_s: float | None = None) -> threading.Event:
+    """An event set by SIGTERM or SIGINT, for commands that drain before exiting.
+
+    A second signal exits at once (status 128 + signal).  With ``bound_s``, a process
+    still running ``bound_s`` + 5 seconds after the first signal is ended (status 1):
+    draining is bounded even if something below never returns.
+    """
     stop = threading.Event()
 
+    def watchdog(limit_s: float) -> None:
+        time.sleep(limit_s)
+        log.error("shutdown took too long; exiting", extra={"bound_s": bound_s})
+        os._exit(1)
+
     def handler(signum: int, _frame: Any) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("second signal: exiting now", extra={"signal": name})
+            os._exit(128 + signum)
+        log.info("stopping", extra={"signal": name})
         stop.set()
+        if bound_s is not None:
+            threading.Thread(target=watchdog, args=(bound_s + 5.0,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

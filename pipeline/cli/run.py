@@ -18,18 +18,25 @@ def run(
     ] = None,
 ) -> None:
     """Consume chat and news, classify, store, produce enriched events, commit."""
+    from pipeline.health import Health
+    from pipeline.metrics import Metrics
     from pipeline.stream.service import service
 
     settings = state.settings
-    stop = stop_on_signals()
+    stop = stop_on_signals(settings.shutdown_timeout_s)
+    metrics = Metrics()
+    health = Health(metrics=metrics)
     try:
+        if settings.metrics_port:
+            # Served before the model loads: /readyz says what is still missing.
+            metrics.serve(settings.metrics_port, settings.metrics_host, health)
         connection = settings.kafka()
-        with service(settings, connection) as svc:
-            if settings.metrics_port:
-                svc.metrics.serve(settings.metrics_port, settings.metrics_host)
+        with service(settings, connection, metrics=metrics, health=health) as svc:
             report = svc.runner.run(stop, idle_exit_s=idle_exit)
     except AttnwatchError as exc:
         fail(exc)
+    finally:
+        metrics.close()
     typer.echo(f"enriched {report.enriched}, dead letters {report.dead_letters}")
 
 
@@ -58,8 +65,9 @@ def demo(
             )
         )
         console.print(f"trained in {result.seconds:.0f} s; card: {settings.model_dir}/README.md")
+    stop = stop_on_signals(settings.shutdown_timeout_s)
     try:
-        run_demo(settings, DemoOptions(duration, rate, count, shift), Console())
+        run_demo(settings, DemoOptions(duration, rate, count, shift), Console(), stop)
     except AttnwatchError as exc:
         fail(exc)
     except KeyboardInterrupt:

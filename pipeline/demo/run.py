@@ -26,6 +26,7 @@ from consumers.topics import ensure_topics
 from pipeline.config import Settings
 from pipeline.demo.live import ReplayProgress, ShiftLog, summary
 from pipeline.demo.scenario import ScenarioOptions, scenario
+from pipeline.health import Health
 from pipeline.metrics import Metrics
 from pipeline.stream.runner import RunReport
 from pipeline.stream.service import load_classifier, service
@@ -51,16 +52,26 @@ def _cluster(settings: Settings, log_dir: Path) -> Iterator[KafkaConnection]:
         yield broker.connection
 
 
-def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunReport:
-    """Run the demo until ``duration_s`` passes, the stream is drained, or Ctrl-C."""
+def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    console: Console,
+    stop: threading.Event | None = None,
+) -> RunReport:
+    """Run the demo until ``duration_s`` passes, the stream is drained, or ``stop`` is set.
+
+    ``stop`` is set by SIGTERM/SIGINT (see ``pipeline.cli.app.stop_on_signals``): the run
+    loop then drains its batch and commits before the broker goes away.
+    """
     log_dir = Path("var/logs")
     classifier = load_classifier(settings)
     started = datetime.now(UTC)
     with _cluster(settings, log_dir) as connection:
         ensure_topics(connection, settings.topics(), settings.partitions)
         metrics = Metrics()
+        health = Health(metrics=metrics)
         if settings.metrics_port:
-            metrics.serve(settings.metrics_port, settings.metrics_host)
+            metrics.serve(settings.metrics_port, settings.metrics_host, health)
         console.print(
             f"[bold]broker[/] {connection.bootstrap_servers}   [bold]store[/] "
             f"{settings.store_url}   [bold]model[/] {classifier.info.name}@"
@@ -70,10 +81,12 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> RunR
             console.print(
                 f"[bold]metrics[/] http://{settings.metrics_host}:{settings.metrics_port}/metrics"
             )
-        stop = threading.Event()
+        stop = stop if stop is not None else threading.Event()
         result: dict[str, RunReport] = {}
         errors: list[BaseException] = []
-        with service(settings, connection, classifier=classifier, metrics=metrics) as svc:
+        with service(
+            settings, connection, classifier=classifier, metrics=metrics, health=health
+        ) as svc:
 
             def loop() -> None:
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from models.training.training_args import TrainingArgs
 from pipeline.cli import app
 from pipeline.cli import model as cli_model
+from pipeline.cli import run as cli_run
 from pipeline.demo import run as demo_run
 
 
@@ -44,6 +46,8 @@ def test_demo_trains_through_the_train_command_path(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cli_model, "train_model", fake_train_model)
     monkeypatch.setattr(demo_run, "run_demo", lambda *a, **k: None)
+    # No real signal handlers in the test process.
+    monkeypatch.setattr(cli_run, "stop_on_signals", lambda *a: threading.Event())
     model_dir = tmp_path / "none"
     result = CliRunner().invoke(app, ["--model-dir", str(model_dir), "demo", "--duration", "1"])
     assert result.exit_code == 0, result.output
