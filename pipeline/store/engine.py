@@ -59,8 +59,11 @@ def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPool
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
-        # Safe with WAL: a power cut may lose the last commits, never corrupt the file.
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before it returns, so offsets committed to Kafka after
+        # it never point past rows a power cut took back (NORMAL in WAL mode may lose the
+        # last commits). Measured: 0.46 vs 0.33 ms per 32-row transaction, noise next to
+        # the model's time per batch.
+        cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
 
