@@ -1,17 +1,103 @@
 """Kafka sinks: enriched events and dead letters, flushed by the checkpoint.
 
 Dead letters follow the Kafka Connect convention: the value is the raw input
-bytes, untouched, and the reason and source coordinates travel in headers,
-so a fixed message can be replayed exactly.
+bytes, untouched, with the input's own key and headers, and the reason and
+source coordinates travel in extra ``attnwatch.*`` headers, so a fixed message
+can be replayed exactly (``attnwatch deadletter replay``).
+
+Both sinks keep every record added since their last *successful* flush: a flush
+that fails (broker away, timeout) raises and the next flush re-sends what was not
+acknowledged.  The topics are at-least-once and keyed, so a re-sent duplicate is
+harmless.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from pipeline.schema import DeadLetter, EnrichedEvent
 from pipeline.sinks.base import Record
+
+#: Default bound on one flush: the producer's flush, then each acknowledgement.
+DEFAULT_TIMEOUT_S = 30.0
+#: Prefix of the headers the dead-letter sink adds (and replay removes again).
+HEADER_PREFIX = "attnwatch."
+#: Longest ``attnwatch.detail`` header, in bytes.
+MAX_DETAIL_BYTES = 4096
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass
+class _Outgoing:
+    """One record to produce, and the future of its latest send (``None``: not sent yet)."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: Headers
+    timestamp_ms: int | None = None
+    future: FutureRecordMetadata | None = None
+
+
+class _RetryableSender:
+    """Sends records at once and keeps them until a flush has seen every one acknowledged."""
+
+    def __init__(self, producer: KafkaProducer, timeout_s: float) -> None:
+        if timeout_s <= 0:
+            msg = f"timeout_s must be positive, got {timeout_s}"
+            raise ValueError(msg)
+        self._producer = producer
+        self._timeout_s = timeout_s
+        self._buffer: list[_Outgoing] = []
+        self._sending = True
+
+    @property
+    def pending(self) -> int:
+        """Records added since the last successful flush."""
+        return len(self._buffer)
+
+    def add(self, record: _Outgoing) -> None:
+        self._buffer.append(record)
+        if self._sending:
+            try:
+                self._send(record)
+            except KafkaError:
+                # The broker is away (send blocks up to max_block_ms on metadata): stop
+                # sending until the next flush, which re-sends and raises if it still fails.
+                self._sending = False
+
+    def flush(self) -> None:
+        """Re-send what failed before, wait (bounded) for every ack; raise the first failure."""
+        self._sending = True
+        for record in self._buffer:
+            future = record.future
+            # A send still in flight is waited for, not duplicated: the producer resolves
+            # every send, as an ack or a failure, within its delivery timeout.
+            if future is None or future.failed():
+                self._send(record)
+        self._producer.flush(timeout=self._timeout_s)
+        for record in self._buffer:
+            if record.future is not None:
+                record.future.get(timeout=self._timeout_s)
+        self._buffer.clear()
+
+    def _send(self, record: _Outgoing) -> None:
+        record.future = None
+        record.future = self._producer.send(
+            record.topic,
+            value=record.value,
+            key=record.key,
+            headers=list(record.headers),
+            timestamp_ms=record.timestamp_ms,
+        )
 
 
 class EnrichedTopicSink:
@@ -19,61 +105,104 @@ class EnrichedTopicSink:
 
     name = "enriched-topic"
 
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
-        self._producer = producer
+    def __init__(
+        self, producer: KafkaProducer, topic: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
         self._topic = topic
-        self._pending: list[FutureRecordMetadata] = []
+        self._sender = _RetryableSender(producer, timeout_s)
+
+    @property
+    def pending(self) -> int:
+        """Records added since the last successful flush."""
+        return self._sender.pending
 
     def add(self, record: Record) -> None:
         """Send (asynchronously) if ``record`` is an enriched event."""
         if isinstance(record, EnrichedEvent):
-            self._pending.append(
-                self._producer.send(
+            self._sender.add(
+                _Outgoing(
                     self._topic,
-                    key=record.input_id.encode("utf-8"),
                     value=record.model_dump_json().encode("utf-8"),
+                    key=record.input_id.encode("utf-8"),
+                    headers=[],
                 )
             )
 
     def flush(self) -> None:
-        """Wait until every send is acknowledged; raise the first failure."""
-        _flush(self._producer, self._pending)
+        """Wait until every record added since the last successful flush is acknowledged.
+
+        Each wait (the producer's flush, then each ack) is bounded by ``timeout_s``.  On a
+        failure or timeout the first error is raised and every record is kept: the next
+        flush re-sends those that failed.
+        """
+        self._sender.flush()
 
 
 class DeadLetterTopicSink:
-    """Writes dead letters: raw bytes as the value, the reason in headers."""
+    """Writes dead letters: the input's value, key and headers, the reason in more headers."""
 
     name = "deadletter-topic"
 
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
-        self._producer = producer
+    def __init__(
+        self, producer: KafkaProducer, topic: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
         self._topic = topic
-        self._pending: list[FutureRecordMetadata] = []
+        self._sender = _RetryableSender(producer, timeout_s)
+
+    @property
+    def pending(self) -> int:
+        """Records added since the last successful flush."""
+        return self._sender.pending
 
     def add(self, record: Record) -> None:
         """Send (asynchronously) if ``record`` is a dead letter."""
         if isinstance(record, DeadLetter):
-            headers = [
-                ("attnwatch.reason", record.reason.encode()),
-                ("attnwatch.detail", record.detail.encode("utf-8", "replace")[:4096]),
-                ("attnwatch.source.topic", record.source.topic.encode()),
-                ("attnwatch.source.partition", str(record.source.partition).encode()),
-                ("attnwatch.source.offset", str(record.source.offset).encode()),
-                ("attnwatch.received_time", record.received_time.isoformat().encode()),
-            ]
-            self._pending.append(
-                self._producer.send(self._topic, value=record.raw or b"", headers=headers)
+            value = record.raw
+            if value is None and record.key is None:
+                # kafka-python refuses a record with neither key nor value (an assertion
+                # in send()); the attnwatch.value_null header still says it was null.
+                value = b""
+            self._sender.add(
+                _Outgoing(
+                    self._topic,
+                    value=value,
+                    key=record.key,
+                    headers=[*record.headers, *dead_letter_headers(record)],
+                    timestamp_ms=(
+                        to_timestamp_ms(record.source_timestamp)
+                        if record.source_timestamp is not None
+                        else None
+                    ),
+                )
             )
 
     def flush(self) -> None:
-        """Wait until every send is acknowledged; raise the first failure."""
-        _flush(self._producer, self._pending)
+        """Wait until every record added since the last successful flush is acknowledged.
+
+        Each wait (the producer's flush, then each ack) is bounded by ``timeout_s``.  On a
+        failure or timeout the first error is raised and every record is kept: the next
+        flush re-sends those that failed.
+        """
+        self._sender.flush()
 
 
-def _flush(producer: KafkaProducer, pending: list[FutureRecordMetadata]) -> None:
-    producer.flush()
-    try:
-        for future in pending:
-            future.get(timeout=30)
-    finally:
-        pending.clear()
+def dead_letter_headers(letter: DeadLetter) -> Headers:
+    """The ``attnwatch.*`` headers of a dead letter: reason, detail, source, times."""
+    headers = [
+        ("attnwatch.reason", letter.reason.encode()),
+        ("attnwatch.detail", letter.detail.encode("utf-8", "replace")[:MAX_DETAIL_BYTES]),
+        ("attnwatch.source.topic", letter.source.topic.encode()),
+        ("attnwatch.source.partition", str(letter.source.partition).encode()),
+        ("attnwatch.source.offset", str(letter.source.offset).encode()),
+        ("attnwatch.received_time", letter.received_time.isoformat().encode()),
+        ("attnwatch.value_null", b"true" if letter.raw is None else b"false"),
+    ]
+    if letter.source_timestamp is not None:
+        stamp = letter.source_timestamp.astimezone(UTC).isoformat()
+        headers.append(("attnwatch.source.timestamp", stamp.encode()))
+    return headers
+
+
+def to_timestamp_ms(when: datetime) -> int:
+    """Epoch milliseconds of an aware datetime, in integers (a float product can be 1 ms off)."""
+    return (when - _EPOCH) // timedelta(milliseconds=1)

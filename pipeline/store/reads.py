@@ -8,7 +8,7 @@ and JSON columns as Python lists and dicts.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -89,10 +89,44 @@ def read_events(
     return _read(store_or_url, stmt, ("event_time", "processed_time"))
 
 
-def read_dead_letters(store_or_url: Store | str, limit: int | None = None) -> pd.DataFrame:
-    """Return stored dead letters as a DataFrame, most recently received first."""
+def read_dead_letters(
+    store_or_url: Store | str,
+    limit: int | None = None,
+    *,
+    reasons: Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    topic: str | None = None,
+    replayed: bool | None = None,
+    oldest_first: bool = False,
+) -> pd.DataFrame:
+    """Return stored dead letters as a DataFrame, most recently received first.
+
+    Filters: ``reasons`` (any of them), ``received_time`` from ``since`` (inclusive)
+    until ``until`` (exclusive, both timezone-aware), source ``topic``, and
+    ``replayed`` (``True``: only those replayed, ``False``: only those not yet).
+    ``oldest_first`` reverses the order (what a replay sends first), ``limit`` then
+    keeps the first rows.  ``raw`` and ``key`` are ``bytes`` or ``None``; ``headers``
+    a tuple of ``(name, bytes)`` pairs, ``None`` for rows stored before schema
+    version 2; the times are timezone-aware UTC (``NaT`` when unknown).
+    """
     table = dead_letters_table
-    stmt = sa.select(table).order_by(table.c.received_time.desc(), table.c.id.desc())
+    stmt = sa.select(table)
+    if reasons is not None:
+        stmt = stmt.where(table.c.reason.in_(list(reasons)))
+    if since is not None:
+        stmt = stmt.where(table.c.received_time >= since)
+    if until is not None:
+        stmt = stmt.where(table.c.received_time < until)
+    if topic is not None:
+        stmt = stmt.where(table.c.source_topic == topic)
+    if replayed is not None:
+        done = table.c.replayed_time.is_not(None)
+        stmt = stmt.where(done if replayed else sa.not_(done))
+    if oldest_first:
+        stmt = stmt.order_by(table.c.received_time.asc(), table.c.id.asc())
+    else:
+        stmt = stmt.order_by(table.c.received_time.desc(), table.c.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
-    return _read(store_or_url, stmt, ("received_time",))
+    return _read(store_or_url, stmt, ("received_time", "source_timestamp", "replayed_time"))

@@ -1,12 +1,19 @@
 """The analyst store's schema: column types, tables, and how events become rows.
 
 ``events`` is keyed by input id and ``dead_letters`` by Kafka position, which is
-what makes writes idempotent (see :mod:`pipeline.store.writes`).  The layout follows
-the enriched event's schema version, recorded in ``store_meta``.
+what makes writes idempotent (see :mod:`pipeline.store.writes`).  The layout has its
+own version, :data:`STORE_SCHEMA_VERSION`, recorded in ``store_meta``:
+
+- 1: ``events``, ``dead_letters`` (coordinates, reason, detail, raw value, received time);
+- 2: ``dead_letters`` also keeps the input's ``key``, ``headers`` and
+  ``source_timestamp``, and ``replayed_time`` (set by ``attnwatch deadletter replay``).
+  A version-1 store gains these columns (empty for old rows) when it is opened.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from pipeline.schema import DeadLetter, EnrichedEvent
+
+#: Version of the store's layout this code writes (see the module docstring).
+STORE_SCHEMA_VERSION = 2
 
 JSON_COLUMNS = (
     "tickers",
@@ -83,6 +93,42 @@ class JSONText(sa.TypeDecorator[Any]):
         return json.loads(value)
 
 
+KafkaHeaders = tuple[tuple[str, bytes], ...]
+
+
+class HeadersText(sa.TypeDecorator[KafkaHeaders]):
+    """Kafka record headers, stored as JSON text: ``[[name, base64 of the value], ...]``.
+
+    Header values are arbitrary bytes, so they are base64-encoded (standard alphabet,
+    padded); names are text.  Order and repeated names are kept, as Kafka keeps them.
+    Read back as a tuple of ``(name, bytes)`` pairs, like ``DeadLetter.headers``;
+    ``NULL`` (a row written before version 2) reads back as ``None``.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: KafkaHeaders | None, dialect: Dialect) -> str | None:
+        """Encode as a JSON list of ``[name, base64 value]`` pairs."""
+        if value is None:
+            return None
+        pairs = [[name, base64.b64encode(data).decode("ascii")] for name, data in value]
+        return json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> KafkaHeaders | None:
+        """Decode the stored pairs; refuse text that is not this encoding."""
+        if value is None:
+            return None
+        try:
+            return tuple(
+                (str(name), base64.b64decode(data, validate=True))
+                for name, data in json.loads(value)
+            )
+        except (ValueError, TypeError, binascii.Error) as exc:
+            msg = "stored dead-letter headers are not a JSON list of [name, base64] pairs"
+            raise ValueError(msg) from exc
+
+
 metadata = sa.MetaData()
 
 events_table = sa.Table(
@@ -141,6 +187,12 @@ dead_letters_table = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("raw", sa.LargeBinary),
     sa.Column("received_time", UTCDateTime, nullable=False),
+    # Version 2: the rest of the input record, so a replay re-sends exactly what arrived
+    # (NULL in rows written by version 1), and when it was last replayed.
+    sa.Column("key", sa.LargeBinary),
+    sa.Column("headers", HeadersText),
+    sa.Column("source_timestamp", UTCDateTime),
+    sa.Column("replayed_time", UTCDateTime),
     sa.UniqueConstraint(
         "source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"
     ),
@@ -154,6 +206,10 @@ store_meta_table = sa.Table(
 )
 
 DEAD_LETTER_KEY = ("source_topic", "source_partition", "source_offset")
+#: Columns added to ``dead_letters`` by each store version (what a migration adds).
+ADDED_COLUMNS: dict[int, tuple[str, ...]] = {
+    2: ("key", "headers", "source_timestamp", "replayed_time"),
+}
 
 
 def event_row(event: EnrichedEvent) -> dict[str, Any]:
@@ -204,4 +260,7 @@ def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
         "detail": letter.detail,
         "raw": letter.raw,
         "received_time": letter.received_time,
+        "key": letter.key,
+        "headers": letter.headers,
+        "source_timestamp": letter.source_timestamp,
     }

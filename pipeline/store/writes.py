@@ -7,6 +7,10 @@ dead letters by their Kafka position, and duplicates are silently ignored, so
 a batch redelivered after a crash between flush and offset commit (see
 :mod:`pipeline.stream.checkpoint`) never creates duplicate rows.
 
+Opening a store written by an older attnwatch migrates it (adds the columns its
+version lacks) inside the same locked transaction that creates missing tables, so
+concurrent openers never race; a store written by a newer attnwatch is refused.
+
 Timestamps are stored and returned as timezone-aware UTC on both back ends;
 JSON-valued fields (tickers, runners-up, attention) are stored as JSON text so
 the same ``LIKE`` filter works everywhere and read back as Python objects.
@@ -14,7 +18,8 @@ the same ``LIKE`` filter works everywhere and read back as Python objects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -23,12 +28,15 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateColumn
 
 from pipeline.errors import StoreError
-from pipeline.schema import ENRICHED_SCHEMA_VERSION, DeadLetter, EnrichedEvent
+from pipeline.schema import DeadLetter, EnrichedEvent
 from pipeline.store.engine import create_engine, describe, normalise_url
 from pipeline.store.tables import (
+    ADDED_COLUMNS,
     DEAD_LETTER_KEY,
+    STORE_SCHEMA_VERSION,
     dead_letter_row,
     dead_letters_table,
     event_row,
@@ -39,6 +47,8 @@ from pipeline.store.tables import (
 
 # Any fixed number: serialises concurrent "create tables" runs on one server.
 _PG_SCHEMA_LOCK_ID = 0x61747477
+# Ids per UPDATE in mark_replayed (SQLite allows 32,766 bound parameters).
+_MARK_CHUNK = 1000
 
 
 def _insert_ignore(table: sa.Table, dialect: Dialect, key: Sequence[str]) -> sa.Insert:
@@ -62,12 +72,33 @@ def _stored_schema_version(conn: Connection, url: str) -> int | None:
 
 
 def _check_schema_version(version: int | None, url: str) -> None:
-    if version is not None and version > ENRICHED_SCHEMA_VERSION:
+    if version is not None and version > STORE_SCHEMA_VERSION:
         msg = (
             f"store {url} has schema version {version}, newer than this attnwatch's "
-            f"{ENRICHED_SCHEMA_VERSION}; upgrade attnwatch to use it"
+            f"{STORE_SCHEMA_VERSION}; upgrade attnwatch to use it"
         )
         raise StoreError(msg)
+
+
+def _migrate(conn: Connection, version: int) -> None:
+    """Add the columns that versions after ``version`` introduced and the store lacks.
+
+    Only nullable columns are ever added, so old rows stay valid (their new fields
+    are NULL: unknown).  Columns already there are skipped, so running it twice is
+    harmless.  SQLAlchemy Core has no "add column" construct (Alembic's ``op`` does,
+    a dependency for four statements); ``CreateColumn`` renders the column as
+    ``CREATE TABLE`` would, quoting and types included.
+    """
+    table_name = conn.dialect.identifier_preparer.format_table(dead_letters_table)
+    for added_in, names in sorted(ADDED_COLUMNS.items()):
+        if added_in <= version:
+            continue
+        existing = {c["name"] for c in sa.inspect(conn).get_columns(dead_letters_table.name)}
+        for name in names:
+            if name in existing:
+                continue
+            spec = CreateColumn(dead_letters_table.c[name]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {spec}")
 
 
 class Store:
@@ -115,6 +146,31 @@ class Store:
             raise StoreError(msg) from exc
         return new
 
+    def mark_replayed(self, ids: Iterable[int], when: datetime) -> int:
+        """Set ``replayed_time`` of the dead letters with these ``id`` values to ``when``.
+
+        ``when`` must be timezone-aware.  Returns how many rows were updated (unknown
+        ids are ignored).  Raises :class:`StoreError` if the store cannot be written.
+        """
+        wanted = sorted(set(ids))
+        if not wanted:
+            return 0
+        table = dead_letters_table
+        updated = 0
+        try:
+            with self._engine.begin() as conn:
+                # Chunks keep each statement under SQLite's bound-parameter limit.
+                for start in range(0, len(wanted), _MARK_CHUNK):
+                    chunk = wanted[start : start + _MARK_CHUNK]
+                    result = conn.execute(
+                        sa.update(table).where(table.c.id.in_(chunk)).values(replayed_time=when)
+                    )
+                    updated += result.rowcount
+        except SQLAlchemyError as exc:
+            msg = f"could not write to store {self.url}: {describe(exc)}"
+            raise StoreError(msg) from exc
+        return updated
+
     def count(self, kind: str | None = None) -> int:
         """Count stored events, optionally of one kind (``chat`` or ``news``)."""
         stmt = sa.select(sa.func.count()).select_from(events_table)
@@ -146,12 +202,26 @@ class Store:
         return f"Store({self.url!r})"
 
 
+def _record_schema_version(conn: Connection) -> None:
+    value = str(STORE_SCHEMA_VERSION)
+    table = store_meta_table
+    row = {"key": "schema_version", "value": value}
+    if conn.dialect.name == "postgresql":
+        pg_stmt = pg_dialect.insert(table).values(row)
+        conn.execute(pg_stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+    else:
+        lite_stmt = sqlite_dialect.insert(table).values(row)
+        conn.execute(lite_stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+
 def open_store(url: str) -> Store:
     """Open (creating tables if missing) the store at ``url``.
 
     ``url`` is ``sqlite:///PATH.db`` (the parent directory is created) or
-    ``postgresql://...`` (run with psycopg 3).  Raises :class:`StoreError` for a
-    bad URL, an unreachable database, or a store written by a newer attnwatch.
+    ``postgresql://...`` (run with psycopg 3).  A store of an older schema version is
+    migrated (see :data:`~pipeline.store.tables.STORE_SCHEMA_VERSION`).  Raises
+    :class:`StoreError` for a bad URL, an unreachable database, or a store written by
+    a newer attnwatch.
     """
     parsed = normalise_url(url)
     masked = parsed.render_as_string(hide_password=True)
@@ -164,15 +234,22 @@ def open_store(url: str) -> Store:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_ID)))
+            else:
+                # Python's sqlite3 starts a transaction only before INSERT/UPDATE/DELETE, so
+                # DDL would autocommit statement by statement; BEGIN IMMEDIATE takes the
+                # write lock now and makes create + migrate one transaction.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             # Check before creating anything: a newer store may have a different layout.
+            version: int | None = None
             if sa.inspect(conn).has_table(store_meta_table.name):
-                _check_schema_version(_stored_schema_version(conn, masked), masked)
+                version = _stored_schema_version(conn, masked)
+                _check_schema_version(version, masked)
             metadata.create_all(conn)
-            conn.execute(
-                _insert_ignore(store_meta_table, engine.dialect, ["key"]).values(
-                    key="schema_version", value=str(ENRICHED_SCHEMA_VERSION)
-                )
-            )
+            if version != STORE_SCHEMA_VERSION:
+                # No version at all: tables from a version-1 run that died before
+                # recording it (its DDL was not transactional on SQLite) may be there.
+                _migrate(conn, version or 1)
+            _record_schema_version(conn)
     except SQLAlchemyError as exc:
         engine.dispose()
         msg = f"could not open store {masked}: {describe(exc)}"

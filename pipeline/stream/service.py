@@ -77,8 +77,8 @@ def service(
             classifier=classifier,
             sinks=[
                 StoreSink(store),
-                EnrichedTopicSink(producer, settings.topic_enriched),
-                DeadLetterTopicSink(producer, settings.topic_deadletter),
+                EnrichedTopicSink(producer, settings.topic_enriched, settings.io_timeout_s),
+                DeadLetterTopicSink(producer, settings.topic_deadletter, settings.io_timeout_s),
             ],
             topic_kinds={settings.topic_chat: "chat", settings.topic_news: "news"},
             metrics=metrics,

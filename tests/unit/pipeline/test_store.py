@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +27,15 @@ from pipeline.schema import (
 )
 from pipeline.sinks.store import StoreSink
 from pipeline.store import Store, open_store, read_dead_letters, read_events
-from pipeline.store.tables import metadata, store_meta_table
+from pipeline.store.engine import create_engine, normalise_url
+from pipeline.store.tables import (
+    STORE_SCHEMA_VERSION,
+    UTCDateTime,
+    event_row,
+    events_table,
+    metadata,
+    store_meta_table,
+)
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -122,13 +132,15 @@ def test_open_creates_store_and_schema_version(store: Store, store_url: str) -> 
     assert store.count() == 0
     with store.engine.connect() as conn:
         version = conn.execute(sa.select(store_meta_table.c.value)).scalar_one()
-    assert int(version) == ENRICHED_SCHEMA_VERSION
+    assert int(version) == STORE_SCHEMA_VERSION == 2
+    # The store has its own version; the enriched event's stays where it was.
+    assert ENRICHED_SCHEMA_VERSION == 1
     if store_url.startswith("sqlite"):
         with store.engine.connect() as conn:
             mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()
             busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
             sync = conn.exec_driver_sql("PRAGMA synchronous").scalar_one()
-        assert (mode, busy > 0, sync) == ("wal", True, 1)  # 1 = NORMAL
+        assert (mode, busy > 0, sync) == ("wal", True, 2)  # 2 = FULL
     else:
         assert store.url.startswith("postgresql+psycopg://")
     # Re-opening an existing store is fine and keeps one meta row.
@@ -312,7 +324,7 @@ def test_newer_schema_version_is_refused(store_url: str) -> None:
         conn.execute(
             sa.update(store_meta_table)
             .where(store_meta_table.c.key == "schema_version")
-            .values(value=str(ENRICHED_SCHEMA_VERSION + 1))
+            .values(value=str(STORE_SCHEMA_VERSION + 1))
         )
     with pytest.raises(StoreError, match="newer than"):
         open_store(store_url)
@@ -341,3 +353,219 @@ def test_unreachable_postgres_raises_store_error_without_password() -> None:
         open_store(f"postgresql://user:s3cret@127.0.0.1:{port}/nothing")
     assert "s3cret" not in str(info.value)
     assert "***" in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Store schema version 2: the original record, replay marks, and migrating version 1
+
+HEADERS = (("trace-id", b"\x00\xff\x10"), ("tenant", b"acme"), ("tenant", b""))
+
+
+def original_letter(
+    offset: int,
+    *,
+    raw: bytes | None = b"{not json",
+    key: bytes | None = b"conv-7",
+    headers: tuple[tuple[str, bytes], ...] = HEADERS,
+    topic: str = "chat",
+    reason: str = "invalid_json",
+) -> DeadLetter:
+    """A dead letter carrying its input record's key, headers and timestamp."""
+    return DeadLetter(
+        source=SourceRef(topic=topic, partition=0, offset=offset),
+        reason=reason,
+        detail="bad",
+        raw=raw,
+        received_time=T0 + timedelta(seconds=offset),
+        key=key,
+        headers=headers,
+        source_timestamp=T0 - timedelta(milliseconds=offset),
+    )
+
+
+def v1_metadata() -> sa.MetaData:
+    """The version-1 layout, as version 1 of the store created it."""
+    old = sa.MetaData()
+    events_table.to_metadata(old)  # unchanged in version 2
+    sa.Table(
+        "dead_letters",
+        old,
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("source_topic", sa.Text, nullable=False),
+        sa.Column("source_partition", sa.Integer, nullable=False),
+        sa.Column("source_offset", sa.BigInteger, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("detail", sa.Text, nullable=False),
+        sa.Column("raw", sa.LargeBinary),
+        sa.Column("received_time", UTCDateTime, nullable=False),
+        sa.UniqueConstraint(
+            "source_topic", "source_partition", "source_offset", name="uq_dead_letters_source"
+        ),
+    )
+    sa.Table(
+        "store_meta",
+        old,
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    return old
+
+
+def create_v1_store(url: str) -> None:
+    """A version-1 store holding one event and one dead letter."""
+    old = v1_metadata()
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.begin() as conn:
+            old.create_all(conn)
+            conn.execute(old.tables["events"].insert(), [event_row(make_event(1))])
+            conn.execute(
+                old.tables["dead_letters"].insert(),
+                [
+                    {
+                        "source_topic": "chat",
+                        "source_partition": 1,
+                        "source_offset": 41,
+                        "reason": "invalid_utf8",
+                        "detail": "not valid UTF-8 at byte 0",
+                        "raw": b"\xff old",
+                        "received_time": T0,
+                    }
+                ],
+            )
+            conn.execute(
+                old.tables["store_meta"].insert(), [{"key": "schema_version", "value": "1"}]
+            )
+    finally:
+        engine.dispose()
+
+
+def test_version_1_store_is_migrated_on_open(store_url: str) -> None:
+    create_v1_store(store_url)
+    with open_store(store_url) as store:
+        with store.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("dead_letters")}
+            version = conn.execute(sa.select(store_meta_table.c.value)).scalar_one()
+        assert {"key", "headers", "source_timestamp", "replayed_time"} <= columns
+        assert version == "2"
+        # The old rows are kept, their new fields unknown.
+        assert list(read_events(store)["input_id"]) == ["chat:m1"]
+        (old,) = read_dead_letters(store).to_dict("records")
+        assert (old["source_offset"], old["raw"], old["key"], old["headers"]) == (
+            41,
+            b"\xff old",
+            None,
+            None,
+        )
+        assert pd.isna(old["source_timestamp"]) and pd.isna(old["replayed_time"])
+        # New dead letters keep their original record.
+        store.write([], [original_letter(42)])
+        new = read_dead_letters(store, limit=1).iloc[0]
+        assert (new["source_offset"], new["key"], new["headers"]) == (42, b"conv-7", HEADERS)
+        assert new["source_timestamp"] == pd.Timestamp(T0 - timedelta(milliseconds=42))
+        assert store.mark_replayed([int(old["id"])], T0) == 1
+    # Opening again changes nothing.
+    with open_store(store_url) as again, again.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(store_meta_table)).scalar() == 1
+        assert len(read_dead_letters(again, replayed=True)) == 1
+
+
+def test_concurrent_opens_of_a_version_1_store_migrate_it_once(store_url: str) -> None:
+    create_v1_store(store_url)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_once() -> None:
+        barrier.wait()
+        try:
+            open_store(store_url).close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_once) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(read_dead_letters(store_url)) == 1
+
+
+def test_original_record_round_trips_null_and_empty_apart(store: Store) -> None:
+    store.write(
+        [],
+        [
+            original_letter(1, raw=None, key=b"k"),
+            original_letter(2, raw=b"", key=b""),
+            original_letter(3, raw=b"\x00\xff", key=None, headers=()),
+        ],
+    )
+    rows = {r["source_offset"]: r for r in read_dead_letters(store).to_dict("records")}
+    assert (rows[1]["raw"], rows[2]["raw"], rows[3]["raw"]) == (None, b"", b"\x00\xff")
+    assert (rows[1]["key"], rows[2]["key"], rows[3]["key"]) == (b"k", b"", None)
+    # Order, repeated names, empty and non-UTF-8 values survive; no headers is not unknown.
+    assert rows[1]["headers"] == HEADERS
+    assert rows[3]["headers"] == ()
+    assert rows[2]["source_timestamp"] == pd.Timestamp(T0 - timedelta(milliseconds=2))
+    with store.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT headers FROM dead_letters WHERE source_offset = 1")
+        # The documented encoding: a JSON list of [name, base64 value].
+        assert json.loads(stored.scalar_one()) == [
+            ["trace-id", "AP8Q"],
+            ["tenant", "YWNtZQ=="],
+            ["tenant", ""],
+        ]
+
+
+def test_read_dead_letters_filters(store: Store) -> None:
+    store.write(
+        [],
+        [
+            original_letter(1, reason="invalid_json"),
+            original_letter(2, reason="invalid_utf8"),
+            original_letter(3, reason="schema_violation", topic="news"),
+            original_letter(4, reason="invalid_json", topic="news"),
+            original_letter(5, reason="too_large"),
+        ],
+    )
+    ids = dict(zip(read_dead_letters(store)["source_offset"], read_dead_letters(store)["id"]))
+    assert store.mark_replayed([int(ids[2]), int(ids[4])], T0 + timedelta(hours=1)) == 2
+
+    def offsets(*args: Any, **filters: Any) -> list[int]:
+        return list(read_dead_letters(store, *args, **filters)["source_offset"])
+
+    assert offsets() == [5, 4, 3, 2, 1]
+    assert offsets(2) == [5, 4]  # the old positional limit
+    assert offsets(reasons=["invalid_json"]) == [4, 1]
+    assert offsets(reasons=["invalid_json", "too_large"]) == [5, 4, 1]
+    assert offsets(reasons=[]) == []
+    assert offsets(topic="news") == [4, 3]
+    # since inclusive, until exclusive, compared as instants.
+    plus2 = timezone(timedelta(hours=2))
+    assert offsets(since=(T0 + timedelta(seconds=2)).astimezone(plus2)) == [5, 4, 3, 2]
+    assert offsets(until=T0 + timedelta(seconds=2)) == [1]
+    assert offsets(replayed=True) == [4, 2]
+    assert offsets(replayed=False) == [5, 3, 1]
+    assert offsets(oldest_first=True, limit=2, replayed=False) == [1, 3]
+    assert offsets(reasons=["invalid_json"], topic="news", replayed=True) == [4]
+    frame = read_dead_letters(store, replayed=True)
+    assert str(frame["replayed_time"].dt.tz) == "UTC"
+    assert set(frame["replayed_time"]) == {pd.Timestamp(T0 + timedelta(hours=1))}
+
+
+def test_mark_replayed(store: Store) -> None:
+    store.write([], [original_letter(1), original_letter(2)])
+    first = int(read_dead_letters(store, oldest_first=True)["id"].iloc[0])
+    assert store.mark_replayed([], T0) == 0
+    assert store.mark_replayed([first, first, 999_999], T0) == 1  # unknown ids are ignored
+    with pytest.raises(StoreError, match="naive datetime"):
+        store.mark_replayed([first], datetime(2025, 1, 1))  # noqa: DTZ001
+    # Marking again moves the time (replay --again).
+    later = T0 + timedelta(days=1)
+    assert store.mark_replayed([first], later) == 1
+    assert list(read_dead_letters(store, replayed=True)["replayed_time"]) == [pd.Timestamp(later)]
