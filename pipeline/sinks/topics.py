@@ -144,10 +144,15 @@ class DeadLetterTopicSink:
     name = "deadletter-topic"
 
     def __init__(
-        self, producer: KafkaProducer, topic: str, timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        producer: KafkaProducer,
+        topic: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_value_bytes: int | None = None,
     ) -> None:
         self._topic = topic
         self._sender = _RetryableSender(producer, timeout_s)
+        self._max_value_bytes = max_value_bytes
 
     @property
     def pending(self) -> int:
@@ -155,9 +160,22 @@ class DeadLetterTopicSink:
         return self._sender.pending
 
     def add(self, record: Record) -> None:
-        """Send (asynchronously) if ``record`` is a dead letter."""
+        """Send (asynchronously) if ``record`` is a dead letter.
+
+        A value over ``max_value_bytes`` (an input rejected as ``too_large``) would fail every
+        flush of this topic and block the partition: it is sent as null with the header
+        ``attnwatch.value_omitted`` = its size; the store keeps the bytes for replay.
+        """
         if isinstance(record, DeadLetter):
             value = record.raw
+            extra: list[tuple[str, bytes]] = []
+            if (
+                value is not None
+                and self._max_value_bytes is not None
+                and len(value) > self._max_value_bytes
+            ):
+                extra = [("attnwatch.value_omitted", str(len(value)).encode())]
+                value = None
             if value is None and record.key is None:
                 # kafka-python refuses a record with neither key nor value (an assertion
                 # in send()); the attnwatch.value_null header still says it was null.
@@ -167,7 +185,7 @@ class DeadLetterTopicSink:
                     self._topic,
                     value=value,
                     key=record.key,
-                    headers=[*record.headers, *dead_letter_headers(record)],
+                    headers=[*record.headers, *dead_letter_headers(record), *extra],
                     timestamp_ms=(
                         to_timestamp_ms(record.source_timestamp)
                         if record.source_timestamp is not None

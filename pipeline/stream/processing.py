@@ -41,10 +41,12 @@ from pipeline.schema import (
     SourceRef,
     decode,
 )
+from pipeline.schema import Limits as InputLimits
 from pipeline.store.attempts import AttemptLog, Position
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT, classify_events, enrich
 from pipeline.stream.retry import Backoff, retry
+from pipeline.stream.sizing import fit_to_size
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,10 @@ class Limits:
     #: Texts per forward pass: long news is split into sentences, and 32 articles of 64
     #: sentences must not become one 2,048-row forward pass.
     max_texts_per_forward: int = 64
+    #: Largest enriched record (attention is trimmed to fit, else ``too_large``).
+    max_message_bytes: int = 1_000_000
+    #: What the decoder accepts (sizes, characters, times).
+    input: InputLimits = field(default_factory=InputLimits)
 
 
 class BatchProcessor:
@@ -112,7 +118,7 @@ class BatchProcessor:
         for record in records:
             kind = self._topic_kinds.get(record.topic)
             decoded = (
-                decode(kind, record.value)
+                decode(kind, record.value, self._limits.input)
                 if kind is not None
                 else DecodeError("unknown_topic", f"no schema for topic {record.topic!r}")
             )
@@ -174,8 +180,13 @@ class BatchProcessor:
             out = enrich(
                 event, record, prediction, self._classifier.info, processed, model_ms, evidence
             )
-            self._checkpoint.add(out, record.topic, record.partition, record.offset)
-            self._count(out, report)
+            fitted = fit_to_size(out, self._limits.max_message_bytes)
+            if fitted is None:
+                detail = f"enriched record over max_message_bytes={self._limits.max_message_bytes}"
+                self._dead_letter(record, DecodeError("too_large", detail), processed, report)
+                continue
+            self._checkpoint.add(fitted, record.topic, record.partition, record.offset)
+            self._count(fitted, report)
 
     def _isolate(self, events: Sequence[InputEvent]) -> list[Classified | Exception]:
         """Classify; on an exception split the batch in halves until the culprits are alone."""

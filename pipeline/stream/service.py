@@ -17,6 +17,7 @@ from models.saving import ModelDirError
 from pipeline.config import Settings
 from pipeline.errors import ModelError
 from pipeline.metrics import Metrics
+from pipeline.schema import Limits as InputLimits
 from pipeline.sinks.store import StoreSink
 from pipeline.sinks.topics import DeadLetterTopicSink, EnrichedTopicSink
 from pipeline.store import Store, open_store
@@ -78,7 +79,12 @@ def service(
             sinks=[
                 StoreSink(store),
                 EnrichedTopicSink(producer, settings.topic_enriched, settings.io_timeout_s),
-                DeadLetterTopicSink(producer, settings.topic_deadletter, settings.io_timeout_s),
+                DeadLetterTopicSink(
+                    producer,
+                    settings.topic_deadletter,
+                    settings.io_timeout_s,
+                    max_value_bytes=settings.max_message_bytes,
+                ),
             ],
             topic_kinds={settings.topic_chat: "chat", settings.topic_news: "news"},
             metrics=metrics,
@@ -87,7 +93,10 @@ def service(
             lag_interval_s=settings.lag_interval_s,
             attempts=AttemptLog(store.engine),
             limits=Limits(
-                max_redeliveries=settings.max_redeliveries, max_sentences=settings.max_sentences
+                max_redeliveries=settings.max_redeliveries,
+                max_sentences=settings.max_sentences,
+                max_message_bytes=settings.max_message_bytes,
+                input=InputLimits.from_settings(settings),
             ),
             health=health,
             retry_backoff_max_s=settings.retry_backoff_max_s,

@@ -2,8 +2,19 @@ import json
 import random
 
 import pytest
+from pydantic import ValidationError
 
-from pipeline.schema import ChatEvent, DecodeError, NewsEvent, decode
+from pipeline.config import Settings
+from pipeline.schema import (
+    DECODE_REASONS,
+    DEFAULT_LIMITS,
+    ChatEvent,
+    DecodeError,
+    Limits,
+    NewsEvent,
+    TaskResult,
+    decode,
+)
 
 CHAT = {
     "schema_version": 1,
@@ -21,14 +32,7 @@ NEWS = {
     "tickers": ["NWB", "BRK.B"],
     "ts": "2026-11-25T10:00:00Z",
 }
-REASONS = {
-    "empty_value",
-    "invalid_utf8",
-    "invalid_json",
-    "not_an_object",
-    "unsupported_schema_version",
-    "schema_violation",
-}
+REASONS = set(DECODE_REASONS)
 #: Stands for what a customer wrote: it must never reach a dead letter's detail.
 SECRET = "SECRET-4111-1111"
 
@@ -53,6 +57,95 @@ def test_good_chat_and_news_are_accepted():
     assert news.text == NEWS["headline"]
     with_body = decode("news", raw({**NEWS, "body": "Up 10%."}))
     assert with_body.text == "Northwind Bank raises dividend\nUp 10%."
+
+
+def test_tab_newline_and_carriage_return_are_text_and_the_time_edges_are_accepted():
+    event = decode("chat", raw({**CHAT, "text": "line one\r\n\tline two"}))
+    assert isinstance(event, ChatEvent)
+    assert event.text == "line one\r\n\tline two"
+    for ts in (
+        "1970-01-01T00:00:00Z",
+        "1970-01-01T01:00:00+01:00",
+        "9999-12-30T23:59:59.999999Z",
+        0,
+    ):
+        assert isinstance(decode("chat", raw({**CHAT, "ts": ts})), ChatEvent), ts
+
+
+@pytest.mark.parametrize(
+    ("escape", "code_point"),
+    [(b"\\u0000", "U+0000"), (b"\\u001F", "U+001F"), (b"\\b", "U+0008"), (b"\\f", "U+000C")],
+)
+def test_control_characters_are_found_however_they_are_escaped(escape, code_point):
+    value = raw({**CHAT, "text": "abcHERE"}).replace(b"HERE", escape)
+    assert decode("chat", value) == DecodeError(
+        "schema_violation", f"text: control character {code_point} at position 3"
+    )
+
+
+def test_escaped_backslashes_and_other_escapes_are_text():
+    # The raw bytes hold "\\b" and "\\u0000" (so the characters are scanned for),
+    # but they are a backslash followed by letters, not control characters.
+    text = "C:\\bin\\u0000 caf\u00e9\tend"
+    assert b"\\\\b" in raw({**CHAT, "text": text})
+    event = decode("chat", raw({**CHAT, "text": text}))
+    assert isinstance(event, ChatEvent)
+    assert event.text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("a\x00b", "text: control character U+0000 at position 1"),
+        ("ab\ud800", "text: lone surrogate U+D800 at position 2"),
+    ],
+)
+def test_python_input_is_checked_too(text, detail):
+    # model_validate has no raw bytes to look for escapes in: every string is scanned.
+    with pytest.raises(ValidationError) as caught:
+        ChatEvent.model_validate({**CHAT, "text": text})
+    error = caught.value.errors()[0]
+    assert f"{error['loc'][0]}: {error['msg']}" == detail
+
+
+def test_the_limits_default_to_the_settings_defaults_and_are_read_from_settings():
+    defaults = Settings.model_fields
+    assert Limits() == DEFAULT_LIMITS
+    assert Limits() == Limits(
+        max_message_bytes=defaults["max_message_bytes"].default,
+        max_text_chars=defaults["max_text_chars"].default,
+        max_body_chars=defaults["max_body_chars"].default,
+    )
+    configured = Settings(max_message_bytes=2048, max_text_chars=10, max_body_chars=0)
+    assert Limits.from_settings(configured) == Limits(2048, 10, 0)
+
+
+def test_configured_limits_replace_the_defaults():
+    long_text = raw({**CHAT, "text": "x" * 30_000})
+    assert isinstance(decode("chat", long_text), DecodeError)
+    assert isinstance(decode("chat", long_text, Limits(max_text_chars=30_000)), ChatEvent)
+    short = Limits(max_message_bytes=len(raw(NEWS)) + 20, max_text_chars=5, max_body_chars=3)
+    assert decode("news", raw(NEWS), short) == DecodeError(
+        "schema_violation", "headline: String should have at most 5 characters (max_text_chars)"
+    )
+    with_body = raw({**NEWS, "headline": "Up", "body": "abcd"})
+    assert decode("news", with_body, short) == DecodeError(
+        "schema_violation", "body: String should have at most 3 characters (max_body_chars)"
+    )
+    assert decode("news", raw({**NEWS, "headline": "Up", "body": "abc"}), short).body == "abc"
+    big = raw({**NEWS, "headline": "Up", "body": "x" * 100})
+    assert decode("news", big, short) == DecodeError(
+        "too_large", f"value is {len(big)} bytes; max_message_bytes is {len(raw(NEWS)) + 20}"
+    )
+    # The length counts what is stored: surrounding whitespace is stripped first.
+    assert (
+        decode("chat", raw({**CHAT, "text": "  hello  "}), Limits(max_text_chars=5)).text == "hello"
+    )
+
+
+def test_task_result_reads_records_written_before_the_truncation_marker():
+    old = {"label": "positive", "score": 0.9, "top": [], "attention": [], "evidence": None}
+    assert TaskResult.model_validate(old).attention_truncated is None
 
 
 def test_unknown_fields_are_ignored_and_version_defaults_to_1():
@@ -136,6 +229,41 @@ def test_valid_events_decode_as_validating_the_parsed_object_did(kind, value):
         ("chat", raw({**CHAT, "ts": "yesterday"}), "schema_violation", "ts"),
         ("chat", raw({**CHAT, "message_id": 5}), "schema_violation", "message_id"),
         ("chat", raw({**CHAT, "text": "x" * 20_001}), "schema_violation", "at most 20000"),
+        (
+            "news",
+            raw({**NEWS, "headline": "x" * 20_001}),
+            "schema_violation",
+            "headline: String should have at most 20000 characters (max_text_chars)",
+        ),
+        (
+            "news",
+            raw({**NEWS, "body": "x" * 200_001}),
+            "schema_violation",
+            "body: String should have at most 200000 characters (max_body_chars)",
+        ),
+        # Poison pills: PostgreSQL text cannot hold U+0000, and converting these
+        # times to UTC overflowed.
+        (
+            "chat",
+            raw({**CHAT, "text": "hello world\u0000 and more"}),
+            "schema_violation",
+            "text: control character U+0000 at position 11",
+        ),
+        ("chat", raw({**CHAT, "channel": "a\u001bb"}), "schema_violation", "channel: control"),
+        ("chat", raw({**CHAT, "message_id": "\u0007"}), "schema_violation", "U+0007"),
+        ("news", raw({**NEWS, "source": "Wire\u000c"}), "schema_violation", "source: control"),
+        ("news", raw({**NEWS, "body": "a\u0000"}), "schema_violation", "body: control"),
+        (
+            "chat",
+            raw({**CHAT, "ts": "0001-01-01T00:30:00+01:00"}),
+            "schema_violation",
+            "ts: time must be from 1970-01-01T00:00:00Z to 9999-12-30T23:59:59.999999Z",
+        ),
+        ("chat", raw({**CHAT, "ts": "9999-12-31T23:30:00-01:00"}), "schema_violation", "ts: time"),
+        ("chat", raw({**CHAT, "ts": "9999-12-31T00:00:00Z"}), "schema_violation", "ts: time"),
+        ("news", raw({**NEWS, "ts": "1969-12-31T23:59:59.999999Z"}), "schema_violation", "ts:"),
+        ("news", raw({**NEWS, "ts": -1}), "schema_violation", "ts: time must be"),
+        ("chat", b" " * 1_000_001, "too_large", "value is 1000001 bytes; max_message_bytes"),
         ("news", raw({**NEWS, "tickers": "NWB"}), "schema_violation", "tickers"),
         ("news", raw({**NEWS, "tickers": ["nwb"]}), "schema_violation", "tickers.0"),
         (
@@ -208,7 +336,7 @@ def test_decode_never_raises_on_random_and_mangled_bytes():
 
 
 def test_an_unexpected_parser_failure_is_a_dead_letter_without_its_message(monkeypatch):
-    def explode(cls, data):
+    def explode(cls, data, **kwargs):
         raise RecursionError(SECRET)
 
     monkeypatch.setattr(ChatEvent, "model_validate_json", classmethod(explode))
