@@ -43,6 +43,7 @@ from pipeline.schema import (
 )
 from pipeline.schema import Limits as InputLimits
 from pipeline.store.attempts import AttemptLog, Position
+from pipeline.store.dedup import StoredLookup
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT, classify_events, enrich
 from pipeline.stream.retry import Backoff, retry
@@ -62,6 +63,8 @@ class RunReport:
     batches: int = 0
     enriched: int = 0
     dead_letters: int = 0
+    #: Records of a redelivered batch found already stored (not produced again).
+    skipped: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,6 +95,7 @@ class BatchProcessor:
         metrics: Metrics,
         tasks: Sequence[str],
         attempts: AttemptLog | None = None,
+        lookup: StoredLookup | None = None,
         limits: Limits | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -103,6 +107,7 @@ class BatchProcessor:
         self._metrics = metrics
         self._tasks = list(tasks)
         self._attempts = attempts
+        self._lookup = lookup
         self._limits = limits or Limits()
         self._backoff = backoff or Backoff()
         self._clock = clock
@@ -115,6 +120,7 @@ class BatchProcessor:
         self._metrics.batch_size.observe(len(records))
         received = self._clock()
         valid: list[tuple[SourceRecord, InputEvent]] = []
+        bad: list[tuple[SourceRecord, DecodeError]] = []
         for record in records:
             kind = self._topic_kinds.get(record.topic)
             decoded = (
@@ -123,9 +129,12 @@ class BatchProcessor:
                 else DecodeError("unknown_topic", f"no schema for topic {record.topic!r}")
             )
             if isinstance(decoded, DecodeError):
-                self._dead_letter(record, decoded, received, report)
+                bad.append((record, decoded))
             else:
                 valid.append((record, decoded))
+        valid, bad = self._skip_stored(valid, bad, report, abort)
+        for record, error in bad:
+            self._dead_letter(record, error, received, report)
 
         earlier = self._begin([_position(r) for r, _ in valid], abort)
         fresh = [(r, e) for r, e in valid if _position(r) not in earlier]
@@ -147,6 +156,40 @@ class BatchProcessor:
         offsets = self._checkpoint.take_offsets()
         report.batches += 1
         return offsets
+
+    def _skip_stored(
+        self,
+        valid: list[tuple[SourceRecord, InputEvent]],
+        bad: list[tuple[SourceRecord, DecodeError]],
+        report: RunReport,
+        abort: threading.Event,
+    ) -> tuple[list[tuple[SourceRecord, InputEvent]], list[tuple[SourceRecord, DecodeError]]]:
+        """Drop what a redelivered batch already wrote (stored implies produced)."""
+        lookup = self._lookup
+        if lookup is None or not (valid or bad):
+            return valid, bad
+        ids, positions = retry(
+            lambda: lookup.stored([e.input_id for _, e in valid], [_position(r) for r, _ in bad]),
+            what="dedup lookup", retriable=TRANSIENT, stop=abort, backoff=self._backoff,
+        )
+        if not ids and not positions:
+            return valid, bad
+        kept_valid = []
+        for record, event in valid:
+            if event.input_id in ids:
+                self._checkpoint.mark(record.topic, record.partition, record.offset)
+                report.skipped += 1
+            else:
+                kept_valid.append((record, event))
+        kept_bad = []
+        for record, error in bad:
+            if _position(record) in positions:
+                self._checkpoint.mark(record.topic, record.partition, record.offset)
+                report.skipped += 1
+            else:
+                kept_bad.append((record, error))
+        log.info("skipped records already stored", extra={"n": report.skipped})
+        return kept_valid, kept_bad
 
     def _begin(self, positions: list[Position], abort: threading.Event) -> dict[Position, int]:
         if self._attempts is None or not positions:

@@ -32,6 +32,7 @@ from pipeline.metrics import Metrics
 from pipeline.schema import Kind
 from pipeline.sinks.base import Sink
 from pipeline.store.attempts import AttemptLog
+from pipeline.store.dedup import StoredLookup
 from pipeline.stream.batching import MicroBatcher
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT
@@ -97,6 +98,7 @@ class Runner:
         lag_interval_s: float = 10.0,
         clock: Callable[[], datetime] = utc_now,
         attempts: AttemptLog | None = None,
+        lookup: StoredLookup | None = None,
         limits: Limits | None = None,
         health: HealthReporter | None = None,
         retry_backoff_max_s: float = 30.0,
@@ -118,6 +120,7 @@ class Runner:
             metrics=metrics,
             tasks=[t for t in (INTENT, SENTIMENT) if t in tasks],
             attempts=attempts,
+            lookup=lookup,
             limits=limits,
             backoff=Backoff(0.5, retry_backoff_max_s),
             clock=clock,

@@ -22,6 +22,7 @@ from pipeline.sinks.store import StoreSink
 from pipeline.sinks.topics import DeadLetterTopicSink, EnrichedTopicSink
 from pipeline.store import Store, open_store
 from pipeline.store.attempts import AttemptLog
+from pipeline.store.dedup import StoredLookup
 from pipeline.stream.runner import HealthReporter, Limits, Runner
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,9 @@ def service(
         runner = Runner(
             source=source,
             classifier=classifier,
+            # Topics before the store: a stored row then implies its topic record was
+            # acknowledged, so a redelivered batch can skip what is stored (no duplicates).
             sinks=[
-                StoreSink(store),
                 EnrichedTopicSink(producer, settings.topic_enriched, settings.io_timeout_s),
                 DeadLetterTopicSink(
                     producer,
@@ -85,6 +87,7 @@ def service(
                     settings.io_timeout_s,
                     max_value_bytes=settings.max_message_bytes,
                 ),
+                StoreSink(store),
             ],
             topic_kinds={settings.topic_chat: "chat", settings.topic_news: "news"},
             metrics=metrics,
@@ -92,6 +95,7 @@ def service(
             batch_max_wait_s=settings.batch_max_wait_ms / 1000.0,
             lag_interval_s=settings.lag_interval_s,
             attempts=AttemptLog(store.engine),
+            lookup=StoredLookup(store.engine),
             limits=Limits(
                 max_redeliveries=settings.max_redeliveries,
                 max_sentences=settings.max_sentences,

@@ -183,3 +183,31 @@ def test_long_news_is_capped_and_forward_passes_are_bounded(classifier):
     classify_events(Counting(classifier), [event] * 3, ["sentiment"], max_sentences=10,
                     max_texts_per_forward=8)
     assert sum(sizes) == 30 and max(sizes) <= 8
+
+
+def test_a_redelivered_batch_skips_what_is_already_stored(classifier, tmp_path):
+    from pipeline.sinks.store import StoreSink
+    from pipeline.store.dedup import StoredLookup
+
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        records = [chat(0, "my card was declined"), SourceRecord("chat", 0, 1, None, b"{", 0),
+                   chat(2, "thanks a lot")]
+        first = ListSink()
+        checkpoint = Checkpoint([first, StoreSink(store)], lambda offsets: None)
+        proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
+                              topic_kinds={"chat": "chat"}, metrics=Metrics(),
+                              tasks=["intent", "sentiment"], lookup=StoredLookup(store.engine))
+        proc.process(records[:2], RunReport(), threading.Event())
+        assert len(first.flushed) == 2
+        # The crash came after the store commit: the whole batch is redelivered.
+        again = ListSink()
+        checkpoint = Checkpoint([again, StoreSink(store)], lambda offsets: None)
+        faulty = FaultyClassifier(classifier)
+        proc = BatchProcessor(classifier=faulty, checkpoint=checkpoint,
+                              topic_kinds={"chat": "chat"}, metrics=Metrics(),
+                              tasks=["intent", "sentiment"], lookup=StoredLookup(store.engine))
+        report = RunReport()
+        offsets = proc.process(records, report, threading.Event())
+        assert [r.source.offset for r in again.flushed] == [2]  # nothing produced twice
+        assert report.skipped == 2 and offsets == {("chat", 0): 3}
+        assert faulty.calls == 1 and store.count() == 2
