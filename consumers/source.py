@@ -26,6 +26,11 @@ from consumers.connection import KafkaConnection
 
 log = logging.getLogger(__name__)
 
+#: Most bytes one fetch response may carry, and per partition (Kafka's defaults are 50 MiB
+#: and 1 MiB; the total is lower here so a response always fits in memory comfortably).
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+PARTITION_FETCH_MAX_BYTES = 1024 * 1024
+
 #: (topic, partition) -> offset
 Offsets = dict[tuple[str, int], int]
 Partitions = set[tuple[str, int]]
@@ -115,6 +120,12 @@ class KafkaSource:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
             request_timeout_ms=request_timeout_ms,
+            fetch_max_bytes=FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=PARTITION_FETCH_MAX_BYTES,
+            # kafka-python's default frame limit (1,000,000) is below one partition's default
+            # fetch (1 MiB): a backlog's first fetch failed with InvalidReceiveError and a
+            # reconnect.  Allow the largest fetch response plus framing.
+            receive_message_max_bytes=FETCH_MAX_BYTES + 1024 * 1024,
         )
         self._timeout_ms = request_timeout_ms
         self._paused = False
