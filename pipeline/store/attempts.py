@@ -13,12 +13,16 @@ store migration and leaves the analyst tables alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.errors import StoreError
+from pipeline.store.engine import describe
 from pipeline.store.tables import UTCDateTime
 
 #: (topic, partition, offset) of an input record.
@@ -36,12 +40,27 @@ attempts_table = sa.Table(
 )
 
 
+def _store_errors(what: str) -> contextlib.AbstractContextManager[None]:
+    """Database failures as :class:`StoreError`, which the run loop retries."""
+    return _wrap(what)
+
+
+@contextlib.contextmanager
+def _wrap(what: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        msg = f"{what}: {describe(exc)}"
+        raise StoreError(msg) from exc
+
+
 class AttemptLog:
     """Durable per-record attempt counts in the analyst store's database."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        _metadata.create_all(engine, checkfirst=True)
+        with _store_errors("attempt counts table"):
+            _metadata.create_all(engine, checkfirst=True)
 
     def begin(self, positions: Iterable[Position]) -> dict[Position, int]:
         """Earlier unfinished starts of these records; count this start for the new ones.
@@ -56,7 +75,7 @@ class AttemptLog:
             return {}
         table = attempts_table
         now = datetime.now(UTC)
-        with self._engine.begin() as conn:
+        with _store_errors("attempt counts"), self._engine.begin() as conn:
             found = conn.execute(
                 sa.select(
                     table.c.source_topic,
@@ -84,7 +103,7 @@ class AttemptLog:
     def start_one(self, position: Position) -> None:
         """Count one more start of a record that :meth:`begin` reported as started before."""
         table = attempts_table
-        with self._engine.begin() as conn:
+        with _store_errors("attempt counts"), self._engine.begin() as conn:
             conn.execute(
                 sa.update(table)
                 .where(_in([position]))
@@ -96,7 +115,7 @@ class AttemptLog:
         keys = sorted(set(positions))
         if not keys:
             return
-        with self._engine.begin() as conn:
+        with _store_errors("attempt counts"), self._engine.begin() as conn:
             conn.execute(sa.delete(attempts_table).where(_in(keys)))
 
     def counts(self) -> dict[Position, int]:

@@ -171,6 +171,7 @@ class BatchProcessor:
         ids, positions = retry(
             lambda: lookup.stored([e.input_id for _, e in valid], [_position(r) for r, _ in bad]),
             what="dedup lookup", retriable=TRANSIENT, stop=abort, backoff=self._backoff,
+            on_failure=self._sink_failed,
         )
         if not ids and not positions:
             return valid, bad
@@ -196,13 +197,15 @@ class BatchProcessor:
             return {}
         attempts = self._attempts
         return retry(lambda: attempts.begin(positions), what="attempt count",
-                     retriable=TRANSIENT, stop=abort, backoff=self._backoff)
+                     retriable=TRANSIENT, stop=abort, backoff=self._backoff,
+                     on_failure=self._sink_failed)
 
     def _start_one(self, position: Position, abort: threading.Event) -> None:
         attempts = self._attempts
         if attempts is not None:
             retry(lambda: attempts.start_one(position), what="attempt count",
-                  retriable=TRANSIENT, stop=abort, backoff=self._backoff)
+                  retriable=TRANSIENT, stop=abort, backoff=self._backoff,
+                  on_failure=self._sink_failed)
 
     def _classify_and_add(
         self, items: Sequence[tuple[SourceRecord, InputEvent]], report: RunReport
@@ -252,24 +255,24 @@ class BatchProcessor:
         )
 
     def _flush(self, abort: threading.Event, finished: list[Position]) -> None:
-        def failed(exc: BaseException) -> None:
-            if self._on_sink_state is not None:
-                component = "store" if isinstance(exc, StoreError) else "broker"
-                self._on_sink_state(component, False, f"{type(exc).__name__}: {exc}"[:300])
-
         def succeeded() -> None:
             if self._on_sink_state is not None:
                 self._on_sink_state("store", True, "")
                 self._on_sink_state("broker", True, "")
 
         retry(self._checkpoint.flush, what="flush", retriable=TRANSIENT, stop=abort,
-              backoff=self._backoff, on_failure=failed, on_success=succeeded)
+              backoff=self._backoff, on_failure=self._sink_failed, on_success=succeeded)
         if self._attempts is not None and finished:
             try:
                 self._attempts.finish(finished)
             except StoreError as exc:
                 # Results are durable; a stale count only makes a redelivery go one by one.
                 log.warning("could not clear attempt counts", extra={"error": str(exc)[:300]})
+
+    def _sink_failed(self, exc: BaseException) -> None:
+        if self._on_sink_state is not None:
+            component = "store" if isinstance(exc, StoreError) else "broker"
+            self._on_sink_state(component, False, f"{type(exc).__name__}: {exc}"[:300])
 
     def _count(self, out: EnrichedEvent, report: RunReport) -> None:
         self._metrics.messages.labels(out.source.topic, "enriched").inc()

@@ -71,7 +71,10 @@ def service(
         settings.group_id,
         max_poll_interval_ms=settings.max_poll_interval_ms,
         session_timeout_ms=settings.session_timeout_ms,
-        request_timeout_ms=int(min(settings.io_timeout_s, 30.0) * 1000),
+        # kafka-python requires request.timeout.ms > session.timeout.ms.
+        request_timeout_ms=max(
+            int(settings.io_timeout_s * 1000), settings.session_timeout_ms + 5000
+        ),
     )
     try:
         runner = Runner(
