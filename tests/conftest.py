@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("model") / "tiny"
     Trainer(tiny_args(directory, name="tiny-test")).train(train[::3], test[::4], digest)
     return directory
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # The CLI's callback points the root logger at CliRunner's captured stderr, which is
+    # closed after the call; give later tests the logging they started with.
+    root, kafka = logging.getLogger(), logging.getLogger("kafka")
+    handlers, level, kafka_level = root.handlers[:], root.level, kafka.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    kafka.setLevel(kafka_level)
 
 
 @pytest.fixture(autouse=True)

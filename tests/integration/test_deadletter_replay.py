@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,17 +17,6 @@ from pipeline.store import open_store, read_dead_letters
 from tests.integration.helpers import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # The app's callback points the root logger at the runner's captured stderr.
-    root, kafka = logging.getLogger(), logging.getLogger("kafka")
-    handlers, level, kafka_level = root.handlers[:], root.level, kafka.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    kafka.setLevel(kafka_level)
 
 
 def test_replay_resends_the_original_value_key_and_headers(broker, tmp_path: Path) -> None:

@@ -6,11 +6,9 @@ torch and transformers again, seconds per call); one test still starts
 """
 
 import json
-import logging
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -29,18 +27,6 @@ COMMANDS = [
     "demo",
     "config",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # The app's callback points the root logger at the runner's captured stderr,
-    # which is gone after the call; give later tests the logging they started with.
-    root, kafka = logging.getLogger(), logging.getLogger("kafka")
-    handlers, level, kafka_level = root.handlers[:], root.level, kafka.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    kafka.setLevel(kafka_level)
 
 
 def attnwatch(*args: str, check: bool = True) -> Result:

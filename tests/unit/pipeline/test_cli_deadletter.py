@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,18 +21,6 @@ from pipeline.store import open_store, read_dead_letters
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = b'{"text": "my card 4111 was declined'
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # The app's callback points the root logger at the runner's captured stderr,
-    # which is gone after the call; give later tests the logging they started with.
-    root, kafka = logging.getLogger(), logging.getLogger("kafka")
-    handlers, level, kafka_level = root.handlers[:], root.level, kafka.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    kafka.setLevel(kafka_level)
 
 
 def letter(
