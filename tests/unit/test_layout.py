@@ -22,9 +22,10 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "": {""},
         "store": {"", "store"},
         "sinks": {"", "store", "sinks"},
-        "stream": {"", "store", "sinks", "stream"},
-        "demo": {"", "store", "sinks", "stream", "demo"},
-        "cli": {"", "store", "sinks", "stream", "demo", "cli"},
+        "alerting": {"", "store", "alerting"},
+        "stream": {"", "store", "sinks", "alerting", "stream"},
+        "demo": {"", "store", "sinks", "alerting", "stream", "demo"},
+        "cli": {"", "store", "sinks", "alerting", "stream", "demo", "cli"},
     },
     "models": {
         "data": {"data"},
