@@ -93,6 +93,44 @@ class Metrics:
             ["name", "version", "tokenizer_hash"],
             registry=r,
         )
+        # Alerting (pipeline.alerting): set by the evaluator holding the lease.
+        scope = ["scope_kind", "scope", "stream"]
+        self.negative_share = Gauge(
+            "attnwatch_negative_share",
+            "Negative share of the current alert window, per scope.",
+            scope,
+            registry=r,
+        )
+        self.shift_statistic = Gauge(
+            "attnwatch_shift_statistic",
+            "The shift detector's statistic (z of current vs baseline negative share).",
+            scope,
+            registry=r,
+        )
+        self.shift_active = Gauge(
+            "attnwatch_shift_active",
+            "1 while a sentiment-shift episode is open for the scope, else 0.",
+            scope,
+            registry=r,
+        )
+        self.confidence_mean = Gauge(
+            "attnwatch_confidence_mean",
+            "Mean top-label probability over the current window, per stream and task.",
+            ["stream", "task"],
+            registry=r,
+        )
+        self.unknown_intent_share = Gauge(
+            "attnwatch_unknown_intent_share",
+            "Share of customer turns labelled unknown over the current window.",
+            ["stream"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "attnwatch_alerts_total",
+            "Alert events emitted, by status (firing, resolved).",
+            ["status"],
+            registry=r,
+        )
         self.ready = Gauge(
             "attnwatch_ready",
             "1 when every health component is ok (what /readyz answers 200 for), else 0.",
