@@ -189,6 +189,13 @@ class BatchProcessor:
                 report.skipped += 1
             else:
                 kept_bad.append((record, error))
+        if self._attempts is not None:
+            # A crash between the store commit and forgetting the counts left them behind.
+            stored = [_position(r) for r, e in valid if e.input_id in ids]
+            try:
+                self._attempts.finish(stored)
+            except StoreError as exc:
+                log.warning("could not clear attempt counts", extra={"error": str(exc)[:300]})
         log.info("skipped records already stored", extra={"n": report.skipped})
         return kept_valid, kept_bad
 

@@ -202,6 +202,8 @@ def quiet_after_assignment(
 def read_topic(connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 30):
     """Every record of ``topic`` (waits until ``expected`` arrived or the timeout)."""
     consumer = KafkaConsumer(
+        # kafka-python 2.2's default frame limit is below one fetch of a large topic.
+        receive_message_max_bytes=64 * 1024 * 1024,
         **connection.client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]

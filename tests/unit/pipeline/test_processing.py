@@ -211,3 +211,23 @@ def test_a_redelivered_batch_skips_what_is_already_stored(classifier, tmp_path):
         assert [r.source.offset for r in again.flushed] == [2]  # nothing produced twice
         assert report.skipped == 2 and offsets == {("chat", 0): 3}
         assert faulty.calls == 1 and store.count() == 2
+
+
+def test_counts_left_by_a_crash_after_the_store_commit_are_cleared(classifier, tmp_path):
+    from pipeline.sinks.store import StoreSink
+    from pipeline.store.dedup import StoredLookup
+
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        log = AttemptLog(store.engine)
+        record = chat(0, "my card was declined")
+        checkpoint = Checkpoint([StoreSink(store)], lambda offsets: None)
+        BatchProcessor(classifier=classifier, checkpoint=checkpoint, topic_kinds={"chat": "chat"},
+                       metrics=Metrics(), tasks=["sentiment"]).process(
+            [record], RunReport(), threading.Event())
+        log.begin([("chat", 0, 0)])  # the process died before forgetting the count
+        proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
+                              topic_kinds={"chat": "chat"}, metrics=Metrics(),
+                              tasks=["sentiment"], attempts=log, lookup=StoredLookup(store.engine))
+        report = RunReport()
+        proc.process([record], report, threading.Event())
+        assert report.skipped == 1 and log.counts() == {}
