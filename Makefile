@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test unit lint system-deps clean
+.PHONY: install demo test unit lint system-deps promtool clean
 
 # torch first: the pinned CPU build lies on this machine's disk; a looser spec
 # resolved by pip would pull a multi-GB CUDA build.
@@ -30,7 +30,23 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	fi
 
-test: install system-deps lint
+# promtool (Debian's prometheus package) for the alert-rule tests; installed if missing, never
+# skipped. The package also ships the Prometheus server: without recommends (no node exporter),
+# and a server the postinst started (hosts running systemd) is stopped and disabled so nothing
+# listens on :9090 during the tests.
+promtool:
+	@if ! command -v promtool >/dev/null; then \
+		echo "installing promtool (Debian package prometheus) for the alert-rule tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends prometheus || exit 1; \
+		if systemctl is-active --quiet prometheus 2>/dev/null; then \
+			systemctl disable --now prometheus; \
+		elif service prometheus status >/dev/null 2>&1; then \
+			service prometheus stop; \
+		fi; \
+	fi
+
+test: install system-deps promtool lint
 	$(BIN)/python -m pytest
 
 unit: install
