@@ -120,6 +120,10 @@ class ShiftDetector:
         """When the current episode opened, or ``None`` when there is none."""
         return self._open_since
 
+    def resume(self, started: datetime) -> None:
+        """Continue an episode recorded as firing (after a restart or a lease hand-over)."""
+        self._open_since, self._calm = started, 0
+
     def evaluate(
         self, now: datetime, cur_neg: int, cur_n: int, base_neg: int, base_n: int
     ) -> Opened | Resolved | None:

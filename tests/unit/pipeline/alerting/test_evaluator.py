@@ -1,0 +1,126 @@
+"""The evaluator over a real store: one alert per episode with evidence, one resolve, restarts."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.alerting.evaluator import AlertSettings, Evaluator
+from pipeline.alerting.windows import Window
+from pipeline.metrics import Metrics
+from pipeline.schema import EnrichedEvent, LabelScore, ModelRef, SourceRef, TaskResult, WordWeight
+from pipeline.store import open_store
+from pipeline.store.alerts import AlertTable
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+WINDOW = Window(current_s=600, baseline_s=7200, lateness_s=60, bucket_s=60)
+CALM = "the app works fine today"
+ANGRY = "my card was declined again after the outage"
+
+
+def chat(n: int, at: datetime, negative: bool, channel: str = "app") -> EnrichedEvent:
+    text = ANGRY if negative else CALM
+    words = text.split()
+    weights = [1.0 / len(words)] * len(words)
+    if negative:
+        weights = [0.02] * len(words)
+        weights[words.index("declined")] = 1.0 - 0.02 * (len(words) - 1)
+    return EnrichedEvent(
+        input_id=f"chat:{n}",
+        kind="chat",
+        source=SourceRef(topic="chat", partition=0, offset=n),
+        message_id=str(n),
+        conversation_id=f"c{n}",
+        channel=channel,
+        role="agent",
+        text=text,
+        sentiment=TaskResult(
+            label="negative" if negative else "neutral",
+            score=0.9,
+            top=[LabelScore(label="negative", score=0.9)],
+            attention=[WordWeight(word=w, weight=x) for w, x in zip(words, weights)],
+        ),
+        model=ModelRef(name="m", version="1", tokenizer_hash="h"),
+        event_time=at,
+        processed_time=at,
+        model_latency_ms=1.0,
+        end_to_end_latency_ms=1.0,
+    )
+
+
+def stream(start: datetime, minutes: int, per_minute: int, share: float, first: int, seed: int):
+    rng = random.Random(seed)
+    return [
+        chat(first + m * per_minute + i, start + timedelta(minutes=m, seconds=i),
+             rng.random() < share)
+        for m in range(minutes)
+        for i in range(per_minute)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(f"sqlite:///{tmp_path / 'a.db'}") as opened:
+        yield opened
+
+
+def evaluator(store, owner="a", metrics=None, seen=None):
+    return Evaluator(store.engine, metrics or Metrics(), owner=owner,
+                     settings=AlertSettings(window=WINDOW),
+                     on_event=seen.append if seen is not None else None)
+
+
+def test_a_shift_fires_one_alert_with_evidence_then_resolves(store):
+    baseline = stream(T0, 120, 10, 0.2, 0, seed=1)
+    burst = stream(T0 + timedelta(minutes=120), 10, 10, 0.7, 10_000, seed=2)
+    store.write(baseline + burst, [])
+    seen = []
+    metrics = Metrics()
+    ev = evaluator(store, metrics=metrics, seen=seen)
+    now = T0 + timedelta(minutes=129, seconds=50)
+    fired = ev.evaluate(now)
+    assert [e.status for e in fired] == ["firing", "firing"]  # overall chat and channel app
+    alert = next(e for e in fired if e.scope_kind == "channel")
+    assert alert.scope == "app" and alert.current_share > 0.5 > 0.3 > alert.baseline_share
+    assert alert.statistic >= 5 and alert.evidence
+    assert all(e.text_excerpt == ANGRY for e in alert.evidence)
+    assert alert.evidence[0].top_words[0] == "declined"
+    assert alert.rising_words[0].word == "declined"
+    assert metrics.shift_active.labels("channel", "app", "chat")._value.get() == 1
+    # Evaluating again in the same episode fires nothing.
+    assert ev.evaluate(now + timedelta(seconds=15)) == []
+    # Calm again: resolved after three calm evaluations, once.
+    store.write(stream(T0 + timedelta(minutes=130), 20, 10, 0.2, 20_000, seed=3), [])
+    resolved = []
+    for k in range(1, 8):
+        resolved += ev.evaluate(now + timedelta(minutes=20, seconds=15 * k))
+    assert sorted(e.scope_kind for e in resolved) == ["channel", "overall"]
+    assert all(e.status == "resolved" and e.ends_at is not None for e in resolved)
+    assert len(seen) == 4
+    assert AlertTable(store.engine).rows(status="firing") == []
+
+
+def test_no_alert_on_a_stationary_stream(store):
+    store.write(stream(T0, 130, 10, 0.3, 0, seed=4), [])
+    ev = evaluator(store)
+    fired = []
+    for k in range(40):
+        fired += ev.evaluate(T0 + timedelta(minutes=100, seconds=15 * k))
+    assert fired == []
+
+
+def test_a_restart_or_a_second_replica_does_not_fire_the_episode_again(store):
+    store.write(stream(T0, 120, 10, 0.2, 0, seed=5)
+                + stream(T0 + timedelta(minutes=120), 10, 10, 0.7, 10_000, seed=6), [])
+    now = T0 + timedelta(minutes=129, seconds=50)
+    assert evaluator(store, owner="a").evaluate(now)
+    # A second replica waits for the lease.
+    assert evaluator(store, owner="b").evaluate(now + timedelta(seconds=15)) == []
+    # The first process restarts (same owner): the open episodes are resumed, not re-fired.
+    restarted = evaluator(store, owner="a")
+    assert restarted.evaluate(now + timedelta(seconds=30)) == []
+    assert len(AlertTable(store.engine).rows(status="firing")) == 2
+    # The holder died: after the lease expires the other replica takes over, silently.
+    assert evaluator(store, owner="b").evaluate(now + timedelta(seconds=120)) == []
