@@ -122,6 +122,39 @@ class Settings(BaseSettings):
         10_000, ge=1000, description="Kafka session.timeout.ms of the consumer group member."
     )
 
+    # Alerting (see the README's "Alerting" section)
+    alerts_enabled: bool = Field(
+        True, description="Run the alert evaluator in `run` and `demo` (one active per store)."
+    )
+    alert_interval_s: float = Field(
+        15.0, gt=0, description="How often the alert evaluator compares windows, in seconds."
+    )
+    alert_bucket_s: int = Field(60, ge=1, description="Event-time bucket of the alert windows.")
+    alert_current_s: int = Field(900, ge=1, description="Current window of the shift test.")
+    alert_baseline_s: int = Field(
+        86_400, ge=1, description="Trailing baseline the current window is compared with."
+    )
+    alert_lateness_s: int = Field(
+        120, ge=0, description="How long a bucket stays open for late events, in seconds."
+    )
+    alert_z_open: float = Field(
+        5.0, gt=0, description="z of the negative share (current vs baseline) that opens an alert."
+    )
+    alert_min_current: int = Field(
+        30, ge=1, description="Fewest messages in the current window for an alert."
+    )
+    alert_min_baseline: int = Field(
+        200, ge=1, description="Fewest messages in the baseline for an alert."
+    )
+    alert_receivers: str = Field(
+        "[]",
+        description='Alert receivers as JSON: [{"name": "oncall", "url": "https://...", '
+        '"format": "alertmanager"|"slack"}].',
+    )
+    alert_external_url: str = Field(
+        "http://127.0.0.1:9108", description="Base URL put into notifications (externalURL)."
+    )
+
     # Model
     model_dir: Path = Field(
         Path("var/models/default"), description="Directory of the saved classifier."

@@ -14,6 +14,7 @@ from consumers.producer import make_producer
 from consumers.source import KafkaSource
 from models.classifier import AttentionTextClassifier, TextClassifier
 from models.saving import ModelDirError
+from pipeline.alerting.service import alerting
 from pipeline.config import Settings
 from pipeline.errors import ModelError
 from pipeline.metrics import Metrics
@@ -118,7 +119,14 @@ def service(
                 "group_id": settings.group_id,
             },
         )
-        yield Service(runner, store, metrics, source)
+
+        def publish(key: bytes, value: bytes) -> None:
+            producer.send(settings.topic_alerts, key=key, value=value).get(
+                timeout=settings.io_timeout_s
+            )
+
+        with alerting(settings, store.engine, metrics, publish=publish):
+            yield Service(runner, store, metrics, source)
     finally:
         producer.close(timeout=settings.io_timeout_s)
         source.close(timeout_s=settings.io_timeout_s)

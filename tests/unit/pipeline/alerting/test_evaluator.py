@@ -124,3 +124,22 @@ def test_a_restart_or_a_second_replica_does_not_fire_the_episode_again(store):
     assert len(AlertTable(store.engine).rows(status="firing")) == 2
     # The holder died: after the lease expires the other replica takes over, silently.
     assert evaluator(store, owner="b").evaluate(now + timedelta(seconds=120)) == []
+
+
+def test_the_alerts_command_lists_the_episode_with_its_evidence(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    store.write(stream(T0, 120, 10, 0.2, 0, seed=7)
+                + stream(T0 + timedelta(minutes=120), 10, 10, 0.7, 10_000, seed=8), [])
+    evaluator(store).evaluate(T0 + timedelta(minutes=129, seconds=50))
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    result = CliRunner().invoke(app, ["--store-url", url, "alerts", "--status", "firing"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("[FIRING]") == 2 and "channel 'app'" in result.stdout
+    assert "declined" in result.stdout and "rising words: declined" in result.stdout
+    lines = CliRunner().invoke(app, ["--store-url", url, "alerts", "--json"]).stdout.splitlines()
+    assert len(lines) == 2 and '"status": "firing"' in lines[0]
+    bad = CliRunner().invoke(app, ["--store-url", url, "alerts", "--status", "open"])
+    assert bad.exit_code == 2

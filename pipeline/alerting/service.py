@@ -1,0 +1,113 @@
+"""Wire the alert evaluator and the notifier worker from settings, as background threads.
+
+Every ``attnwatch run`` replica (and ``demo``) starts them; the lease in the store lets one
+evaluate.  Alert events go to the ``alerts`` table (the source of truth), the outbox
+(notifications) and, through ``publish``, the ``alerts`` topic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import Engine
+
+from pipeline.alerting.detectors import ShiftSettings
+from pipeline.alerting.evaluator import AlertSettings, Evaluator
+from pipeline.alerting.model import AlertEvent
+from pipeline.alerting.notify import Notifier, NotifierWorker, Receiver
+from pipeline.alerting.windows import Window
+from pipeline.config import Settings
+from pipeline.errors import ConfigError
+from pipeline.metrics import Metrics
+from pipeline.store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+#: Sends one alert event: (key, JSON value).  Failures are logged, never raised.
+Publish = Callable[[bytes, bytes], None]
+
+
+def alert_settings(settings: Settings) -> AlertSettings:
+    """The evaluator's settings from the process settings; invalid ones are a ConfigError."""
+    try:
+        window = Window(
+            current_s=settings.alert_current_s,
+            baseline_s=settings.alert_baseline_s,
+            lateness_s=settings.alert_lateness_s,
+            bucket_s=settings.alert_bucket_s,
+        )
+        shift = ShiftSettings(
+            z_open=settings.alert_z_open,
+            z_close=min(1.5, settings.alert_z_open / 2),
+            min_current=settings.alert_min_current,
+            min_baseline=settings.alert_min_baseline,
+            cooldown_s=float(settings.alert_current_s),
+        )
+    except ValueError as exc:
+        msg = f"invalid alert settings: {exc}"
+        raise ConfigError(msg) from exc
+    return AlertSettings(window=window, shift=shift, interval_s=settings.alert_interval_s)
+
+
+def receivers(settings: Settings) -> list[Receiver]:
+    """The receivers given as JSON in ``alert_receivers``."""
+    try:
+        return TypeAdapter(list[Receiver]).validate_json(settings.alert_receivers)
+    except ValidationError as exc:
+        msg = f"invalid alert_receivers: {exc.errors(include_url=False, include_input=False)}"
+        raise ConfigError(msg) from exc
+
+
+@contextlib.contextmanager
+def alerting(
+    settings: Settings,
+    engine: Engine,
+    metrics: Metrics,
+    *,
+    publish: Publish | None = None,
+) -> Iterator[Evaluator | None]:
+    """Run the evaluator (and the notifier worker, given receivers) until the block exits."""
+    if not settings.alerts_enabled:
+        yield None
+        return
+    configured = receivers(settings)
+    outbox = Outbox(engine)
+    notifier = (
+        Notifier(outbox, configured, settings.alert_external_url) if configured else None
+    )
+    worker = NotifierWorker(outbox, configured) if configured else None
+
+    def on_event(event: AlertEvent) -> None:
+        if publish is None:
+            return
+        try:
+            publish(event.alert_id.encode(), event.model_dump_json().encode())
+        except Exception as exc:  # noqa: BLE001 - the alerts table is the source of truth
+            log.warning("could not publish alert event", extra={"error": str(exc)[:300]})
+
+    evaluator = Evaluator(
+        engine,
+        metrics,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        settings=alert_settings(settings),
+        notifier=notifier,
+        on_event=on_event,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=evaluator.run, args=(stop,), name="alerts", daemon=True)
+    if worker is not None:
+        worker.start()
+    thread.start()
+    try:
+        yield evaluator
+    finally:
+        stop.set()
+        thread.join(timeout=10.0)
+        if worker is not None:
+            worker.stop(timeout=10.0)
