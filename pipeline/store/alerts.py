@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.store.engine import describe
+from pipeline.store.engine import create_tables, describe
 from pipeline.store.tables import UTCDateTime
 
 _metadata = sa.MetaData()
@@ -48,7 +48,7 @@ class AlertTable:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         try:
-            _metadata.create_all(engine, checkfirst=True)
+            create_tables(engine, _metadata)
         except SQLAlchemyError as exc:
             msg = f"alerts table: {describe(exc)}"
             raise StoreError(msg) from exc

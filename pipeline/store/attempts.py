@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.store.engine import describe
+from pipeline.store.engine import create_tables, describe
 from pipeline.store.tables import UTCDateTime
 
 #: (topic, partition, offset) of an input record.
@@ -60,7 +60,7 @@ class AttemptLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         with _store_errors("attempt counts table"):
-            _metadata.create_all(engine, checkfirst=True)
+            create_tables(engine, _metadata)
 
     def begin(self, positions: Iterable[Position]) -> dict[Position, int]:
         """Earlier unfinished starts of these records; count this start for the new ones.

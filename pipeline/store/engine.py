@@ -7,12 +7,13 @@ other scheme, driver or an in-memory SQLite database is refused with a clear
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from pipeline.errors import StoreError
@@ -85,3 +86,19 @@ def create_engine(url: URL) -> Engine:
     )
 
 
+
+
+def create_tables(engine: Engine, tables: sa.MetaData, attempts: int = 3) -> None:
+    """``CREATE TABLE IF NOT EXISTS`` for side tables, safe when replicas start together.
+
+    Two processes checking and creating at the same moment can both see "absent" and one
+    CREATE fails (on PostgreSQL a duplicate type); the table then exists, so try again.
+    """
+    for attempt in range(attempts):
+        try:
+            tables.create_all(engine, checkfirst=True)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

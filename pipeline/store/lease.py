@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.store.engine import describe
+from pipeline.store.engine import create_tables, describe
 from pipeline.store.tables import UTCDateTime
 
 _metadata = sa.MetaData()
@@ -41,7 +41,7 @@ class Lease:
         self.owner = owner
         self._ttl = timedelta(seconds=ttl_s)
         try:
-            _metadata.create_all(engine, checkfirst=True)
+            create_tables(engine, _metadata)
         except SQLAlchemyError as exc:
             msg = f"lease table: {describe(exc)}"
             raise StoreError(msg) from exc

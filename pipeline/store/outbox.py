@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.store.engine import describe
+from pipeline.store.engine import create_tables, describe
 from pipeline.store.tables import JSONText, UTCDateTime
 
 #: First retry delay after a failure, in seconds; it doubles with every further failure.
@@ -106,7 +106,7 @@ class Outbox:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         with _store_errors("notification outbox table"):
-            _metadata.create_all(engine, checkfirst=True)
+            create_tables(engine, _metadata)
 
     def enqueue(self, messages: Sequence[Message], now: datetime | None = None) -> int:
         """Queue messages for delivery now; return how many were new.
