@@ -112,6 +112,8 @@ class ShiftDetector:
     def __init__(self, settings: ShiftSettings | None = None) -> None:
         self.settings = settings or ShiftSettings()
         self._open_since: datetime | None = None
+        #: The test of the latest evaluation (for gauges), ``None`` before the first.
+        self.last: Evidence | None = None
         self._calm = 0
         self._quiet_until: datetime | None = None
 
@@ -138,6 +140,7 @@ class ShiftDetector:
             baseline_negative=base_neg,
             baseline_n=base_n,
         )
+        self.last = evidence
         enough = cur_n >= s.min_current and base_n >= s.min_baseline
         if self._open_since is not None:
             # Too few events to tell counts as calm: an episode on a scope that fell

@@ -27,7 +27,6 @@ from pipeline.alerting.detectors import (
     Resolved,
     ShiftDetector,
     ShiftSettings,
-    two_proportion_z,
 )
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.alerting.notify import Notifier
@@ -212,9 +211,8 @@ class Evaluator:
     def _gauges(self, key: ScopeKey, comparison: Comparison, detector: ShiftDetector) -> None:
         stream, scope_kind, scope = key
         labels = (scope_kind, scope, stream)
-        cur, base = comparison.current, comparison.baseline
-        self._metrics.negative_share.labels(*labels).set(cur.negative_share)
-        z = two_proportion_z(cur.negative, cur.n, base.negative, base.n)
+        self._metrics.negative_share.labels(*labels).set(comparison.current.negative_share)
+        z = detector.last.z if detector.last is not None else 0.0
         self._metrics.shift_statistic.labels(*labels).set(z)
         self._metrics.shift_active.labels(*labels).set(1 if detector.open_since else 0)
 

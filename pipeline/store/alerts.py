@@ -13,13 +13,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import StoreError
-from pipeline.store.engine import create_tables, describe
+from pipeline.store.engine import create_tables, insert_ignore, store_errors
 from pipeline.store.tables import UTCDateTime
 
 _metadata = sa.MetaData()
@@ -47,42 +43,27 @@ class AlertTable:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        try:
+        with store_errors("alerts table"):
             create_tables(engine, _metadata)
-        except SQLAlchemyError as exc:
-            msg = f"alerts table: {describe(exc)}"
-            raise StoreError(msg) from exc
 
     def fire(self, row: dict[str, Any], now: datetime) -> bool:
         """Insert a firing episode; False if that episode was already recorded."""
         values = {**row, "status": "firing", "updated_time": now}
-        insert = (
-            pg_dialect.insert(alerts_table)
-            if self._engine.dialect.name == "postgresql"
-            else sqlite_dialect.insert(alerts_table)
-        ).on_conflict_do_nothing(index_elements=["alert_id"])
-        try:
-            with self._engine.begin() as conn:
-                return bool(conn.execute(insert.values(**values)).rowcount)
-        except SQLAlchemyError as exc:
-            msg = f"recording alert: {describe(exc)}"
-            raise StoreError(msg) from exc
+        insert = insert_ignore(alerts_table, self._engine.dialect, ["alert_id"])
+        with store_errors("recording alert"), self._engine.begin() as conn:
+            return bool(conn.execute(insert.values(**values)).rowcount)
 
     def resolve(self, alert_id: str, ends_at: datetime, payload: str, now: datetime) -> bool:
         """Mark a firing episode resolved; False if it was not firing."""
         table = alerts_table
-        try:
-            with self._engine.begin() as conn:
-                done = conn.execute(
-                    sa.update(table)
-                    .where(table.c.alert_id == alert_id)
-                    .where(table.c.status == "firing")
-                    .values(status="resolved", ends_at=ends_at, payload=payload, updated_time=now)
-                ).rowcount
-            return bool(done)
-        except SQLAlchemyError as exc:
-            msg = f"resolving alert: {describe(exc)}"
-            raise StoreError(msg) from exc
+        with store_errors("resolving alert"), self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(table)
+                .where(table.c.alert_id == alert_id)
+                .where(table.c.status == "firing")
+                .values(status="resolved", ends_at=ends_at, payload=payload, updated_time=now)
+            ).rowcount
+        return bool(done)
 
     def rows(
         self, *, status: str | None = None, since: datetime | None = None, limit: int = 50
@@ -94,12 +75,8 @@ class AlertTable:
             stmt = stmt.where(table.c.status == status)
         if since is not None:
             stmt = stmt.where(table.c.updated_time >= since)
-        try:
-            with self._engine.connect() as conn:
-                found = [dict(r._mapping) for r in conn.execute(stmt)]
-        except SQLAlchemyError as exc:
-            msg = f"reading alerts: {describe(exc)}"
-            raise StoreError(msg) from exc
+        with store_errors("reading alerts"), self._engine.connect() as conn:
+            found = [dict(r._mapping) for r in conn.execute(stmt)]
         for row in found:
             row["payload"] = json.loads(row["payload"])
         return found

@@ -13,16 +13,13 @@ store migration and leaves the analyst tables alone.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import StoreError
-from pipeline.store.engine import create_tables, describe
+from pipeline.store.engine import create_tables, store_errors
 from pipeline.store.tables import UTCDateTime
 
 #: (topic, partition, offset) of an input record.
@@ -40,26 +37,12 @@ attempts_table = sa.Table(
 )
 
 
-def _store_errors(what: str) -> contextlib.AbstractContextManager[None]:
-    """Database failures as :class:`StoreError`, which the run loop retries."""
-    return _wrap(what)
-
-
-@contextlib.contextmanager
-def _wrap(what: str) -> Iterator[None]:
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        msg = f"{what}: {describe(exc)}"
-        raise StoreError(msg) from exc
-
-
 class AttemptLog:
     """Durable per-record attempt counts in the analyst store's database."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with _store_errors("attempt counts table"):
+        with store_errors("attempt counts table"):
             create_tables(engine, _metadata)
 
     def begin(self, positions: Iterable[Position]) -> dict[Position, int]:
@@ -75,7 +58,7 @@ class AttemptLog:
             return {}
         table = attempts_table
         now = datetime.now(UTC)
-        with _store_errors("attempt counts"), self._engine.begin() as conn:
+        with store_errors("attempt counts"), self._engine.begin() as conn:
             found = conn.execute(
                 sa.select(
                     table.c.source_topic,
@@ -103,7 +86,7 @@ class AttemptLog:
     def start_one(self, position: Position) -> None:
         """Count one more start of a record that :meth:`begin` reported as started before."""
         table = attempts_table
-        with _store_errors("attempt counts"), self._engine.begin() as conn:
+        with store_errors("attempt counts"), self._engine.begin() as conn:
             conn.execute(
                 sa.update(table)
                 .where(_in([position]))
@@ -115,7 +98,7 @@ class AttemptLog:
         keys = sorted(set(positions))
         if not keys:
             return
-        with _store_errors("attempt counts"), self._engine.begin() as conn:
+        with store_errors("attempt counts"), self._engine.begin() as conn:
             conn.execute(sa.delete(attempts_table).where(_in(keys)))
 
     def counts(self) -> dict[Position, int]:

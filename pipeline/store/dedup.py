@@ -12,10 +12,8 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import StoreError
-from pipeline.store.engine import describe
+from pipeline.store.engine import store_errors
 from pipeline.store.tables import dead_letters_table, events_table
 
 #: (topic, partition, offset) of an input record.
@@ -28,13 +26,9 @@ def stored_input_ids(engine: Engine, input_ids: Iterable[str]) -> set[str]:
     if not ids:
         return set()
     table = events_table
-    try:
-        with engine.connect() as conn:
-            found = conn.execute(sa.select(table.c.input_id).where(table.c.input_id.in_(ids)))
-            return {row[0] for row in found}
-    except SQLAlchemyError as exc:
-        msg = f"looking up stored events: {describe(exc)}"
-        raise StoreError(msg) from exc
+    with store_errors("looking up stored events"), engine.connect() as conn:
+        found = conn.execute(sa.select(table.c.input_id).where(table.c.input_id.in_(ids)))
+        return {row[0] for row in found}
 
 
 def stored_dead_letters(engine: Engine, positions: Iterable[Position]) -> set[Position]:
@@ -44,16 +38,12 @@ def stored_dead_letters(engine: Engine, positions: Iterable[Position]) -> set[Po
         return set()
     table = dead_letters_table
     key = sa.tuple_(table.c.source_topic, table.c.source_partition, table.c.source_offset)
-    try:
-        with engine.connect() as conn:
-            found = conn.execute(
-                sa.select(table.c.source_topic, table.c.source_partition, table.c.source_offset)
-                .where(key.in_(keys))
-            )
-            return {(t, int(p), int(o)) for t, p, o in found}
-    except SQLAlchemyError as exc:
-        msg = f"looking up stored dead letters: {describe(exc)}"
-        raise StoreError(msg) from exc
+    with store_errors("looking up stored dead letters"), engine.connect() as conn:
+        found = conn.execute(
+            sa.select(table.c.source_topic, table.c.source_partition, table.c.source_offset)
+            .where(key.in_(keys))
+        )
+        return {(t, int(p), int(o)) for t, p, o in found}
 
 
 class StoredLookup:

@@ -7,12 +7,16 @@ other scheme, driver or an in-memory SQLite database is refused with a clear
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Dialect, Engine
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -102,3 +106,20 @@ def create_tables(engine: Engine, tables: sa.MetaData, attempts: int = 3) -> Non
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
+
+
+@contextlib.contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Database failures inside the block as :class:`StoreError` (which the run loop retries)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        msg = f"{what}: {describe(exc)}"
+        raise StoreError(msg) from exc
+
+
+def insert_ignore(table: sa.Table, dialect: Dialect, key: Sequence[str]) -> sa.Insert:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the engine's dialect."""
+    if dialect.name == "postgresql":
+        return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))

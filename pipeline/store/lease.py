@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.store.engine import create_tables, describe
+from pipeline.store.engine import create_tables, describe, store_errors
 from pipeline.store.tables import UTCDateTime
 
 _metadata = sa.MetaData()
@@ -40,11 +40,8 @@ class Lease:
         self.name = name
         self.owner = owner
         self._ttl = timedelta(seconds=ttl_s)
-        try:
+        with store_errors("lease table"):
             create_tables(engine, _metadata)
-        except SQLAlchemyError as exc:
-            msg = f"lease table: {describe(exc)}"
-            raise StoreError(msg) from exc
 
     def acquire(self, now: datetime | None = None) -> bool:
         """Take or renew the lease; False if another owner holds an unexpired one."""
@@ -79,13 +76,7 @@ class Lease:
     def release(self) -> None:
         """Give the lease up (on shutdown), so another replica takes over at once."""
         table = leases_table
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    sa.delete(table)
-                    .where(table.c.name == self.name)
-                    .where(table.c.owner == self.owner)
-                )
-        except SQLAlchemyError as exc:
-            msg = f"lease {self.name}: {describe(exc)}"
-            raise StoreError(msg) from exc
+        with store_errors(f"lease {self.name}"), self._engine.begin() as conn:
+            conn.execute(
+                sa.delete(table).where(table.c.name == self.name).where(table.c.owner == self.owner)
+            )

@@ -15,20 +15,15 @@ The table has its own metadata and is created on first use, as
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import StoreError
-from pipeline.store.engine import create_tables, describe
+from pipeline.store.engine import create_tables, insert_ignore, store_errors
 from pipeline.store.tables import JSONText, UTCDateTime
 
 #: First retry delay after a failure, in seconds; it doubles with every further failure.
@@ -90,22 +85,12 @@ def backoff_s(failures: int, max_backoff_s: float, base_s: float = BASE_BACKOFF_
     return float(min(max_backoff_s, base_s * 2 ** min(failures - 1, 60)))
 
 
-@contextlib.contextmanager
-def _store_errors(what: str) -> Iterator[None]:
-    """Database failures as :class:`StoreError`."""
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        msg = f"{what}: {describe(exc)}"
-        raise StoreError(msg) from exc
-
-
 class Outbox:
     """Notifications waiting for delivery, in the analyst store's database."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with _store_errors("notification outbox table"):
+        with store_errors("notification outbox table"):
             create_tables(engine, _metadata)
 
     def enqueue(self, messages: Sequence[Message], now: datetime | None = None) -> int:
@@ -118,9 +103,9 @@ class Outbox:
         if not messages:
             return 0
         now = now or datetime.now(UTC)
-        insert = _insert_ignore(self._engine)
+        insert = insert_ignore(outbox_table, self._engine.dialect, _KEY)
         added = 0
-        with _store_errors("notification outbox"), self._engine.begin() as conn:
+        with store_errors("notification outbox"), self._engine.begin() as conn:
             for message in messages:
                 result = conn.execute(
                     insert.values(
@@ -149,7 +134,7 @@ class Outbox:
         lease_until = now + timedelta(seconds=lease_s)
         table = outbox_table
         claimed: list[OutboxRow] = []
-        with _store_errors("notification outbox"), self._engine.begin() as conn:
+        with store_errors("notification outbox"), self._engine.begin() as conn:
             due = conn.execute(
                 sa.select(table)
                 .where(
@@ -179,7 +164,7 @@ class Outbox:
         """Record a successful delivery (one more attempt); a delivered row is never sent again."""
         now = now or datetime.now(UTC)
         table = outbox_table
-        with _store_errors("notification outbox"), self._engine.begin() as conn:
+        with store_errors("notification outbox"), self._engine.begin() as conn:
             conn.execute(
                 sa.update(table)
                 .where(table.c.id == row_id, table.c.delivered_at.is_(None))
@@ -202,7 +187,7 @@ class Outbox:
         """
         now = now or datetime.now(UTC)
         table = outbox_table
-        with _store_errors("notification outbox"), self._engine.begin() as conn:
+        with store_errors("notification outbox"), self._engine.begin() as conn:
             attempts = conn.execute(
                 sa.select(table.c.attempts).where(
                     table.c.id == row_id, table.c.delivered_at.is_(None)
@@ -229,7 +214,7 @@ class Outbox:
         query = sa.select(table).order_by(table.c.id)
         if undelivered_only:
             query = query.where(table.c.delivered_at.is_(None))
-        with _store_errors("notification outbox"), self._engine.connect() as conn:
+        with store_errors("notification outbox"), self._engine.connect() as conn:
             return [_row(found._mapping) for found in conn.execute(query)]
 
     def purge_delivered(self, before: datetime) -> int:
@@ -238,20 +223,13 @@ class Outbox:
         Delivered rows are kept until then so a re-emitted alert stays deduplicated.
         """
         table = outbox_table
-        with _store_errors("notification outbox"), self._engine.begin() as conn:
+        with store_errors("notification outbox"), self._engine.begin() as conn:
             result = conn.execute(
                 sa.delete(table).where(
                     table.c.delivered_at.is_not(None), table.c.delivered_at < before
                 )
             )
         return max(result.rowcount, 0)
-
-
-def _insert_ignore(engine: Engine) -> sa.Insert:
-    """``INSERT ... ON CONFLICT (alert_id, status, receiver) DO NOTHING`` for the engine."""
-    if engine.dialect.name == "postgresql":
-        return pg_dialect.insert(outbox_table).on_conflict_do_nothing(index_elements=_KEY)
-    return sqlite_dialect.insert(outbox_table).on_conflict_do_nothing(index_elements=_KEY)
 
 
 def _row(values: Any) -> OutboxRow:

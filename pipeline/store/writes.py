@@ -26,13 +26,13 @@ from typing import Self
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 
 from pipeline.errors import StoreError
 from pipeline.schema import DeadLetter, EnrichedEvent
-from pipeline.store.engine import create_engine, describe, normalise_url
+from pipeline.store.engine import create_engine, describe, insert_ignore, normalise_url
 from pipeline.store.tables import (
     ADDED_COLUMNS,
     DEAD_LETTER_KEY,
@@ -49,13 +49,6 @@ from pipeline.store.tables import (
 _PG_SCHEMA_LOCK_ID = 0x61747477
 # Ids per UPDATE in mark_replayed (SQLite allows 32,766 bound parameters).
 _MARK_CHUNK = 1000
-
-
-def _insert_ignore(table: sa.Table, dialect: Dialect, key: Sequence[str]) -> sa.Insert:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the engine's dialect."""
-    if dialect.name == "postgresql":
-        return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
-    return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
 
 
 def _stored_schema_version(conn: Connection, url: str) -> int | None:
@@ -135,11 +128,11 @@ class Store:
                 if event_rows:
                     # RETURNING lists only the rows actually inserted, on both back ends;
                     # executemany rowcounts are not reliable across drivers.
-                    stmt = _insert_ignore(events_table, dialect, ["input_id"])
+                    stmt = insert_ignore(events_table, dialect, ["input_id"])
                     result = conn.execute(stmt.returning(events_table.c.input_id), event_rows)
                     new = len(result.all())
                 if letter_rows:
-                    stmt = _insert_ignore(dead_letters_table, dialect, DEAD_LETTER_KEY)
+                    stmt = insert_ignore(dead_letters_table, dialect, DEAD_LETTER_KEY)
                     conn.execute(stmt, letter_rows)
         except SQLAlchemyError as exc:
             msg = f"could not write to store {self.url}: {describe(exc)}"

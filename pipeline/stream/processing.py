@@ -138,8 +138,8 @@ class BatchProcessor:
 
         earlier = self._begin([_position(r) for r, _ in valid], abort)
         fresh = [(r, e) for r, e in valid if _position(r) not in earlier]
-        self._classify_and_add(fresh, report)
-        self._flush(abort, [_position(r) for r, _ in fresh])
+        written = self._classify_and_add(fresh, report)
+        self._flush(abort, [_position(r) for r, _ in fresh], written, report)
         for record, event in valid:
             starts = earlier.get(_position(record))
             if starts is None:
@@ -147,12 +147,12 @@ class BatchProcessor:
             if starts >= self._limits.max_redeliveries:
                 detail = f"started {starts} times without finishing (the process died each time)"
                 self._dead_letter(record, DecodeError("redelivery_limit", detail), received, report)
-                self._flush(abort, [_position(record)])
+                self._flush(abort, [_position(record)], [], report)
                 continue
             # Alone, so that if it kills the process again, only its own count grows.
             self._start_one(_position(record), abort)
-            self._classify_and_add([(record, event)], report)
-            self._flush(abort, [_position(record)])
+            written = self._classify_and_add([(record, event)], report)
+            self._flush(abort, [_position(record)], written, report)
         offsets = self._checkpoint.take_offsets()
         report.batches += 1
         return offsets
@@ -175,29 +175,23 @@ class BatchProcessor:
         )
         if not ids and not positions:
             return valid, bad
-        kept_valid = []
-        for record, event in valid:
-            if event.input_id in ids:
-                self._checkpoint.mark(record.topic, record.partition, record.offset)
-                report.skipped += 1
-            else:
-                kept_valid.append((record, event))
-        kept_bad = []
-        for record, error in bad:
-            if _position(record) in positions:
-                self._checkpoint.mark(record.topic, record.partition, record.offset)
-                report.skipped += 1
-            else:
-                kept_bad.append((record, error))
+        stored_valid = [r for r, e in valid if e.input_id in ids]
+        stored_bad = [r for r, _ in bad if _position(r) in positions]
+        for record in [*stored_valid, *stored_bad]:
+            self._checkpoint.mark(record.topic, record.partition, record.offset)
+        skipped = len(stored_valid) + len(stored_bad)
+        report.skipped += skipped
         if self._attempts is not None:
             # A crash between the store commit and forgetting the counts left them behind.
-            stored = [_position(r) for r, e in valid if e.input_id in ids]
             try:
-                self._attempts.finish(stored)
+                self._attempts.finish([_position(r) for r in stored_valid])
             except StoreError as exc:
                 log.warning("could not clear attempt counts", extra={"error": str(exc)[:300]})
-        log.info("skipped records already stored", extra={"n": report.skipped})
-        return kept_valid, kept_bad
+        log.info("skipped records already stored", extra={"n": skipped})
+        return (
+            [(r, e) for r, e in valid if e.input_id not in ids],
+            [(r, error) for r, error in bad if _position(r) not in positions],
+        )
 
     def _begin(self, positions: list[Position], abort: threading.Event) -> dict[Position, int]:
         if self._attempts is None or not positions:
@@ -216,14 +210,16 @@ class BatchProcessor:
 
     def _classify_and_add(
         self, items: Sequence[tuple[SourceRecord, InputEvent]], report: RunReport
-    ) -> None:
+    ) -> list[EnrichedEvent]:
+        """Classify and hand the results to the checkpoint; the enriched events added."""
         if not items:
-            return
+            return []
         started = time.perf_counter()
         results = self._isolate([e for _, e in items])
         model_ms = (time.perf_counter() - started) * 1000.0
         self._metrics.model_latency.observe(model_ms / 1000.0)
         processed = self._clock()
+        added: list[EnrichedEvent] = []
         for (record, event), result in zip(items, results, strict=True):
             if isinstance(result, BaseException):
                 error = DecodeError("model_error", type(result).__name__)
@@ -239,7 +235,8 @@ class BatchProcessor:
                 self._dead_letter(record, DecodeError("too_large", detail), processed, report)
                 continue
             self._checkpoint.add(fitted, record.topic, record.partition, record.offset)
-            self._count(fitted, report)
+            added.append(fitted)
+        return added
 
     def _isolate(self, events: Sequence[InputEvent]) -> list[Classified | Exception]:
         """Classify; on an exception split the batch in halves until the culprits are alone."""
@@ -261,7 +258,15 @@ class BatchProcessor:
             max_texts_per_forward=self._limits.max_texts_per_forward,
         )
 
-    def _flush(self, abort: threading.Event, finished: list[Position]) -> None:
+    def _flush(
+        self,
+        abort: threading.Event,
+        finished: list[Position],
+        written: Sequence[EnrichedEvent],
+        report: RunReport,
+    ) -> None:
+        """Flush with retries, forget the finished records' counts, then count what is durable."""
+
         def succeeded() -> None:
             if self._on_sink_state is not None:
                 self._on_sink_state("store", True, "")
@@ -275,17 +280,19 @@ class BatchProcessor:
             except StoreError as exc:
                 # Results are durable; a stale count only makes a redelivery go one by one.
                 log.warning("could not clear attempt counts", extra={"error": str(exc)[:300]})
+        # Counted once durable, so end-to-end latency means "event time to written".
+        done = self._clock()
+        for out in written:
+            self._count(out, done, report)
 
     def _sink_failed(self, exc: BaseException) -> None:
         if self._on_sink_state is not None:
             component = "store" if isinstance(exc, StoreError) else "broker"
             self._on_sink_state(component, False, f"{type(exc).__name__}: {exc}"[:300])
 
-    def _count(self, out: EnrichedEvent, report: RunReport) -> None:
+    def _count(self, out: EnrichedEvent, done: datetime, report: RunReport) -> None:
         self._metrics.messages.labels(out.source.topic, "enriched").inc()
-        self._metrics.end_to_end_latency.observe(
-            max(0.0, (self._clock() - out.event_time).total_seconds())
-        )
+        self._metrics.end_to_end_latency.observe(max(0.0, (done - out.event_time).total_seconds()))
         for task, task_result in ((INTENT, out.intent), (SENTIMENT, out.sentiment)):
             if task_result is not None:
                 self._metrics.labels.labels(out.kind, task, task_result.label).inc()

@@ -124,7 +124,7 @@ class Runner:
             limits=limits,
             backoff=Backoff(0.5, retry_backoff_max_s),
             clock=clock,
-            on_sink_state=self._sink_state,
+            on_sink_state=self._report,
         )
         self._lag_interval_s = lag_interval_s
         self._shutdown_timeout_s = shutdown_timeout_s
@@ -233,9 +233,13 @@ class Runner:
         self._commit(inflight.offsets or {})
 
     def _commit(self, offsets: Offsets) -> None:
+        self._keep(offsets)
+        self._retry_commit(force=True)
+
+    def _keep(self, offsets: Offsets) -> None:
+        """Merge into what is still to commit (offsets only move forward)."""
         for key, offset in offsets.items():
             self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
-        self._retry_commit(force=True)
 
     def _retry_commit(self, force: bool = False) -> None:
         if not self._uncommitted or (not force and time.monotonic() < self._next_commit_try):
@@ -247,8 +251,7 @@ class Runner:
             try:
                 self._commit_now(offsets)
             except CommitError as exc:
-                for key, offset in offsets.items():
-                    self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
+                self._keep(offsets)
                 self._next_commit_try = time.monotonic() + self._commit_backoff.next_wait()
                 self._metrics.commits.labels("failed").inc()
                 self._report("broker", False, str(exc)[:300])
@@ -285,9 +288,6 @@ class Runner:
     def _on_assigned(self, partitions: Partitions) -> None:
         owned = self._source.assignment()
         self._report("assignment", bool(owned), f"{len(owned)} partitions")
-
-    def _sink_state(self, component: str, ok: bool, detail: str) -> None:
-        self._report(component, ok, detail)
 
     def _report(self, component: str, ok: bool, detail: str = "") -> None:
         if self._health is not None:
