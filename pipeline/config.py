@@ -151,6 +151,9 @@ class Settings(BaseSettings):
         description='Alert receivers as JSON: [{"name": "oncall", "url": "https://...", '
         '"format": "alertmanager"|"slack"}].',
     )
+    alert_retry_max_s: float = Field(
+        300.0, gt=0, description="Longest wait between two tries of a failing receiver, in seconds."
+    )
     alert_external_url: str = Field(
         "http://127.0.0.1:9108", description="Base URL put into notifications (externalURL)."
     )

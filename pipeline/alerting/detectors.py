@@ -89,12 +89,30 @@ class Evidence:
     baseline_n: int
 
 
+def counts_evidence(cur_neg: int, cur_n: int, base_neg: int, base_n: int) -> Evidence:
+    """The z-test of the current window's counts against the baseline's."""
+    return Evidence(
+        z=two_proportion_z(cur_neg, cur_n, base_neg, base_n),
+        current_share=cur_neg / cur_n if cur_n else 0.0,
+        baseline_share=base_neg / base_n if base_n else 0.0,
+        current_negative=cur_neg,
+        current_n=cur_n,
+        baseline_negative=base_neg,
+        baseline_n=base_n,
+    )
+
+
 @dataclass(frozen=True)
 class Opened:
-    """An episode started at ``at`` (its id, with the scope, in the alerts table)."""
+    """An episode started at ``at`` (its id, with the scope, in the alerts table).
+
+    ``detector`` says what opened it: the window test (``two_proportion_z``) or the
+    sequential drift detector (``page_hinkley``).
+    """
 
     at: datetime
     evidence: Evidence
+    detector: str = "two_proportion_z"
 
 
 @dataclass(frozen=True)
@@ -126,20 +144,34 @@ class ShiftDetector:
         """Continue an episode recorded as firing (after a restart or a lease hand-over)."""
         self._open_since, self._calm = started, 0
 
-    def evaluate(
-        self, now: datetime, cur_neg: int, cur_n: int, base_neg: int, base_n: int
-    ) -> Opened | Resolved | None:
-        """Update with one evaluation's counts; return what changed, if anything."""
+    def shows_shift(self, evidence: Evidence) -> bool:
+        """Whether ``evidence`` passes the opening rule (volumes, ``z_open``, ``min_delta``)."""
         s = self.settings
-        evidence = Evidence(
-            z=two_proportion_z(cur_neg, cur_n, base_neg, base_n),
-            current_share=cur_neg / cur_n if cur_n else 0.0,
-            baseline_share=base_neg / base_n if base_n else 0.0,
-            current_negative=cur_neg,
-            current_n=cur_n,
-            baseline_negative=base_neg,
-            baseline_n=base_n,
+        return (
+            evidence.current_n >= s.min_current
+            and evidence.baseline_n >= s.min_baseline
+            and evidence.z >= s.z_open
+            and evidence.current_share - evidence.baseline_share >= s.min_delta
         )
+
+    def evaluate(
+        self,
+        now: datetime,
+        cur_neg: int,
+        cur_n: int,
+        base_neg: int,
+        base_n: int,
+        *,
+        drifted: bool = False,
+    ) -> Opened | Resolved | None:
+        """Update with one evaluation's counts; return what changed, if anything.
+
+        ``drifted``: the scope's :class:`DriftDetector` signalled since the last call.  It
+        opens an episode too (given the minimum volumes), one that ends by the same rule
+        as a shift: once the current window is no longer above the baseline.
+        """
+        s = self.settings
+        evidence = counts_evidence(cur_neg, cur_n, base_neg, base_n)
         self.last = evidence
         enough = cur_n >= s.min_current and base_n >= s.min_baseline
         if self._open_since is not None:
@@ -156,10 +188,12 @@ class ShiftDetector:
             return Resolved(at=now, started=started, evidence=evidence)
         if self._quiet_until is not None and now < self._quiet_until:
             return None
-        rise = evidence.current_share - evidence.baseline_share
-        if enough and evidence.z >= s.z_open and rise >= s.min_delta:
+        if self.shows_shift(evidence):
             self._open_since, self._calm = now, 0
             return Opened(at=now, evidence=evidence)
+        if drifted and enough:
+            self._open_since, self._calm = now, 0
+            return Opened(at=now, evidence=evidence, detector="page_hinkley")
         return None
 
 

@@ -11,7 +11,6 @@ against the baseline.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -23,14 +22,26 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipeline.alerting.detectors import (
+    DriftDetector,
+    DriftSettings,
     Opened,
     Resolved,
     ShiftDetector,
     ShiftSettings,
+    counts_evidence,
 )
-from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
+from pipeline.alerting.detectors import Evidence as DetectorEvidence
+from pipeline.alerting.model import AlertEvent, Evidence, RelatedScope, RisingWord, Severity
 from pipeline.alerting.notify import Notifier
-from pipeline.alerting.windows import Comparison, ScopeKey, Window, read_buckets
+from pipeline.alerting.windows import (
+    Bucket,
+    Comparison,
+    ScopeKey,
+    Window,
+    read_buckets,
+    residual_counts,
+    scope_filter,
+)
 from pipeline.errors import StoreError
 from pipeline.metrics import Metrics
 from pipeline.store.alerts import AlertTable
@@ -48,6 +59,7 @@ class AlertSettings:
 
     window: Window = field(default_factory=Window)
     shift: ShiftSettings = field(default_factory=ShiftSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     interval_s: float = 15.0
     lease_ttl_s: float = 60.0
     evidence_messages: int = 5
@@ -56,8 +68,36 @@ class AlertSettings:
     baseline_sample: int = 2000
 
 
+@dataclass
+class Incident:
+    """One open episode: the scope that fired and the scopes its messages explain.
+
+    ``members`` are the scopes whose detectors are open in this episode now (the primary
+    included while it is); the episode resolves when none is left.  ``related`` keeps
+    every scope that joined, for the resolve event.
+    """
+
+    primary: ScopeKey
+    alert_id: str
+    started: datetime
+    detector: str
+    members: set[ScopeKey] = field(default_factory=set)
+    related: dict[ScopeKey, DetectorEvidence] = field(default_factory=dict)
+    evidence: DetectorEvidence | None = None
+    announced: bool = False
+
+
 class Evaluator:
-    """Evaluates every scope; emits alert events to the table, the notifier and ``on_event``."""
+    """Evaluates every scope; emits alert events to the table, the notifier and ``on_event``.
+
+    One shift moves several scopes at once: an outage on the app channel raises the
+    negative share of ``channel app``, of ``intent card_declined`` and of ``overall``.
+    That is one episode, so one alert: a scope that opens while an episode of its stream
+    is open *joins* it when, without the episode scope's messages, its own shift is gone
+    (:func:`~pipeline.alerting.windows.residual_counts` fails the opening rule).  Of the
+    scopes that open together, the one with the largest rise fires (``overall`` last);
+    an unrelated shift in the same stream still fires its own alert.
+    """
 
     def __init__(
         self,
@@ -79,6 +119,8 @@ class Evaluator:
         self._table = AlertTable(engine)
         self._lease = Lease(engine, LEASE, owner, self.settings.lease_ttl_s)
         self._detectors: dict[ScopeKey, ShiftDetector] = {}
+        self._drift: dict[ScopeKey, DriftDetector] = {}
+        self._incidents: dict[ScopeKey, Incident] = {}  # member scope -> its episode
         self._leading = False
 
     def evaluate(self, now: datetime | None = None) -> list[AlertEvent]:
@@ -101,18 +143,34 @@ class Evaluator:
         comparisons = window.compare(buckets, now)
         for key in self._detectors:
             comparisons.setdefault(key, Comparison())  # a silent scope must still resolve
-        events: list[AlertEvent] = []
+        drifted = self._feed_drift(window.closed(buckets, now), window.current_start(now))
+        opened: list[tuple[ScopeKey, Opened]] = []
+        resolved: list[ScopeKey] = []
         for key, comparison in sorted(comparisons.items()):
             detector = self._detectors.setdefault(key, ShiftDetector(self.settings.shift))
             current, baseline = comparison.current, comparison.baseline
             change = detector.evaluate(
-                now, current.negative, current.n, baseline.negative, baseline.n
+                now,
+                current.negative,
+                current.n,
+                baseline.negative,
+                baseline.n,
+                drifted=key in drifted,
             )
             self._gauges(key, comparison, detector)
-            if change is not None:
-                event = self._emit(key, change, comparison, now)
-                if event is not None:
-                    events.append(event)
+            if isinstance(change, Opened):
+                opened.append((key, change))
+            elif isinstance(change, Resolved):
+                resolved.append(key)
+        events: list[AlertEvent] = []
+        for key in resolved:
+            event = self._leave(key, now)
+            if event is not None:
+                events.append(event)
+        for incident in self._group(opened, now):
+            event = self._emit(incident, "firing", now)
+            if event is not None:
+                events.append(event)
         self._stream_gauges(comparisons)
         return events
 
@@ -130,17 +188,99 @@ class Evaluator:
             except StoreError:
                 pass
 
+    def _feed_drift(self, closed: list[Bucket], current_start: datetime) -> set[ScopeKey]:
+        """Feed each scope's closed buckets to its drift detector; the scopes that drifted.
+
+        A new leader feeds the whole baseline once, rebuilding the detector's state from
+        the store; a drift found in that history (before the current window) is old news.
+        """
+        drifted: set[ScopeKey] = set()
+        for bucket in closed:
+            detector = self._drift.setdefault(bucket.key, DriftDetector(self.settings.drift))
+            signal = detector.update(bucket.start, bucket.negative, bucket.n)
+            if signal is not None and signal.at >= current_start:
+                drifted.add(bucket.key)
+        return drifted
+
+    def _group(self, opened: list[tuple[ScopeKey, Opened]], now: datetime) -> list[Incident]:
+        """Attach each newly open scope to the episode that explains it, or start one."""
+
+        def priority(item: tuple[ScopeKey, Opened]) -> tuple[bool, float, float]:
+            (_, scope_kind, _), change = item
+            e = change.evidence
+            return (scope_kind == "overall", -(e.current_share - e.baseline_share), -e.z)
+
+        fresh: list[Incident] = []
+        for key, change in sorted(opened, key=priority):
+            incident = self._explaining(key, now)
+            if incident is None:
+                stream, scope_kind, scope = key
+                incident = Incident(
+                    primary=key,
+                    alert_id=f"{stream}:{scope_kind}:{scope}:{change.at.isoformat()}",
+                    started=change.at,
+                    detector=change.detector,
+                    evidence=change.evidence,
+                )
+                fresh.append(incident)
+            else:
+                incident.related[key] = change.evidence
+                log.info(
+                    "scope joined an open alert",
+                    extra={"alert_id": incident.alert_id, "scope": ":".join(key)},
+                )
+            incident.members.add(key)
+            self._incidents[key] = incident
+        return fresh
+
+    def _explaining(self, key: ScopeKey, now: datetime) -> Incident | None:
+        """The open episode of ``key``'s stream without whose messages ``key`` has no shift."""
+        detector = self._detectors[key]
+        seen: set[str] = set()
+        for incident in list(self._incidents.values()):
+            if incident.alert_id in seen or incident.primary[0] != key[0]:
+                continue
+            seen.add(incident.alert_id)
+            rest = residual_counts(self._engine, key, incident.primary, self.settings.window, now)
+            evidence = counts_evidence(
+                rest.current_negative, rest.current_n, rest.baseline_negative, rest.baseline_n
+            )
+            if not detector.shows_shift(evidence):
+                return incident
+        return None
+
+    def _leave(self, key: ScopeKey, now: datetime) -> AlertEvent | None:
+        """``key``'s detector resolved; the episode resolves once no member is left."""
+        incident = self._incidents.pop(key, None)
+        if incident is None:
+            return None
+        incident.members.discard(key)
+        if incident.members:
+            return None
+        return self._emit(incident, "resolved", now)
+
     def _resume_open_episodes(self) -> None:
         for row in self._table.rows(status="firing", limit=10_000):
             key: ScopeKey = (row["stream"], row["scope_kind"], row["scope"])
             detector = self._detectors.setdefault(key, ShiftDetector(self.settings.shift))
             detector.resume(row["starts_at"])
+            payload = row["payload"]
+            self._incidents[key] = Incident(
+                primary=key,
+                alert_id=row["alert_id"],
+                started=row["starts_at"],
+                detector=str(payload.get("detector", "two_proportion_z")),
+                members={key},
+                announced=True,
+            )
             self._metrics.shift_active.labels(row["scope_kind"], row["scope"], row["stream"]).set(1)
 
     def _step_down(self) -> None:
         # Another replica evaluates now: our gauges would keep an episode "active" forever.
         self._leading = False
         self._detectors.clear()
+        self._drift.clear()
+        self._incidents.clear()
         for gauge in (
             self._metrics.shift_active,
             self._metrics.shift_statistic,
@@ -148,60 +288,86 @@ class Evaluator:
         ):
             gauge.clear()
 
-    def _emit(
-        self, key: ScopeKey, change: Opened | Resolved, comparison: Comparison, now: datetime
-    ) -> AlertEvent | None:
-        stream, scope_kind, scope = key
-        started = change.at if isinstance(change, Opened) else change.started
-        alert_id = f"{stream}:{scope_kind}:{scope}:{started.isoformat()}"
-        e = change.evidence
+    def _emit(self, incident: Incident, status: str, now: datetime) -> AlertEvent | None:
+        stream, scope_kind, scope = incident.primary
+        detector = self._detectors.get(incident.primary)
+        e = incident.evidence if status == "firing" else None
+        if e is None:
+            e = detector.last if detector is not None and detector.last is not None else None
+        if e is None:
+            e = counts_evidence(0, 0, 0, 0)
         where = f"{scope_kind} {scope!r}" if scope_kind != "overall" else "overall"
-        status = "firing" if isinstance(change, Opened) else "resolved"
         summary = (
             f"{stream} {where}: negative share {e.current_share:.0%} over {e.current_n} messages "
             f"vs {e.baseline_share:.0%} over {e.baseline_n} in the baseline"
         )
-        evidence, rising = self._evidence(key, now) if status == "firing" else ([], [])
+        related = {
+            (k[1], k[2]): RelatedScope(
+                scope_kind=k[1],
+                scope=k[2],
+                baseline_share=r.baseline_share,
+                current_share=r.current_share,
+                statistic=r.z,
+            )
+            for k, r in sorted(incident.related.items())
+        }
+        severity: Severity = "critical" if e.z >= 2 * self.settings.shift.z_open else "warning"
+        if status == "firing":
+            evidence, rising = self._evidence(incident.primary, now)
+        else:  # the resolve event repeats what the episode was about, even after a restart
+            fired = self._table.get(incident.alert_id)
+            before = AlertEvent.model_validate(fired["payload"]) if fired else None
+            evidence = list(before.evidence) if before else []
+            rising = list(before.rising_words) if before else []
+            for r in before.related if before else []:
+                related.setdefault((r.scope_kind, r.scope), r)
+            # The labels (severity among them) must not change, or the receiver would see
+            # the resolve as another alert (the fingerprint hashes the labels).
+            severity = before.severity if before else severity
         event = AlertEvent(
-            alert_id=alert_id,
-            status=status,
+            alert_id=incident.alert_id,
+            status="firing" if status == "firing" else "resolved",
             scope_kind=scope_kind,
             scope=scope,
             stream="chat" if stream == "chat" else "news",
-            severity="critical" if e.z >= 2 * self.settings.shift.z_open else "warning",
-            starts_at=started,
-            ends_at=change.at if isinstance(change, Resolved) else None,
+            severity=severity,
+            starts_at=incident.started,
+            ends_at=now if status == "resolved" else None,
             summary=summary,
             baseline_share=e.baseline_share,
             current_share=e.current_share,
             baseline_n=e.baseline_n,
             current_n=e.current_n,
             statistic=e.z,
-            detector="two_proportion_z",
+            detector=incident.detector,
             evidence=evidence,
             rising_words=rising,
+            related=sorted(related.values(), key=lambda r: (r.scope_kind, r.scope)),
         )
         payload = event.model_dump_json()
         if status == "firing":
             fresh = self._table.fire(
                 {
-                    "alert_id": alert_id,
+                    "alert_id": incident.alert_id,
                     "scope_kind": scope_kind,
                     "scope": scope,
                     "stream": stream,
                     "severity": event.severity,
-                    "starts_at": started,
+                    "starts_at": incident.started,
                     "statistic": e.z,
                     "payload": payload,
                 },
                 now,
             )
+            incident.announced = True
         else:
-            fresh = self._table.resolve(alert_id, change.at, payload, now)
+            fresh = self._table.resolve(incident.alert_id, now, payload, now)
         if not fresh:
             return None  # another evaluator recorded this change already
         self._metrics.alerts.labels(status).inc()
-        log.warning("alert", extra={"alert_id": alert_id, "status": status, "z": round(e.z, 2)})
+        log.warning(
+            "alert", extra={"alert_id": incident.alert_id, "status": status, "z": round(e.z, 2)}
+        )
         if self._notifier is not None:
             self._notifier.notify(event)
         if self._on_event is not None:
@@ -225,18 +391,16 @@ class Evaluator:
                 self._metrics.confidence_mean.labels(stream, "intent").set(cur.mean_confidence)
                 self._metrics.unknown_intent_share.labels(stream).set(cur.unknown_share)
 
-    def _evidence(
-        self, key: ScopeKey, now: datetime
-    ) -> tuple[list[Evidence], list[RisingWord]]:
+    def _evidence(self, key: ScopeKey, now: datetime) -> tuple[list[Evidence], list[RisingWord]]:
         """The window's most negative messages, and the words whose attention mass rose."""
         window = self.settings.window
         current_start = window.current_start(now)
         table = events_table
-        scope_filter = _scope_filter(key)
+        where = scope_filter(key)
         with self._engine.connect() as conn:
             worst = conn.execute(
                 sa.select(table.c.text, table.c.sentiment_score, table.c.sentiment_attention)
-                .where(scope_filter, table.c.event_time >= current_start)
+                .where(where, table.c.event_time >= current_start)
                 .where(table.c.sentiment_label == "negative")
                 .order_by(table.c.sentiment_score.desc())
                 .limit(self.settings.evidence_messages)
@@ -245,13 +409,13 @@ class Evaluator:
             # against the baseline's (the newest ``baseline_sample`` messages).
             current = conn.execute(
                 sa.select(table.c.sentiment_attention)
-                .where(scope_filter, table.c.event_time >= current_start)
+                .where(where, table.c.event_time >= current_start)
                 .order_by(table.c.event_time.desc())
                 .limit(self.settings.baseline_sample)
             ).all()
             baseline = conn.execute(
                 sa.select(table.c.sentiment_attention)
-                .where(scope_filter, table.c.event_time < current_start)
+                .where(where, table.c.event_time < current_start)
                 .where(table.c.event_time >= window.baseline_start(now))
                 .order_by(table.c.event_time.desc())
                 .limit(self.settings.baseline_sample)
@@ -274,22 +438,6 @@ class Evaluator:
             key=lambda r: r.baseline - r.current,
         )[: self.settings.rising_words]
         return evidence, [r for r in rising if r.current > r.baseline]
-
-
-def _scope_filter(key: ScopeKey) -> sa.ColumnElement[bool]:
-    stream, scope_kind, scope = key
-    table = events_table
-    clause = table.c.kind == stream
-    if scope_kind == "channel":
-        return sa.and_(clause, table.c.channel == scope)
-    if scope_kind == "intent":
-        return sa.and_(clause, table.c.intent_label == scope, table.c.role == "customer")
-    if scope_kind == "news_source":
-        return sa.and_(clause, table.c.news_source == scope)
-    if scope_kind == "ticker":
-        tickers = sa.type_coerce(table.c.tickers, sa.Text)
-        return sa.and_(clause, tickers.contains(json.dumps(scope), autoescape=True))
-    return clause
 
 
 def _words(attention: Any) -> list[tuple[str, float]]:

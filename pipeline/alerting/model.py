@@ -33,6 +33,7 @@ class Evidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     text_excerpt: str
+    #: The model's probability of ``negative`` for this message (higher: more negative).
     sentiment_score: float
     top_words: list[str]
 
@@ -45,6 +46,23 @@ class RisingWord(BaseModel):
     word: str
     baseline: float
     current: float
+
+
+class RelatedScope(BaseModel):
+    """Another scope that shifted in the same episode, explained by the alert's own scope.
+
+    It joined because, without the alert scope's messages, its own shift is gone (see
+    ``Evaluator``): one outage on the app channel also moves ``overall`` and the
+    ``card_declined`` intent, and that is one episode, not three alerts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scope_kind: ScopeKind
+    scope: str
+    baseline_share: float
+    current_share: float
+    statistic: float
 
 
 class AlertEvent(BaseModel):
@@ -74,6 +92,7 @@ class AlertEvent(BaseModel):
     detector: str
     evidence: list[Evidence] = []
     rising_words: list[RisingWord] = []
+    related: list[RelatedScope] = []
     generator_url: str | None = None
 
     @model_validator(mode="after")

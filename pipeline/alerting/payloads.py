@@ -125,6 +125,13 @@ def alert_annotations(event: AlertEvent) -> dict[str, str]:
     rising = _rising(event)
     if rising:
         annotations["rising_words"] = ", ".join(rising)
+    if event.related:
+        annotations["related_scopes"] = ", ".join(
+            f"{r.scope_kind} {r.scope!r} ({r.baseline_share:.0%} → {r.current_share:.0%})"
+            if r.scope_kind != "overall"
+            else f"overall ({r.baseline_share:.0%} → {r.current_share:.0%})"
+            for r in event.related
+        )
     return annotations
 
 
@@ -254,7 +261,7 @@ def slack_payload(event: AlertEvent) -> SlackMessage:
 def evidence_words(event: AlertEvent) -> list[str]:
     """The evidence messages' attention words, most negative message first, without repeats."""
     seen: dict[str, None] = {}
-    for item in sorted(event.evidence, key=lambda e: e.sentiment_score):
+    for item in sorted(event.evidence, key=lambda e: -e.sentiment_score):
         for word in item.top_words:
             seen.setdefault(word, None)
     return list(seen)[:MAX_EVIDENCE_WORDS]

@@ -25,7 +25,7 @@ from pipeline.alerting.windows import Window
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
-from pipeline.store.outbox import Outbox
+from pipeline.store.outbox import BASE_BACKOFF_S, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,16 @@ def alerting(
     notifier = (
         Notifier(outbox, configured, settings.alert_external_url) if configured else None
     )
-    worker = NotifierWorker(outbox, configured) if configured else None
+    worker = (
+        NotifierWorker(
+            outbox,
+            configured,
+            max_backoff_s=settings.alert_retry_max_s,
+            base_backoff_s=min(BASE_BACKOFF_S, settings.alert_retry_max_s),
+        )
+        if configured
+        else None
+    )
 
     def on_event(event: AlertEvent) -> None:
         if publish is None:

@@ -9,6 +9,7 @@ says which buckets are final (see its docstring for how open buckets are used).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -195,6 +196,68 @@ def read_buckets(
             )
     buckets.sort(key=lambda b: (b.stream, b.scope_kind, b.scope, b.start))
     return buckets
+
+
+def scope_filter(key: ScopeKey) -> sa.ColumnElement[bool]:
+    """SQL condition on ``events`` for the events of one scope (as :func:`read_buckets` counts)."""
+    stream, scope_kind, scope = key
+    e = events_table
+    clause = e.c.kind == stream
+    if scope_kind == "channel":
+        return sa.and_(clause, e.c.channel == scope)
+    if scope_kind == "intent":
+        return sa.and_(clause, e.c.intent_label == scope, e.c.role == "customer")
+    if scope_kind == "news_source":
+        return sa.and_(clause, e.c.news_source == scope)
+    if scope_kind == "ticker":
+        tickers = sa.type_coerce(e.c.tickers, sa.Text)
+        return sa.and_(clause, tickers.contains(json.dumps(scope), autoescape=True))
+    return clause
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Negative and total counts of a current window and its baseline."""
+
+    current_negative: int
+    current_n: int
+    baseline_negative: int
+    baseline_n: int
+
+
+def residual_counts(
+    engine: Engine, key: ScopeKey, without: ScopeKey, window: Window, now: datetime
+) -> Counts:
+    """``key``'s counts over ``window`` at ``now``, leaving out the events of scope ``without``.
+
+    What is left of a scope's shift once another scope's messages are taken out: if
+    nothing is, the other scope explains it.  Same window bounds as :meth:`Window.compare`.
+    """
+    e = events_table
+    current_start = window.current_start(now)
+    end = align(now, window.bucket_s) + timedelta(seconds=window.bucket_s)
+    # CASE, not NOT(...): NOT of a NULL comparison (an agent turn's intent) is NULL, not true.
+    outside = sa.case((scope_filter(without), 1), else_=0) == 0
+    current = e.c.event_time >= current_start
+    negative = e.c.sentiment_label == "negative"
+
+    def count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    stmt = sa.select(
+        count(sa.and_(current, negative)),
+        count(current),
+        count(sa.and_(sa.not_(current), negative)),
+        count(sa.not_(current)),
+    ).where(
+        scope_filter(key),
+        outside,
+        e.c.event_time >= window.baseline_start(now),
+        e.c.event_time < end,
+    )
+    with engine.connect() as conn:
+        row = conn.execute(stmt).one()
+    return Counts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
 def align(when: datetime, bucket_s: int) -> datetime:

@@ -1,53 +1,27 @@
-"""The demo's live terminal view: intents, negative share per channel, latest messages.
+"""The demo's live terminal view: intents, negative share per channel, latest messages, alerts.
 
-Read back from the analyst store, the way an analyst would read it.  The shift
-flag here is the demo's display only; event-time alerting is ``pipeline.alerting``.
+Read back from the analyst store, the way an analyst would read it: events with
+``read_events``, alert episodes (raised by ``pipeline.alerting``'s evaluator, which
+runs beside the run loop) from the ``alerts`` table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Group
+from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from pipeline.config import Settings
 from pipeline.store import open_store, read_events
+from pipeline.store.alerts import AlertTable
 
 if TYPE_CHECKING:
     from pipeline.demo.run import DemoOptions
-
-#: A shift episode opens when a channel's recent negative share exceeds its baseline
-#: (everything before the recent window) by SHIFT_OPEN and closes below SHIFT_CLOSE.
-#: The demo's display only; event-time alerting with statistics is a later issue.
-SHIFT_OPEN = 0.2
-SHIFT_CLOSE = 0.1
-SHIFT_WINDOW = timedelta(seconds=20)
-SHIFT_MIN_RECENT = 15
-SHIFT_MIN_BASELINE = 40
-
-
-@dataclass
-class ShiftLog:
-    """Shift episodes per channel: one entry when a shift starts, none while it lasts."""
-
-    active: set[str] = field(default_factory=set)
-    episodes: list[tuple[str, datetime, float, float]] = field(default_factory=list)
-
-    def observe(self, channel: str, recent: float, base: float, n_recent: int, n_base: int) -> bool:
-        """Update ``channel``'s episode state (with hysteresis); True while shifted."""
-        if n_recent < SHIFT_MIN_RECENT or n_base < SHIFT_MIN_BASELINE:
-            return channel in self.active
-        if channel not in self.active and recent - base > SHIFT_OPEN:
-            self.active.add(channel)
-            self.episodes.append((channel, datetime.now(UTC), recent, base))
-        elif channel in self.active and recent - base < SHIFT_CLOSE:
-            self.active.discard(channel)
-        return channel in self.active
 
 
 class ReplayProgress:
@@ -62,16 +36,20 @@ class ReplayProgress:
         self.sent = sent
 
 
+#: The "recent" column of the channel table: the last this many seconds.
+RECENT = timedelta(seconds=20)
+
+
 def summary(
     settings: Settings,
     started: datetime,
     options: DemoOptions,
-    shifts_seen: ShiftLog,
     progress: ReplayProgress,
 ) -> Group:
-    """The live view: header, intents, shift table, latest messages, recent alerts."""
+    """The live view: header, intents, channels, latest messages, this run's alerts."""
     with open_store(settings.store_url) as store:
         events = read_events(store, since=started)
+        alerts = AlertTable(store.engine).rows(since=started, limit=5)
     header = Table.grid(padding=(0, 2))
     header.add_row(
         f"replayed {progress.sent}/{progress.total} at {options.rate:g} msg/s",
@@ -87,20 +65,25 @@ def summary(
     for intent, group in customer.groupby("intent_label"):
         share = (group["sentiment_label"] == "negative").mean()
         intents.add_row(str(intent), str(len(group)), f"{share:.0%}")
-    shifts = Table(title="negative share by channel (last 20 s vs. before)", show_edge=False)
-    for column in ("channel", "recent", "baseline", "status"):
-        shifts.add_column(column)
+    firing = {(a["scope_kind"], a["scope"]) for a in alerts if a["status"] == "firing"} | {
+        (r["scope_kind"], r["scope"])
+        for a in alerts
+        if a["status"] == "firing"
+        for r in a["payload"].get("related", [])
+    }
+    channels = Table(
+        title=f"negative share by channel (last {RECENT.seconds} s vs before)", show_edge=False
+    )
+    for column in ("channel", "recent", "before", "alert"):
+        channels.add_column(column)
     now = pd.Timestamp(datetime.now(UTC))
     for channel, group in customer.groupby("channel"):
-        recent = group[group["event_time"] >= now - SHIFT_WINDOW]
-        base = group[group["event_time"] < now - SHIFT_WINDOW]
+        recent = group[group["event_time"] >= now - RECENT]
+        base = group[group["event_time"] < now - RECENT]
         recent_share = (recent["sentiment_label"] == "negative").mean() if len(recent) else 0.0
-        base_share = (base["sentiment_label"] == "negative").mean() if len(base) else recent_share
-        shifted = shifts_seen.observe(
-            str(channel), recent_share, base_share, len(recent), len(base)
-        )
-        status = "[bold red]SHIFT[/]" if shifted else "ok"
-        shifts.add_row(
+        base_share = (base["sentiment_label"] == "negative").mean() if len(base) else 0.0
+        status = "[bold red]FIRING[/]" if ("channel", str(channel)) in firing else "-"
+        channels.add_row(
             str(channel), f"{recent_share:.0%} ({len(recent)})", f"{base_share:.0%}", status
         )
     latest = Table(title="latest messages: label and top attention words", show_edge=False)
@@ -119,9 +102,33 @@ def summary(
             f"{row['sentiment_label']} {row['sentiment_score']:.2f}",
             ", ".join(f"{w['word']} ({w['weight']:.2f})" for w in top),
         )
-    alerts = [
-        f"[bold red]sentiment shift[/] on channel {channel} at {when:%H:%M:%S}: negative share "
-        f"{recent:.0%} in the last {SHIFT_WINDOW.seconds} s vs {base:.0%} before"
-        for channel, when, recent, base in shifts_seen.episodes[-5:]
-    ]
-    return Group(header, intents, shifts, latest, *alerts)
+    return Group(header, intents, channels, latest, *alert_lines(alerts))
+
+
+def alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
+    """Each alert of this run (newest first) with its evidence, as rich markup."""
+    if not alerts:
+        return ["[dim]alerts: none (the evaluator compares event-time windows per scope)[/]"]
+    lines = ["[bold]alerts[/]"]
+    for row in alerts:
+        event = row["payload"]
+        status = event["status"]
+        mark = "[bold red]FIRING[/]" if status == "firing" else "[green]RESOLVED[/]"
+        ends = event.get("ends_at")
+        span = f"since {event['starts_at'][11:19]}" + (f", ended {ends[11:19]}" if ends else "")
+        lines.append(f"{mark} {escape(event['summary'])} (z {event['statistic']:.1f}, {span} UTC)")
+        related = ", ".join(
+            f"{r['scope_kind']} {r['scope']}".strip() for r in event.get("related", [])
+        )
+        if related:
+            lines.append(f"    also shifted (same episode): {escape(related)}")
+        rising = ", ".join(
+            f"{r['word']} {r['baseline']:.0%}->{r['current']:.0%}"
+            for r in event.get("rising_words", [])[:5]
+        )
+        if rising:
+            lines.append(f"    rising words: {escape(rising)}")
+        for item in event.get("evidence", [])[:3]:
+            words = ", ".join(item["top_words"])
+            lines.append(f"    - {escape(item['text_excerpt'][:90])!s}  [{escape(words)}]")
+    return lines

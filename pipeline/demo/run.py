@@ -24,14 +24,17 @@ from consumers.connection import KafkaConnection
 from consumers.replay import replay
 from consumers.topics import ensure_topics
 from pipeline.config import Settings
-from pipeline.demo.live import ReplayProgress, ShiftLog, summary
+from pipeline.demo.live import ReplayProgress, summary
 from pipeline.demo.scenario import ScenarioOptions, scenario
 from pipeline.health import Health
 from pipeline.metrics import Metrics
+from pipeline.store import open_store
+from pipeline.store.alerts import AlertTable
 from pipeline.stream.runner import RunReport
 from pipeline.stream.service import load_classifier, service
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class DemoOptions:
@@ -41,6 +44,41 @@ class DemoOptions:
     rate: float = 40.0
     count: int = 4000
     shift: bool = True
+
+
+#: Where in the replay the shift is injected (fractions of the stream).
+SHIFT = (0.4, 0.65)
+#: Share of the shift's conversations that are angry card-declined chats on the app channel.
+SHIFT_STRENGTH = 0.9
+
+
+def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
+    """``settings`` with alert windows scaled to the demo's few minutes.
+
+    The production windows (1 min buckets, 15 min against 24 h) would see nothing in a
+    two-minute replay.  The demo's shift fills a quarter of the replay; the current window
+    is a fifth of it, buckets a fortieth, and the baseline covers the whole run; the
+    test and its thresholds are the production ones.  Alert settings given explicitly
+    (flags, environment, config file) are kept.
+    """
+    replay_s = options.count / max(options.rate, 1e-9)
+    bucket = max(1, round(replay_s / 40))
+    current = bucket * max(3, round(replay_s / 5 / bucket))
+    scaled: dict[str, object] = {
+        "alert_bucket_s": bucket,
+        "alert_current_s": current,
+        "alert_lateness_s": bucket,
+        "alert_baseline_s": bucket * max(1, round(max(600.0, 2 * replay_s) / bucket)),
+        "alert_interval_s": max(0.5, bucket / 2),
+        "alert_min_baseline": 100,
+    }
+    keep = settings.model_fields_set
+    return settings.model_copy(update={k: v for k, v in scaled.items() if k not in keep})
+
+
+def _firing(settings: Settings, since: datetime) -> bool:
+    with open_store(settings.store_url) as store:
+        return bool(AlertTable(store.engine).rows(status="firing", since=since, limit=1))
 
 
 @contextlib.contextmanager
@@ -63,6 +101,7 @@ def run_demo(
     ``stop`` is set by SIGTERM/SIGINT (see ``pipeline.cli.app.stop_on_signals``): the run
     loop then drains its batch and commits before the broker goes away.
     """
+    settings = demo_settings(settings, options)
     log_dir = Path("var/logs")
     classifier = load_classifier(settings)
     started = datetime.now(UTC)
@@ -99,7 +138,11 @@ def run_demo(
             items = scenario(
                 settings.topic_chat,
                 settings.topic_news,
-                ScenarioOptions(count=options.count, shift=(0.4, 0.6) if options.shift else None),
+                ScenarioOptions(
+                    count=options.count,
+                    shift=SHIFT if options.shift else None,
+                    shift_strength=SHIFT_STRENGTH,
+                ),
             )
             sent = {"n": 0}
             progress = ReplayProgress(options.count)
@@ -122,16 +165,18 @@ def run_demo(
             for thread in threads:
                 thread.start()
             deadline = time.monotonic() + options.duration_s
-            shifts_seen = ShiftLog()
             try:
                 with Live(console=console, refresh_per_second=1, transient=False) as live:
                     while time.monotonic() < deadline and not stop.is_set():
-                        live.update(summary(settings, started, options, shifts_seen, progress))
+                        live.update(summary(settings, started, options, progress))
                         handled = svc.runner.totals.enriched + svc.runner.totals.dead_letters
-                        if not threads[1].is_alive() and handled >= sent["n"]:
+                        drained = not threads[1].is_alive() and handled >= sent["n"]
+                        # An episode still open when the stream ends is shown until it
+                        # resolves (within ``duration_s``), so the demo shows both ends.
+                        if drained and not _firing(settings, started):
                             break
                         stop.wait(1.0)
-                    live.update(summary(settings, started, options, shifts_seen, progress))
+                    live.update(summary(settings, started, options, progress))
             except KeyboardInterrupt:
                 console.print("stopping (Ctrl-C)")
             finally:

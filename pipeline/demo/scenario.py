@@ -123,7 +123,8 @@ def _conversation(
     options: ScenarioOptions,
 ) -> list[tuple[str, str, str, str]]:
     conversation = uuid.UUID(int=rng.getrandbits(128)).hex[:16]
-    if in_shift and rng.random() < options.shift_strength:
+    angry = in_shift and rng.random() < options.shift_strength
+    if angry:
         channel = options.shift_channel
         opener = rng.choice(shifted)
     else:
@@ -133,7 +134,8 @@ def _conversation(
     agent = replies.get(opener.intent) or ["Thanks for reaching out, let me look into this."]
     turns.append((conversation, channel, "agent", rng.choice(agent)))
     if rng.random() < 0.5:
-        follow = rng.choice(by_intent[opener.intent])
+        # A customer caught in the outage stays angry.
+        follow = rng.choice(shifted if angry else by_intent[opener.intent])
         turns.append((conversation, channel, "customer", follow.text))
     return turns
 

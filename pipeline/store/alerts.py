@@ -65,6 +65,17 @@ class AlertTable:
             ).rowcount
         return bool(done)
 
+    def get(self, alert_id: str) -> dict[str, Any] | None:
+        """One alert by id, with ``payload`` parsed; ``None`` if there is none."""
+        table = alerts_table
+        with store_errors("reading alert"), self._engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(table.c.alert_id == alert_id)).first()
+        if row is None:
+            return None
+        found = dict(row._mapping)
+        found["payload"] = json.loads(found["payload"])
+        return found
+
     def rows(
         self, *, status: str | None = None, since: datetime | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:

@@ -159,8 +159,8 @@ def event(status: str = "firing", **overrides: Any) -> AlertEvent:
         "statistic": 7.31,
         "detector": "two_proportion_z",
         "evidence": [
-            {"text_excerpt": EXCERPT, "sentiment_score": -0.97, "top_words": ["charged", "twice"]},
-            {"text_excerpt": "refund please", "sentiment_score": -0.8, "top_words": ["refund"]},
+            {"text_excerpt": EXCERPT, "sentiment_score": 0.97, "top_words": ["charged", "twice"]},
+            {"text_excerpt": "refund please", "sentiment_score": 0.8, "top_words": ["refund"]},
         ],
         "rising_words": [{"word": "charged", "baseline": 0.001, "current": 0.04}],
         "generator_url": "http://attnwatch.example/alerts/1",

@@ -1,0 +1,250 @@
+"""Alerting end to end through the real broker: a shift fires one alert, notifies, resolves.
+
+The run loop (real classifier, real store) consumes chats from Tansu; the evaluator that
+runs beside it compares event-time windows; the notifier POSTs to an HTTP receiver that
+this test starts, which answers 500 for a while.  The payload is checked against a
+pydantic model of Alertmanager's webhook (version 4) written here from its documentation,
+not against the project's own model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from kafka import KafkaProducer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from consumers.broker import EmbeddedBroker
+from consumers.connection import KafkaConnection
+from models.classifier import AttentionTextClassifier
+from models.data import seed
+from pipeline.config import Settings
+from pipeline.store.alerts import AlertTable
+from pipeline.store.engine import create_engine, normalise_url
+from pipeline.stream.service import service
+from tests.integration.helpers import make_topics, read_topic, unique_settings
+from tests.integration.test_faults import LoopThread
+
+pytestmark = pytest.mark.integration
+
+
+# Alertmanager's webhook body, from https://prometheus.io/docs/alerting/latest/configuration/
+# (<webhook_config>): version "4"; extra="forbid" so a misspelt field fails.
+class WebhookAlert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    startsAt: AwareDatetime
+    endsAt: AwareDatetime
+    generatorURL: str
+    fingerprint: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal["4"]
+    groupKey: str
+    truncatedAlerts: int
+    status: Literal["firing", "resolved"]
+    receiver: str
+    groupLabels: dict[str, str]
+    commonLabels: dict[str, str]
+    commonAnnotations: dict[str, str]
+    externalURL: str
+    alerts: list[WebhookAlert] = Field(min_length=1)
+
+
+class Receiver:
+    """An HTTP webhook receiver on loopback that fails with 500 while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        self.failing = threading.Event()
+        self.delivered: list[Webhook] = []
+        self.refused = 0
+        lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with lock:
+                    if receiver.failing.is_set():
+                        receiver.refused += 1
+                        self.send_response(500)
+                    else:
+                        receiver.delivered.append(Webhook.model_validate_json(body))
+                        self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    yield running
+    running.close()
+
+
+def texts_by_label(model_dir: Path) -> tuple[list[str], list[str]]:
+    """Seed chat texts the model calls negative, and ones it does not (its own judgement)."""
+    classifier = AttentionTextClassifier(model_dir, "cpu")
+    texts = sorted({c.text for c in seed.load_chat()})[:600]
+    predictions = classifier.predict(texts, tasks=["sentiment"])
+    negative = [t for t, p in zip(texts, predictions, strict=True)
+                if p["sentiment"].label == "negative"]
+    calm = [t for t, p in zip(texts, predictions, strict=True)
+            if p["sentiment"].label != "negative"]
+    assert len(negative) >= 20 and len(calm) >= 20, (len(negative), len(calm))
+    return negative, calm
+
+
+def produce(
+    settings: Settings,
+    connection: KafkaConnection,
+    chats: list[tuple[str, str, datetime]],
+    first: int,
+) -> None:
+    """Send (channel, text, event time) chats as customer turns; wait for the acks."""
+    producer = KafkaProducer(**connection.client_kwargs(), acks="all", linger_ms=5)
+    for i, (channel, text, when) in enumerate(chats, start=first):
+        value = {
+            "message_id": f"m{i}",
+            "conversation_id": f"c{i}",
+            "channel": channel,
+            "role": "customer",
+            "text": text,
+            "ts": when.isoformat(),
+        }
+        producer.send(settings.topic_chat, key=f"c{i}".encode(), value=json.dumps(value).encode())
+    producer.flush(timeout=30)
+    producer.close(timeout=10)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.2)
+
+
+def mixed(rng: random.Random, n: int, start: datetime, span_s: float, share: float,
+          negative: list[str], calm: list[str], channels: tuple[str, ...]):
+    return [
+        (rng.choice(channels), rng.choice(negative if rng.random() < share else calm),
+         start + timedelta(seconds=span_s * i / n))
+        for i in range(n)
+    ]
+
+
+def test_a_shift_fires_one_alert_notifies_through_500s_and_resolves(
+    broker: EmbeddedBroker, tiny_model: Path, tmp_path: Path, receiver: Receiver
+) -> None:
+    connection = broker.connection
+    store_url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    settings = unique_settings(
+        store_url,
+        tiny_model,
+        alert_bucket_s=2,
+        alert_current_s=20,
+        alert_lateness_s=2,
+        alert_baseline_s=600,
+        alert_interval_s=0.5,
+        alert_min_baseline=100,
+        alert_retry_max_s=1.0,
+        alert_receivers=json.dumps([{"name": "oncall", "url": receiver.url}]),
+    )
+    make_topics(settings, connection)
+    negative, calm = texts_by_label(tiny_model)
+    rng = random.Random(7)
+    # Two calm minutes behind us on two channels (20% negative), then a burst of angry
+    # chats on "app", stamped as they are sent.
+    start = datetime.now(UTC) - timedelta(seconds=140)
+    baseline = mixed(rng, 480, start, 118, 0.2, negative, calm, ("app", "web"))
+    receiver.failing.set()
+    alerts = AlertTable(create_engine(normalise_url(store_url)))
+    with service(settings, connection) as svc:
+        loop = LoopThread(svc)
+        produce(settings, connection, baseline, 0)
+        wait_for(lambda: loop.handled() >= 480, 90, "the baseline stored")
+        assert alerts.rows() == []
+        burst = mixed(rng, 120, datetime.now(UTC) - timedelta(seconds=3), 3, 0.9, negative,
+                      calm, ("app",))
+        produce(settings, connection, burst, 480)
+        wait_for(lambda: loop.handled() >= 600, 60, "the burst stored")
+        wait_for(lambda: alerts.rows(status="firing") != [], 30, "an alert fired")
+
+        # The receiver refuses; the stream goes on regardless: more chats are stored
+        # while the notification waits in the outbox.
+        wait_for(lambda: receiver.refused >= 2, 30, "the receiver was tried")
+        later = mixed(rng, 60, datetime.now(UTC), 1, 0.2, negative, calm, ("web",))
+        produce(settings, connection, later, 600)
+        wait_for(lambda: loop.handled() >= 660, 30, "chats stored while the receiver fails")
+        assert receiver.delivered == []
+
+        receiver.failing.clear()
+        wait_for(lambda: len(receiver.delivered) >= 1, 30, "the alert delivered after the 500s")
+
+        # Calm traffic on both channels until the episode resolves.
+        sent = 660
+        deadline = time.monotonic() + 90
+        while not alerts.rows(status="resolved") and time.monotonic() < deadline:
+            calm_now = mixed(rng, 20, datetime.now(UTC), 1, 0.2, negative, calm, ("app", "web"))
+            produce(settings, connection, calm_now, sent)
+            sent += 20
+            time.sleep(1)
+        wait_for(lambda: len(receiver.delivered) >= 2, 30, "the resolve delivered")
+        time.sleep(2)  # nothing more may come
+        loop.finish()
+
+    rows = alerts.rows(limit=100)
+    assert len(rows) == 1, [r["alert_id"] for r in rows]
+    row = rows[0]
+    assert (row["status"], row["scope_kind"], row["scope"]) == ("resolved", "channel", "app")
+
+    # The alerts topic: one firing event with evidence, then its resolve.
+    records = read_topic(connection, settings.topic_alerts, 2)
+    events = [json.loads(r.value) for r in records]
+    assert [e["status"] for e in events] == ["firing", "resolved"]
+    assert {e["alert_id"] for e in events} == {row["alert_id"]}
+    fired = events[0]
+    assert fired["current_share"] > fired["baseline_share"] + 0.3
+    assert fired["statistic"] >= settings.alert_z_open
+    assert len(fired["evidence"]) >= 3 and all(e["top_words"] for e in fired["evidence"])
+    assert all(any(t.startswith(e["text_excerpt"]) for t in negative) for e in fired["evidence"]), [
+        e["text_excerpt"] for e in fired["evidence"]]
+    assert ("overall", "") in {(r["scope_kind"], r["scope"]) for r in fired["related"]}
+    assert events[1]["ends_at"] is not None
+
+    # The receiver: exactly one firing and one resolved notification, in Alertmanager shape.
+    assert [w.status for w in receiver.delivered] == ["firing", "resolved"]
+    first, last = receiver.delivered
+    assert first.receiver == "oncall" and first.groupKey == last.groupKey
+    assert first.alerts[0].labels["scope"] == "app"
+    assert first.alerts[0].labels["alert_id"] == row["alert_id"]
+    assert first.alerts[0].fingerprint == last.alerts[0].fingerprint
+    assert first.alerts[0].endsAt.year == 1  # Alertmanager's zero time while firing
+    assert last.alerts[0].endsAt > last.alerts[0].startsAt
+    assert "evidence_words" in first.commonAnnotations
