@@ -38,6 +38,7 @@ from pipeline.alerting.windows import (
     Comparison,
     ScopeKey,
     Window,
+    align,
     read_buckets,
     residual_counts,
     scope_filter,
@@ -66,6 +67,37 @@ class AlertSettings:
     rising_words: int = 5
     #: Baseline rows sampled for the rising-words comparison (newest first).
     baseline_sample: int = 2000
+
+
+class BucketCache:
+    """The window's buckets, with the closed ones kept between evaluations.
+
+    A closed bucket is final (bounded lateness: an event later than ``lateness_s`` is
+    stored but no longer counted by this evaluator), so each evaluation reads only the
+    buckets that may still change: one ``current_s + lateness_s`` range scan instead of
+    the whole baseline.  ``bench/alert_evaluation.py`` measures the difference; memory is
+    one small object per scope and closed bucket of the baseline.
+    """
+
+    def __init__(self, window: Window) -> None:
+        self._window = window
+        self._closed: list[Bucket] = []
+        self._final_until: datetime | None = None
+
+    def read(self, engine: Engine, now: datetime) -> list[Bucket]:
+        """Every bucket of the baseline and the current window at ``now``."""
+        w = self._window
+        since = w.baseline_start(now)
+        start = since
+        if self._final_until is not None and self._final_until > since:
+            start = self._final_until
+        fresh = read_buckets(engine, start, now + timedelta(seconds=w.bucket_s), w.bucket_s)
+        final_until = align(now - timedelta(seconds=w.bucket_s + w.lateness_s), w.bucket_s)
+        final_until += timedelta(seconds=w.bucket_s)
+        self._closed = [b for b in self._closed if b.start >= since]
+        self._closed += [b for b in fresh if b.start < final_until]
+        self._final_until = final_until
+        return self._closed + [b for b in fresh if b.start >= final_until]
 
 
 @dataclass
@@ -121,6 +153,7 @@ class Evaluator:
         self._detectors: dict[ScopeKey, ShiftDetector] = {}
         self._drift: dict[ScopeKey, DriftDetector] = {}
         self._incidents: dict[ScopeKey, Incident] = {}  # member scope -> its episode
+        self._buckets = BucketCache(self.settings.window)
         self._leading = False
 
     def evaluate(self, now: datetime | None = None) -> list[AlertEvent]:
@@ -134,12 +167,7 @@ class Evaluator:
             self._resume_open_episodes()
             self._leading = True
         window = self.settings.window
-        buckets = read_buckets(
-            self._engine,
-            window.baseline_start(now),
-            now + timedelta(seconds=window.bucket_s),
-            window.bucket_s,
-        )
+        buckets = self._buckets.read(self._engine, now)
         comparisons = window.compare(buckets, now)
         for key in self._detectors:
             comparisons.setdefault(key, Comparison())  # a silent scope must still resolve
@@ -260,7 +288,12 @@ class Evaluator:
         return self._emit(incident, "resolved", now)
 
     def _resume_open_episodes(self) -> None:
-        for row in self._table.rows(status="firing", limit=10_000):
+        rows = self._table.rows(status="firing", limit=10_000)
+        log.info(
+            "alert evaluator leading",
+            extra={"resumed_alerts": [row["alert_id"] for row in rows]},
+        )
+        for row in rows:
             key: ScopeKey = (row["stream"], row["scope_kind"], row["scope"])
             detector = self._detectors.setdefault(key, ShiftDetector(self.settings.shift))
             detector.resume(row["starts_at"])
@@ -281,6 +314,7 @@ class Evaluator:
         self._detectors.clear()
         self._drift.clear()
         self._incidents.clear()
+        self._buckets = BucketCache(self.settings.window)
         for gauge in (
             self._metrics.shift_active,
             self._metrics.shift_statistic,
@@ -314,11 +348,18 @@ class Evaluator:
         severity: Severity = "critical" if e.z >= 2 * self.settings.shift.z_open else "warning"
         if status == "firing":
             evidence, rising = self._evidence(incident.primary, now)
-        else:  # the resolve event repeats what the episode was about, even after a restart
+        else:
+            # What the whole episode was about: its most negative messages and rising words
+            # from the first bucket of the window that fired to now.
             fired = self._table.get(incident.alert_id)
             before = AlertEvent.model_validate(fired["payload"]) if fired else None
-            evidence = list(before.evidence) if before else []
-            rising = list(before.rising_words) if before else []
+            since = self.settings.window.current_start(incident.started)
+            evidence, rising = self._evidence(incident.primary, now, since)
+            if before is not None:
+                summary = (
+                    f"{stream} {where}: over; negative share back to {e.current_share:.0%} "
+                    f"(fired at {before.current_share:.0%} vs {before.baseline_share:.0%})"
+                )
             for r in before.related if before else []:
                 related.setdefault((r.scope_kind, r.scope), r)
             # The labels (severity among them) must not change, or the receiver would see
@@ -391,10 +432,16 @@ class Evaluator:
                 self._metrics.confidence_mean.labels(stream, "intent").set(cur.mean_confidence)
                 self._metrics.unknown_intent_share.labels(stream).set(cur.unknown_share)
 
-    def _evidence(self, key: ScopeKey, now: datetime) -> tuple[list[Evidence], list[RisingWord]]:
-        """The window's most negative messages, and the words whose attention mass rose."""
+    def _evidence(
+        self, key: ScopeKey, now: datetime, since: datetime | None = None
+    ) -> tuple[list[Evidence], list[RisingWord]]:
+        """Evidence: the most negative messages, and the words whose attention mass rose.
+
+        Messages since ``since`` (default: the current window's start), compared with the
+        baseline before it.
+        """
         window = self.settings.window
-        current_start = window.current_start(now)
+        current_start = since if since is not None else window.current_start(now)
         table = events_table
         where = scope_filter(key)
         with self._engine.connect() as conn:
@@ -416,7 +463,10 @@ class Evaluator:
             baseline = conn.execute(
                 sa.select(table.c.sentiment_attention)
                 .where(where, table.c.event_time < current_start)
-                .where(table.c.event_time >= window.baseline_start(now))
+                .where(
+                    table.c.event_time
+                    >= current_start - timedelta(seconds=window.baseline_s)
+                )
                 .order_by(table.c.event_time.desc())
                 .limit(self.settings.baseline_sample)
             ).all()

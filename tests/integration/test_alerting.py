@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ from pipeline.store.alerts import AlertTable
 from pipeline.store.engine import create_engine, normalise_url
 from pipeline.stream.service import service
 from tests.integration.helpers import make_topics, read_topic, unique_settings
+from tests.integration.processes import Worker, worker_env
+from tests.integration.test_crash_recovery import START_S
 from tests.integration.test_faults import LoopThread
 
 pytestmark = pytest.mark.integration
@@ -248,3 +251,64 @@ def test_a_shift_fires_one_alert_notifies_through_500s_and_resolves(
     assert first.alerts[0].endsAt.year == 1  # Alertmanager's zero time while firing
     assert last.alerts[0].endsAt > last.alerts[0].startsAt
     assert "evidence_words" in first.commonAnnotations
+
+
+def test_a_restart_during_an_episode_neither_fires_it_again_nor_forgets_the_baseline(
+    broker: EmbeddedBroker, tiny_model: Path, tmp_path: Path
+) -> None:
+    """``attnwatch run`` as a real process, stopped mid-episode and started again."""
+    connection = broker.connection
+    settings = unique_settings(
+        f"sqlite:///{tmp_path / 'restart.db'}",
+        tiny_model,
+        bootstrap_servers=broker.bootstrap_servers,
+        batch_max_wait_ms=50,
+        alert_bucket_s=2,
+        alert_current_s=20,
+        alert_lateness_s=2,
+        alert_baseline_s=600,
+        alert_interval_s=0.5,
+        alert_min_baseline=100,
+    )
+    make_topics(settings, connection)
+    negative, calm = texts_by_label(tiny_model)
+    rng = random.Random(11)
+    alerts = AlertTable(create_engine(normalise_url(settings.store_url)))
+    env = worker_env(settings)
+    start = datetime.now(UTC) - timedelta(seconds=140)
+    produce(settings, connection,
+            mixed(rng, 480, start, 118, 0.2, negative, calm, ("app", "web")), 0)
+
+    with Worker(["pipeline.cli", "run"], env, tmp_path / "logs") as first:
+        first.wait_for_log("alert evaluator leading", START_S)
+        burst = mixed(rng, 120, datetime.now(UTC) - timedelta(seconds=3), 3, 0.9, negative,
+                      calm, ("app",))
+        produce(settings, connection, burst, 480)
+        wait_for(lambda: alerts.rows(status="firing") != [], 60, "an alert fired")
+        fired = alerts.rows(status="firing")
+        first.signal(signal.SIGTERM)
+        assert first.wait(settings.shutdown_timeout_s + 10) == 0, first.tail()
+
+    with Worker(["pipeline.cli", "run"], env, tmp_path / "logs") as second:
+        leading = second.wait_for_log("alert evaluator leading", START_S)
+        assert leading["resumed_alerts"] == [fired[0]["alert_id"]]
+        time.sleep(3)  # six evaluations of the same, still shifted, window
+        assert [r["alert_id"] for r in alerts.rows()] == [fired[0]["alert_id"]]
+        # Calm traffic until the episode resolves.
+        sent, deadline = 600, time.monotonic() + 90
+        while not alerts.rows(status="resolved") and time.monotonic() < deadline:
+            produce(settings, connection,
+                    mixed(rng, 20, datetime.now(UTC), 1, 0.2, negative, calm, ("app", "web")),
+                    sent)
+            sent += 20
+            time.sleep(1)
+        second.signal(signal.SIGTERM)
+        assert second.wait(settings.shutdown_timeout_s + 10) == 0, second.tail()
+
+    rows = alerts.rows()
+    assert [(r["alert_id"], r["status"]) for r in rows] == [(fired[0]["alert_id"], "resolved")]
+    events = [json.loads(r.value) for r in read_topic(connection, settings.topic_alerts, 2)]
+    assert [e["status"] for e in events] == ["firing", "resolved"]
+    # The resolve compared against a baseline that still holds the chats from before the
+    # restart: the store is the baseline, not the process's memory.
+    assert events[1]["baseline_n"] >= events[0]["baseline_n"] >= 200

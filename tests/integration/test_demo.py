@@ -11,6 +11,8 @@ import pytest
 
 from consumers.broker import free_port
 from pipeline.store import open_store, read_dead_letters, read_events
+from pipeline.store.alerts import AlertTable
+from pipeline.store.engine import create_engine, normalise_url
 
 pytestmark = pytest.mark.integration
 
@@ -31,15 +33,13 @@ def metric(text: str, name: str) -> float:
     )
 
 
-def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
-    port = free_port()
-    store_url = f"sqlite:///{tmp_path / 'demo.db'}"
-    command = [
+def demo_command(model_dir, store_url: str, port: int, *options: str) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "pipeline.cli",
         "--model-dir",
-        str(tiny_model),
+        str(model_dir),
         "--store-url",
         store_url,
         "--metrics-port",
@@ -47,18 +47,23 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
         "--log-format",
         "console",
         "demo",
-        "--duration",
-        "60",
-        "--count",
-        "400",
-        "--rate",
-        "100",
+        *options,
     ]
+
+
+def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
+    port = free_port()
+    store_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    # 30 s of replay: long enough for the scaled alert windows (1 s buckets, 6 s current
+    # window) to see the injected shift, 7.5 s of angry card-declined chats on "app".
+    command = demo_command(
+        tiny_model, store_url, port, "--duration", "90", "--count", "2400", "--rate", "80"
+    )
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
     scraped = ""
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 150
     while process.poll() is None and time.monotonic() < deadline:
         text = scrape(port)
         if metric(text, "attnwatch_messages_total") > 100:
@@ -84,6 +89,28 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
         assert store.count() == len(events)
     dead = len(read_dead_letters(store_url))
     # The stream drains: every replayed message is either enriched or dead-lettered.
-    assert len(events) + dead == 400
+    assert len(events) + dead == 2400
     assert set(events["kind"]) == {"chat", "news"}
     assert {"customer", "agent"} <= set(events["role"].dropna())
+
+    # The injected shift: exactly one alert, on the shifted channel, fired and resolved,
+    # and shown in the live view's final frame with its evidence.
+    alerts = AlertTable(create_engine(normalise_url(store_url))).rows(limit=20)
+    assert [(a["scope_kind"], a["scope"], a["status"]) for a in alerts] == [
+        ("channel", "app", "resolved")
+    ], [a["payload"]["summary"] for a in alerts]
+    assert alerts[0]["payload"]["evidence"]
+    assert "RESOLVED" in stdout and "chat channel 'app'" in stdout
+
+
+def test_demo_without_a_shift_fires_no_alert(tiny_model, tmp_path):
+    store_url = f"sqlite:///{tmp_path / 'calm.db'}"
+    command = demo_command(
+        tiny_model, store_url, free_port(), "--duration", "90", "--count", "2400", "--rate",
+        "80", "--no-shift",
+    )
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=150)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(read_events(store_url)) > 2000
+    assert AlertTable(create_engine(normalise_url(store_url))).rows() == []
+    assert "alerts: none" in result.stdout

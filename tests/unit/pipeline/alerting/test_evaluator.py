@@ -198,3 +198,33 @@ def test_a_gradual_drift_opens_an_episode_the_window_test_misses(store):
     firing = [e for e in fired if e.status == "firing"]
     assert len(firing) == 1 and firing[0].detector == "page_hinkley"
     assert firing[0].starts_at > T0 + timedelta(minutes=360)
+
+
+def test_the_bucket_cache_reads_only_open_buckets_and_matches_a_full_read(store, monkeypatch):
+    from pipeline.alerting import evaluator as evaluator_module
+    from pipeline.alerting.evaluator import BucketCache
+    from pipeline.alerting.windows import read_buckets
+
+    ranges = []
+
+    def spy(engine, since, until, bucket_s):
+        ranges.append((since, until))
+        return read_buckets(engine, since, until, bucket_s)
+
+    monkeypatch.setattr(evaluator_module, "read_buckets", spy)
+    cache = BucketCache(WINDOW)
+    store.write(stream(T0, 60, 10, 0.3, 0, seed=41), [])
+    key = lambda b: (b.key, b.start)  # noqa: E731
+    for m in range(60, 90, 3):
+        now = T0 + timedelta(minutes=m, seconds=30)
+        # Events arrive on time, within the lateness, into the bucket of their event time.
+        store.write(stream(T0 + timedelta(minutes=m), 3, 10, 0.3, 1000 * m, seed=m), [])
+        cached = sorted(cache.read(store.engine, now), key=key)
+        full = read_buckets(
+            store.engine, WINDOW.baseline_start(now), now + timedelta(seconds=60), 60
+        )
+        assert cached == sorted(full, key=key)
+    # After the first read, each read starts at the first bucket that was still open at the
+    # previous one: the 3 minutes between reads, the lateness, and two partial buckets.
+    spans = [(until - since).total_seconds() for since, until in ranges]
+    assert spans[0] > 7200 and max(spans[1:]) <= 180 + WINDOW.lateness_s + 2 * 60
