@@ -228,3 +228,10 @@ def test_the_bucket_cache_reads_only_open_buckets_and_matches_a_full_read(store,
     # previous one: the 3 minutes between reads, the lateness, and two partial buckets.
     spans = [(until - since).total_seconds() for since, until in ranges]
     assert spans[0] > 7200 and max(spans[1:]) <= 180 + WINDOW.lateness_s + 2 * 60
+    # A backlog: events an hour old arrive now, into closed buckets.  They count at once.
+    now = T0 + timedelta(minutes=90, seconds=30)
+    store.write(stream(T0 + timedelta(minutes=30), 5, 10, 0.9, 500_000, seed=99), [])
+    cached = sorted(cache.read(store.engine, now), key=key)
+    full = read_buckets(store.engine, WINDOW.baseline_start(now), now + timedelta(seconds=60), 60)
+    assert cached == sorted(full, key=key)
+    assert (ranges[-1][1] - ranges[-1][0]).total_seconds() > 7200  # read again, whole
