@@ -20,12 +20,13 @@ PACKAGES = ("consumers", "pipeline", "models", "dashboards")
 ALLOWED: dict[str, dict[str, set[str]]] = {
     "pipeline": {
         "": {""},
+        "privacy": {"", "privacy"},
         "store": {"", "store"},
         "sinks": {"", "store", "sinks"},
         "alerting": {"", "store", "alerting"},
-        "stream": {"", "store", "sinks", "alerting", "stream"},
-        "demo": {"", "store", "sinks", "alerting", "stream", "demo"},
-        "cli": {"", "store", "sinks", "alerting", "stream", "demo", "cli"},
+        "stream": {"", "privacy", "store", "sinks", "alerting", "stream"},
+        "demo": {"", "privacy", "store", "sinks", "alerting", "stream", "demo"},
+        "cli": {"", "privacy", "store", "sinks", "alerting", "stream", "demo", "cli"},
     },
     "models": {
         "data": {"data"},

@@ -1,0 +1,11 @@
+"""Privacy: redaction of customer identifiers before anything is classified, stored or sent.
+
+:class:`~pipeline.privacy.redact.Redactor` finds payment cards, IBANs, sort codes and account
+numbers, emails, phone numbers, national ids, names and street addresses in text and
+replaces each with a typed placeholder (``[CARD]``, ``[IBAN]``, ...).  Shared layer: imports
+nothing from ``pipeline`` but ``errors``.
+"""
+
+from pipeline.privacy.redact import KINDS, Finding, Redacted, Redactor
+
+__all__ = ["KINDS", "Finding", "Redacted", "Redactor"]
