@@ -183,6 +183,49 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How often consumer lag is measured, in seconds."
     )
 
+    # Privacy (see the README's "Data handling" section)
+    redact: bool = Field(
+        True,
+        description="Replace customer identifiers (cards, IBANs, emails, phones, ...) with "
+        "typed placeholders before anything is classified, stored, produced or logged.",
+    )
+    redact_kinds: str = Field(
+        "EMAIL,IBAN,CARD,NATIONAL_ID,SORT_CODE,ACCOUNT,PHONE,ADDRESS,POSTCODE,PERSON",
+        description="Comma-separated identifier kinds to redact.",
+    )
+    redact_phone_regions: str = Field(
+        "GB,US", description="ISO regions whose national phone formats are recognised."
+    )
+    classify_redacted: bool = Field(
+        True,
+        description="The classifier reads the redacted text (false: the raw text, in memory "
+        "only; what is stored and produced is redacted either way).",
+    )
+    raw_store_url: str | None = Field(
+        None,
+        description="Opt-in: a separate, secured store that keeps the raw text of events and "
+        "dead letters. Unset: raw text never leaves the process.",
+    )
+    deadletter_raw: bool = Field(
+        False,
+        description="Opt-in: dead letters keep the raw input bytes on the dead-letter topic "
+        "and in the store. Default: a redacted copy.",
+    )
+
+    # Retention (applied by `attnwatch purge` and periodically by `run`)
+    retention_events_days: float = Field(
+        90.0, ge=0, description="Days enriched events are kept; 0 keeps them forever."
+    )
+    retention_dead_letters_days: float = Field(
+        30.0, ge=0, description="Days dead letters are kept; 0 keeps them forever."
+    )
+    retention_alerts_days: float = Field(
+        365.0, ge=0, description="Days resolved alerts are kept; 0 keeps them forever."
+    )
+    retention_interval_s: float = Field(
+        3600.0, ge=0, description="How often `run` applies the retention; 0 never."
+    )
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
