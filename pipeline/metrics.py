@@ -51,6 +51,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.redactions = Counter(
+            "attnwatch_redactions_total",
+            "Customer identifiers replaced by a placeholder before classification, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.labels = Counter(
             "attnwatch_labels_total",
             "Predicted labels, by kind (chat, news), task (intent, sentiment) and label.",

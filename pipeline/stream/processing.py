@@ -32,6 +32,7 @@ from models.classifier import Prediction, TextClassifier
 from models.long_text import Evidence
 from pipeline.errors import StoreError
 from pipeline.metrics import Metrics
+from pipeline.privacy import PrivacyPolicy
 from pipeline.schema import (
     DeadLetter,
     DecodeError,
@@ -42,8 +43,10 @@ from pipeline.schema import (
     decode,
 )
 from pipeline.schema import Limits as InputLimits
+from pipeline.sinks.raw import RawSink
 from pipeline.store.attempts import AttemptLog, Position
 from pipeline.store.dedup import StoredLookup
+from pipeline.store.raw import RawDeadLetter, RawEvent
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT, classify_events, enrich
 from pipeline.stream.retry import Backoff, retry
@@ -100,7 +103,12 @@ class BatchProcessor:
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_sink_state: Callable[[str, bool, str], None] | None = None,
+        privacy: PrivacyPolicy | None = None,
+        raw_sink: RawSink | None = None,
     ) -> None:
+        self._privacy = privacy if privacy is not None else PrivacyPolicy()
+        self._raw_sink = raw_sink
+        self._raw: dict[str, InputEvent] = {}
         self._classifier = classifier
         self._checkpoint = checkpoint
         self._topic_kinds = dict(topic_kinds)
@@ -131,7 +139,7 @@ class BatchProcessor:
             if isinstance(decoded, DecodeError):
                 bad.append((record, decoded))
             else:
-                valid.append((record, decoded))
+                valid.append((record, self._redact(decoded)))
         valid, bad = self._skip_stored(valid, bad, report, abort)
         for record, error in bad:
             self._dead_letter(record, error, received, report)
@@ -154,8 +162,23 @@ class BatchProcessor:
             written = self._classify_and_add([(record, event)], report)
             self._flush(abort, [_position(record)], written, report)
         offsets = self._checkpoint.take_offsets()
+        self._raw.clear()
         report.batches += 1
         return offsets
+
+    def _redact(self, event: InputEvent) -> InputEvent:
+        """What the classifier reads: the redacted event unless configured otherwise.
+
+        The raw event stays in memory for this batch only (for ``classify_redacted=False``
+        and the opt-in raw store); nothing downstream of this point sees raw text unless
+        :meth:`PrivacyPolicy.redact_output` has rewritten it.
+        """
+        redacted, counts = self._privacy.redact_event(event)
+        for kind, n in counts.items():
+            self._metrics.redactions.labels(kind).inc(n)
+        if counts and (self._raw_sink is not None or not self._privacy.classify_redacted):
+            self._raw[event.input_id] = event
+        return redacted if self._privacy.classify_redacted else event
 
     def _skip_stored(
         self,
@@ -229,6 +252,18 @@ class BatchProcessor:
             out = enrich(
                 event, record, prediction, self._classifier.info, processed, model_ms, evidence
             )
+            out = self._privacy.redact_output(out, event)
+            raw = self._raw.get(event.input_id)
+            if self._raw_sink is not None and raw is not None:
+                self._raw_sink.keep_event(
+                    RawEvent(
+                        input_id=raw.input_id,
+                        kind=out.kind,
+                        conversation_id=out.conversation_id,
+                        text=raw.text,
+                        event_time=raw.ts,
+                    )
+                )
             fitted = fit_to_size(out, self._limits.max_message_bytes)
             if fitted is None:
                 detail = f"enriched record over max_message_bytes={self._limits.max_message_bytes}"
@@ -301,11 +336,16 @@ class BatchProcessor:
     def _dead_letter(
         self, record: SourceRecord, error: DecodeError, received: datetime, report: RunReport
     ) -> None:
+        kept = self._privacy.redact_bytes(record.value)
+        if self._raw_sink is not None and kept != record.value:
+            self._raw_sink.keep_dead_letter(
+                RawDeadLetter(record.topic, record.partition, record.offset, record.value, received)
+            )
         letter = DeadLetter(
             source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
             reason=error.reason,
             detail=error.detail,
-            raw=record.value,
+            raw=kept,
             received_time=received,
             key=record.key,
             headers=record.headers,

@@ -29,8 +29,10 @@ from consumers.source import CommitError, Offsets, Partitions, Source, SourceRec
 from models.classifier import TextClassifier
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
+from pipeline.privacy import PrivacyPolicy
 from pipeline.schema import Kind
 from pipeline.sinks.base import Sink
+from pipeline.sinks.raw import RawSink
 from pipeline.store.attempts import AttemptLog
 from pipeline.store.dedup import StoredLookup
 from pipeline.stream.batching import MicroBatcher
@@ -103,6 +105,8 @@ class Runner:
         health: HealthReporter | None = None,
         retry_backoff_max_s: float = 30.0,
         shutdown_timeout_s: float = 30.0,
+        privacy: PrivacyPolicy | None = None,
+        raw_sink: RawSink | None = None,
     ) -> None:
         tasks = [t.name for t in classifier.info.tasks]
         if SENTIMENT not in tasks:
@@ -125,6 +129,8 @@ class Runner:
             backoff=Backoff(0.5, retry_backoff_max_s),
             clock=clock,
             on_sink_state=self._report,
+            privacy=privacy,
+            raw_sink=raw_sink,
         )
         self._lag_interval_s = lag_interval_s
         self._shutdown_timeout_s = shutdown_timeout_s

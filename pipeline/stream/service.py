@@ -16,14 +16,17 @@ from models.classifier import AttentionTextClassifier, TextClassifier
 from models.saving import ModelDirError
 from pipeline.alerting.service import alerting
 from pipeline.config import Settings
-from pipeline.errors import ModelError
+from pipeline.errors import ConfigError, ModelError
 from pipeline.metrics import Metrics
+from pipeline.privacy import PrivacyPolicy, Redactor
 from pipeline.schema import Limits as InputLimits
+from pipeline.sinks.raw import RawSink
 from pipeline.sinks.store import StoreSink
 from pipeline.sinks.topics import DeadLetterTopicSink, EnrichedTopicSink
 from pipeline.store import Store, open_store
 from pipeline.store.attempts import AttemptLog
 from pipeline.store.dedup import StoredLookup
+from pipeline.store.raw import RawStore
 from pipeline.stream.runner import HealthReporter, Limits, Runner
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,23 @@ class Service:
     store: Store
     metrics: Metrics
     source: KafkaSource
+
+
+def privacy_policy(settings: Settings) -> PrivacyPolicy:
+    """The run loop's redaction from the settings; unknown kinds are a ConfigError."""
+    if not settings.redact:
+        return PrivacyPolicy(redactor=None, deadletter_raw=True)
+    kinds = [k.strip().upper() for k in settings.redact_kinds.split(",") if k.strip()]
+    regions = [r.strip().upper() for r in settings.redact_phone_regions.split(",") if r.strip()]
+    try:
+        redactor = Redactor(kinds, regions)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return PrivacyPolicy(
+        redactor=redactor,
+        classify_redacted=settings.classify_redacted,
+        deadletter_raw=settings.deadletter_raw,
+    )
 
 
 @contextlib.contextmanager
@@ -77,13 +97,17 @@ def service(
             int(settings.io_timeout_s * 1000), settings.session_timeout_ms + 5000
         ),
     )
+    raw_store = RawStore(settings.raw_store_url) if settings.raw_store_url else None
+    raw_sink = RawSink(raw_store) if raw_store is not None else None
     try:
         runner = Runner(
             source=source,
             classifier=classifier,
             # Topics before the store: a stored row then implies its topic record was
             # acknowledged, so a redelivered batch can skip what is stored (no duplicates).
+            # The opt-in raw store first, for the same reason.
             sinks=[
+                *([raw_sink] if raw_sink is not None else []),
                 EnrichedTopicSink(producer, settings.topic_enriched, settings.io_timeout_s),
                 DeadLetterTopicSink(
                     producer,
@@ -109,6 +133,8 @@ def service(
             health=health,
             retry_backoff_max_s=settings.retry_backoff_max_s,
             shutdown_timeout_s=settings.shutdown_timeout_s,
+            privacy=privacy_policy(settings),
+            raw_sink=raw_sink,
         )
         log.info(
             "run loop ready",
@@ -131,3 +157,5 @@ def service(
         producer.close(timeout=settings.io_timeout_s)
         source.close(timeout_s=settings.io_timeout_s)
         store.close()
+        if raw_store is not None:
+            raw_store.close()

@@ -1,0 +1,165 @@
+"""What the run loop redacts, and when: events before classification, dead letters' bytes.
+
+:class:`PrivacyPolicy` is the one place the run loop asks.  By default every decoded event is
+redacted before the classifier sees it, so everything downstream (the enriched event, its
+attention words, the news evidence sentence, alerts built from the store, logs) only ever
+holds redacted text.  With ``classify_redacted=False`` the classifier reads the raw text (in
+memory only) and :meth:`PrivacyPolicy.redact_output` rewrites the enriched event: redacted text,
+and attention moved onto the redacted words (the weights of a card number's four words become
+the one ``[CARD]`` word's weight), so what is stored and produced is the same either way.
+Dead letters hold the input's bytes: by default a redacted copy (:meth:`redact_bytes`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.privacy.redact import Finding, Redactor
+from pipeline.schema import ChatEvent, EnrichedEvent, InputEvent, TaskResult, WordWeight
+
+_WORD = re.compile(r"\S+")
+
+
+@dataclass
+class PrivacyPolicy:
+    """Redaction settings of the run loop; ``redactor=None`` turns redaction off."""
+
+    redactor: Redactor | None = field(default_factory=Redactor)
+    classify_redacted: bool = True
+    deadletter_raw: bool = False
+
+    def redact_event(self, event: InputEvent) -> tuple[InputEvent, Counter[str]]:
+        """``event`` with its text fields redacted, and the counts per kind."""
+        if self.redactor is None:
+            return event, Counter()
+        if isinstance(event, ChatEvent):
+            done = self.redactor.redact(event.text)
+            if not done.changed:
+                return event, Counter()
+            return event.model_copy(update={"text": done.text}), done.counts
+        headline = self.redactor.redact(event.headline)
+        body = self.redactor.redact(event.body) if event.body else None
+        counts = headline.counts + (body.counts if body else Counter())
+        if not counts:
+            return event, counts
+        update: dict[str, Any] = {"headline": headline.text}
+        if body is not None:
+            update["body"] = body.text
+        return event.model_copy(update=update), counts
+
+    def redact_output(self, out: EnrichedEvent, raw: InputEvent) -> EnrichedEvent:
+        """The enriched event of a raw-classified ``raw`` with its text and words redacted.
+
+        Only needed with ``classify_redacted=False``; otherwise the classifier already read
+        redacted text and ``out`` is returned as it is.
+        """
+        if self.redactor is None or self.classify_redacted:
+            return out
+        text = raw.text
+        findings = self.redactor.find(text)
+        if not findings:
+            return out
+        redacted = _apply(text, findings)
+        update: dict[str, Any] = {"text": redacted}
+        for task in ("intent", "sentiment"):
+            result: TaskResult | None = getattr(out, task)
+            if result is None:
+                continue
+            changes: dict[str, Any] = {
+                "attention": move_attention(text, findings, redacted, result.attention)
+            }
+            if result.evidence is not None:
+                changes["evidence"] = self.redactor.redact(result.evidence).text
+            update[task] = result.model_copy(update=changes)
+        return out.model_copy(update=update)
+
+    def redact_bytes(self, raw: bytes | None) -> bytes | None:
+        r"""A dead letter's value as kept: the raw bytes only by opt-in, else a redacted copy.
+
+        JSON values keep their shape with every string redacted (an identifier written with
+        ``\u`` escapes is caught too); anything else is redacted as text, invalid UTF-8
+        replaced by U+FFFD.
+        """
+        if raw is None or self.deadletter_raw or self.redactor is None:
+            return raw
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return self.redactor.redact(text).text.encode()
+        try:
+            return json.dumps(self._redact_json(value), ensure_ascii=False).encode()
+        except RecursionError:
+            return self.redactor.redact(text).text.encode()
+
+    def _redact_json(self, value: Any) -> Any:
+        assert self.redactor is not None  # noqa: S101 - callers check
+        if isinstance(value, str):
+            return self.redactor.redact(value).text
+        if isinstance(value, list):
+            return [self._redact_json(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._redact_json(v) for k, v in value.items()}
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # A number can be an identifier too (a card number sent as a JSON number).
+            redacted = self.redactor.redact(str(value)).text
+            return value if redacted == str(value) else redacted
+        return value
+
+
+def _apply(text: str, findings: list[Finding]) -> str:
+    parts: list[str] = []
+    last = 0
+    for f in findings:
+        parts += [text[last : f.start], f"[{f.kind}]"]
+        last = f.end
+    return "".join([*parts, text[last:]])
+
+
+def move_attention(
+    text: str, findings: list[Finding], redacted: str, words: list[WordWeight]
+) -> list[WordWeight]:
+    """Attention over ``text``'s words moved onto ``redacted``'s words.
+
+    Each raw word lands on the redacted word that holds its first character (a word inside
+    an identifier lands on the placeholder); weights that land together add up, so the
+    total is unchanged.  ``words`` must be whitespace words of ``text`` in text order, as
+    the classifier gives them.
+    """
+    raw_spans = [m.span() for m in _WORD.finditer(text)]
+    new_spans = [m.span() for m in _WORD.finditer(redacted)]
+    new_starts = [s for s, _ in new_spans]
+    totals: dict[int, float] = {}
+    j = 0
+    for word in words:
+        while j < len(raw_spans) and text[raw_spans[j][0] : raw_spans[j][1]] != word.word:
+            j += 1
+        if j == len(raw_spans):
+            msg = f"attention word {word.word!r} is not a word of the text in order"
+            raise ValueError(msg)
+        position = _map_position(raw_spans[j][0], findings)
+        index = max(0, bisect.bisect_right(new_starts, position) - 1)
+        totals[index] = totals.get(index, 0.0) + word.weight
+        j += 1
+    return [
+        WordWeight(word=redacted[new_spans[i][0] : new_spans[i][1]], weight=totals[i])
+        for i in sorted(totals)
+    ]
+
+
+def _map_position(position: int, findings: list[Finding]) -> int:
+    """Where raw character ``position`` is in the redacted text."""
+    shift = 0
+    for f in findings:
+        if position < f.start:
+            break
+        if position < f.end:
+            return f.start + shift
+        shift += len(f"[{f.kind}]") - (f.end - f.start)
+    return position + shift
+

@@ -1,0 +1,113 @@
+"""The opt-in raw store: the unredacted text of events and bytes of dead letters.
+
+Only written when the operator sets ``raw_store_url`` (a separate database with its own
+credentials and access rules, e.g. a PostgreSQL schema only the fraud team can read); the
+analyst store, the topics and the logs hold redacted content either way.  Rows are keyed
+like the analyst store's (``input_id``; a dead letter's source position), so a raw row can
+be joined back to its redacted event and deleted with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipeline.store.engine import (
+    create_engine,
+    create_tables,
+    insert_ignore,
+    normalise_url,
+    store_errors,
+)
+from pipeline.store.tables import UTCDateTime
+
+_metadata = sa.MetaData()
+raw_events_table = sa.Table(
+    "raw_events",
+    _metadata,
+    sa.Column("input_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("conversation_id", sa.Text),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("event_time", UTCDateTime, nullable=False),
+    sa.Index("ix_raw_events_conversation_id", "conversation_id"),
+    sa.Index("ix_raw_events_event_time", "event_time"),
+)
+raw_dead_letters_table = sa.Table(
+    "raw_dead_letters",
+    _metadata,
+    sa.Column("source_topic", sa.Text, primary_key=True),
+    sa.Column("source_partition", sa.Integer, primary_key=True),
+    sa.Column("source_offset", sa.BigInteger, primary_key=True),
+    sa.Column("value", sa.LargeBinary),
+    sa.Column("received_time", UTCDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One event's raw text."""
+
+    input_id: str
+    kind: str
+    conversation_id: str | None
+    text: str
+    event_time: datetime
+
+
+@dataclass(frozen=True)
+class RawDeadLetter:
+    """One dead letter's raw value."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    received_time: datetime
+
+
+class RawStore:
+    """Writes raw rows (insert-or-ignore, so a redelivered batch writes nothing twice)."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_engine(normalise_url(url))
+        with store_errors("raw store"):
+            create_tables(self._engine, _metadata)
+
+    @property
+    def engine(self) -> Engine:
+        """The raw store's engine."""
+        return self._engine
+
+    def write(self, events: Sequence[RawEvent], letters: Sequence[RawDeadLetter]) -> None:
+        """Write both kinds in one transaction."""
+        dialect = self._engine.dialect
+        with store_errors("writing raw store"), self._engine.begin() as conn:
+            if events:
+                conn.execute(
+                    insert_ignore(raw_events_table, dialect, ["input_id"]),
+                    [e.__dict__ for e in events],
+                )
+            if letters:
+                keys = ["source_topic", "source_partition", "source_offset"]
+                conn.execute(
+                    insert_ignore(raw_dead_letters_table, dialect, keys),
+                    [
+                        {
+                            "source_topic": d.topic,
+                            "source_partition": d.partition,
+                            "source_offset": d.offset,
+                            "value": d.value,
+                            "received_time": d.received_time,
+                        }
+                        for d in letters
+                    ],
+                )
+
+    def close(self) -> None:
+        """Release the connections."""
+        self._engine.dispose()
