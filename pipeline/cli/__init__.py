@@ -1,15 +1,15 @@
 """The ``attnwatch`` command line: one Typer app, one module per command group.
 
-``app`` holds the global options; ``settings``, ``kafka``, ``run``, ``model`` and ``alerts``
-each register their commands on it when imported; ``deadletter`` is a command
+``app`` holds the global options; ``settings``, ``kafka``, ``run``, ``model``, ``alerts`` and
+``purge`` each register their commands on it when imported; ``deadletter`` is a command
 group (``attnwatch deadletter list|replay``) added here as a sub-app.  The CLI is
 the top of the stack: it may import anything in ``pipeline``, ``consumers`` and
 ``models``, and nothing imports it.
 """
 
-from pipeline.cli import alerts, deadletter, kafka, model, run, settings
+from pipeline.cli import alerts, deadletter, kafka, model, purge, run, settings
 from pipeline.cli.app import app
 
 app.add_typer(deadletter.deadletter_app, name="deadletter")
 
-__all__ = ["alerts", "app", "deadletter", "kafka", "model", "run", "settings"]
+__all__ = ["alerts", "app", "deadletter", "kafka", "model", "purge", "run", "settings"]

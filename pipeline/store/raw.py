@@ -108,6 +108,28 @@ class RawStore:
                     ],
                 )
 
+    def purge(self, events_before: datetime | None, letters_before: datetime | None) -> int:
+        """Delete raw events and dead letters older than the analyst store keeps them."""
+        deleted = 0
+        with store_errors("purging raw store"), self._engine.begin() as conn:
+            if events_before is not None:
+                t = raw_events_table
+                deleted += conn.execute(sa.delete(t).where(t.c.event_time < events_before)).rowcount
+            if letters_before is not None:
+                d = raw_dead_letters_table
+                deleted += conn.execute(
+                    sa.delete(d).where(d.c.received_time < letters_before)
+                ).rowcount
+        return deleted
+
+    def forget_conversation(self, conversation_id: str) -> int:
+        """Delete one conversation's raw texts; the number of rows deleted."""
+        t = raw_events_table
+        with store_errors("forgetting in raw store"), self._engine.begin() as conn:
+            return int(
+                conn.execute(sa.delete(t).where(t.c.conversation_id == conversation_id)).rowcount
+            )
+
     def close(self) -> None:
         """Release the connections."""
         self._engine.dispose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +29,7 @@ from pipeline.store import Store, open_store
 from pipeline.store.attempts import AttemptLog
 from pipeline.store.dedup import StoredLookup
 from pipeline.store.raw import RawStore
+from pipeline.store.retention import Retention, retention_worker
 from pipeline.stream.runner import HealthReporter, Limits, Runner
 
 log = logging.getLogger(__name__)
@@ -151,7 +154,16 @@ def service(
                 timeout=settings.io_timeout_s
             )
 
-        with alerting(settings, store.engine, metrics, publish=publish):
+        retention = Retention(
+            events_days=settings.retention_events_days,
+            dead_letters_days=settings.retention_dead_letters_days,
+            alerts_days=settings.retention_alerts_days,
+        )
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        with (
+            alerting(settings, store.engine, metrics, publish=publish),
+            retention_worker(store.engine, retention, settings.retention_interval_s, owner),
+        ):
             yield Service(runner, store, metrics, source)
     finally:
         producer.close(timeout=settings.io_timeout_s)

@@ -17,6 +17,7 @@ from pipeline.cli import app
 
 COMMANDS = [
     "broker",
+    "purge",
     "topics",
     "train",
     "classify",
