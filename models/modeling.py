@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -71,8 +72,19 @@ class AttentionClassifier(nn.Module):
     def from_encoder(
         cls, name_or_path: str, tasks: Sequence[TaskSpec], dropout: float = 0.1
     ) -> AttentionClassifier:
-        """Start from a pretrained encoder (a Hugging Face id or a local directory)."""
-        return cls(AutoModel.from_pretrained(name_or_path), tasks, dropout)
+        """Start from a pretrained encoder (a Hugging Face id or a local directory).
+
+        Only safetensors weights are read (``use_safetensors=True``: transformers never
+        unpickles ``pytorch_model.bin``); a local directory whose weights are only pickles
+        raises :class:`~models.saving.ModelFormatError` naming them.
+        """
+        if Path(name_or_path).is_dir():
+            # Imported here: models.saving imports this module.
+            from models.saving import refuse_pickle_weights
+
+            refuse_pickle_weights(Path(name_or_path), allow_beside_safetensors=True)
+        encoder = AutoModel.from_pretrained(name_or_path, use_safetensors=True)
+        return cls(encoder, tasks, dropout)
 
     @classmethod
     def from_config(

@@ -12,6 +12,11 @@ Layout::
 
 The version is the first 12 hex digits of the weights' SHA-256, so a logged
 prediction always points at exactly one set of weights.
+
+Weights are read only through safetensors.  Loading a pickle (``torch.load`` of a
+``.bin``/``.pt``, joblib, ...) can run arbitrary code, so a directory that holds a
+pickle weight file anywhere is refused with :class:`ModelFormatError`, even though
+this loader would never open it: whoever put it there may expect it to be used.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
@@ -32,10 +38,45 @@ from models.modeling import AttentionClassifier, TaskSpec
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CALIBRATION = "calibration.json"
+#: Endings of weight files written with pickle (torch.save, joblib, pickle): never loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
 
 
 class ModelDirError(ValueError):
     """The directory is not a complete saved attnwatch model."""
+
+
+class ModelFormatError(ModelDirError):
+    """Weights in a format attnwatch refuses to read: anything but safetensors."""
+
+
+def pickle_weight_files(directory: Path) -> list[Path]:
+    """The pickle-format weight files under ``directory`` (any depth), sorted."""
+    return sorted(
+        path
+        for path in directory.rglob("*")
+        if path.suffix.lower() in PICKLE_SUFFIXES and path.is_file()
+    )
+
+
+def refuse_pickle_weights(directory: Path, *, allow_beside_safetensors: bool = False) -> None:
+    """Raise :class:`ModelFormatError` naming the pickle weight files under ``directory``.
+
+    With ``allow_beside_safetensors`` (an encoder from the Hugging Face layout, which often
+    ships both formats), pickles are tolerated when safetensors weights sit beside them:
+    the caller then loads only those.
+    """
+    pickles = pickle_weight_files(directory)
+    if not pickles:
+        return
+    if allow_beside_safetensors and any(directory.glob("*.safetensors")):
+        return
+    names = ", ".join(str(p.relative_to(directory)) for p in pickles)
+    msg = (
+        f"{directory}: refusing pickle weight file(s) {names}: attnwatch loads only "
+        "safetensors weights, because unpickling can run arbitrary code"
+    )
+    raise ModelFormatError(msg)
 
 
 @dataclass(frozen=True)
@@ -137,8 +178,14 @@ def read_info(directory: Path) -> ModelInfo:
 
 
 def load_model(directory: Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Load a saved model for inference (eval mode, on ``device``)."""
-    info = read_info(directory)
+    """Load a saved model for inference (eval mode, on ``device``).
+
+    Raises :class:`ModelFormatError` if the directory holds a pickle weight file or
+    ``model.safetensors`` is not a safetensors file, :class:`ModelDirError` if it is
+    not a complete saved model.
+    """
+    info = read_info(directory)  # first: a wrong --model-dir fails here, before a deep scan
+    refuse_pickle_weights(directory)
     weights = directory / WEIGHTS
     if not weights.is_file():
         msg = f"{directory}: {WEIGHTS} is missing"
@@ -149,7 +196,12 @@ def load_model(directory: Path, device: torch.device | str = "cpu") -> LoadedMod
     model = AttentionClassifier.from_config(
         AutoConfig.for_model(model_type, **encoder_config), info.tasks
     )
-    model.load_state_dict(load_file(str(weights)))
+    try:
+        state = load_file(str(weights))
+    except SafetensorError as exc:
+        msg = f"{weights} is not a safetensors file: {exc}"
+        raise ModelFormatError(msg) from exc
+    model.load_state_dict(state)
     model.to(device).eval()
     tokenizer = load_tokenizer(directory)
     if tokenizer_hash(tokenizer) != info.tokenizer_hash:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,10 +45,15 @@ class Settings(BaseSettings):
         None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)."
     )
     sasl_username: str | None = Field(None, description="SASL user name.")
-    sasl_password: str | None = Field(None, description="SASL password.")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (never printed: `attnwatch config` shows it masked)."
+    )
     ssl_cafile: Path | None = Field(None, description="CA bundle for TLS.")
     ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
     ssl_keyfile: Path | None = Field(None, description="Client key for mutual TLS.")
+    ssl_check_hostname: bool = Field(
+        True, description="TLS: check that the broker's certificate names the host connected to."
+    )
 
     # Topics
     topic_chat: str = Field("chat", description="Input topic of chat events.")
@@ -171,8 +176,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = torch default.")
 
     # Store and metrics
+    # repr=False: a PostgreSQL URL carries its password.
     store_url: str = Field(
         "sqlite:///var/attnwatch.db",
+        repr=False,
         description="Analyst store: sqlite:///PATH or postgresql://user:pass@host/db.",
     )
     metrics_port: int = Field(
@@ -203,6 +210,7 @@ class Settings(BaseSettings):
     )
     raw_store_url: str | None = Field(
         None,
+        repr=False,
         description="Opt-in: a separate, secured store that keeps the raw text of events and "
         "dead letters. Unset: raw text never leaves the process.",
     )
@@ -224,6 +232,19 @@ class Settings(BaseSettings):
     )
     retention_interval_s: float = Field(
         3600.0, ge=0, description="How often `run` applies the retention; 0 never."
+    )
+
+    # Dashboard
+    dashboard_host: str = Field(
+        "127.0.0.1",
+        description="Address the dashboard binds to; any non-loopback address needs "
+        "`dashboard_token`.",
+    )
+    dashboard_port: int = Field(8050, ge=1, le=65535, description="Port of the dashboard.")
+    dashboard_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the dashboard requires when bound to a non-loopback address "
+        "(`Authorization: Bearer <token>`); never printed.",
     )
 
     # Logging
@@ -269,10 +290,11 @@ class Settings(BaseSettings):
             security_protocol=self.security_protocol,
             sasl_mechanism=self.sasl_mechanism,
             sasl_username=self.sasl_username,
-            sasl_password=self.sasl_password,
+            sasl_password=self.sasl_password.get_secret_value() if self.sasl_password else None,
             ssl_cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
             ssl_certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
             ssl_keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+            ssl_check_hostname=self.ssl_check_hostname,
         )
 
     def topics(self) -> list[str]:

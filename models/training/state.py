@@ -76,7 +76,8 @@ def load_checkpoint(
     scheduler: torch.optim.lr_scheduler.LambdaLR,
 ) -> Progress:
     """Restore model, optimiser and schedule; return the progress saved with them."""
-    state = torch.load(directory / "state.pt", weights_only=False)
+    # weights_only: tensors and plain containers only; a tampered checkpoint cannot run code.
+    state = torch.load(directory / "state.pt", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -30,6 +30,7 @@ from pipeline.health import Health
 from pipeline.metrics import Metrics
 from pipeline.store import open_store
 from pipeline.store.alerts import AlertTable
+from pipeline.store.engine import masked_url
 from pipeline.stream.runner import RunReport
 from pipeline.stream.service import load_classifier, service
 
@@ -113,7 +114,7 @@ def run_demo(
             metrics.serve(settings.metrics_port, settings.metrics_host, health)
         console.print(
             f"[bold]broker[/] {connection.bootstrap_servers}   [bold]store[/] "
-            f"{settings.store_url}   [bold]model[/] {classifier.info.name}@"
+            f"{masked_url(settings.store_url)}   [bold]model[/] {classifier.info.name}@"
             f"{classifier.info.version}"
         )
         if settings.metrics_port:
@@ -192,6 +193,6 @@ def run_demo(
         f"[bold]done[/]: {report.enriched} enriched, {report.dead_letters} dead letters "
         f"in {elapsed:.1f} s ({report.enriched / max(elapsed, 1e-9):.1f} msg/s; replay rate "
         f"{options.rate:g}/s). Read them with pandas: "
-        f"`from pipeline.store import read_events; read_events('{settings.store_url}')`"
+        f"`from pipeline.store import read_events; read_events('{masked_url(settings.store_url)}')`"
     )
     return report

@@ -35,12 +35,21 @@ def describe(exc: BaseException) -> str:
     return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs and the terminal)."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid store URL>"
+
+
 def normalise_url(url: str) -> URL:
     """Parse ``url``, pin PostgreSQL to psycopg 3 and refuse anything else."""
     try:
         parsed = sa.make_url(url)
     except ArgumentError as exc:
-        msg = f"invalid store URL {url!r}: expected sqlite:///PATH or postgresql://..."
+        # Not the URL itself: it may carry a password.
+        msg = "invalid store URL: expected sqlite:///PATH or postgresql://user:pass@host/db"
         raise StoreError(msg) from exc
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgresql", "postgres"):

@@ -1,0 +1,183 @@
+"""The dashboard's guard: no token, no data, whenever it listens beyond loopback.
+
+The middleware is driven as an ASGI server would drive it, with ``asyncio`` and plain
+dicts, so no web framework or HTTP client is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from dashboards import auth
+from dashboards.auth import (
+    BearerTokenMiddleware,
+    authorized,
+    check_bind,
+    guard,
+    is_loopback,
+)
+from pipeline.errors import ConfigError
+
+TOKEN = SecretStr("s3cret-token-0123456789abcdef")
+#: Nothing binds here: it is the address whose bind the guard is asked about.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+
+
+class Dashboard:
+    """A stand-in for the web app: answers 200 and remembers what reached it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            self.seen.append("lifespan")
+            return
+        self.seen.append(scope["path"])
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.accept"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"customer messages"})
+
+
+def call(app: Any, path: str = "/", authorization: str | None = None, kind: str = "http"):
+    """Send one request through ``app``; return the messages it sent back."""
+    headers = [(b"host", b"dashboard.example")]
+    if authorization is not None:
+        headers.append((b"authorization", authorization.encode("latin-1")))
+    scope = {"type": kind, "path": path, "method": "GET", "headers": headers}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def status(sent: list[dict[str, Any]]) -> int:
+    return int(sent[0]["status"])
+
+
+def headers(sent: list[dict[str, Any]]) -> dict[bytes, bytes]:
+    return dict(sent[0]["headers"])
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        (ALL_INTERFACES, False),
+        ("::", False),
+        ("", False),
+        ("10.1.2.3", False),
+        ("192.168.0.7", False),
+        ("dashboard.internal", False),
+        ("localhost.evil.example", False),
+    ],
+)
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("host", [ALL_INTERFACES, "10.1.2.3", "::", "dashboard.internal"])
+def test_a_non_loopback_bind_without_a_token_refuses_to_start(host):
+    with pytest.raises(ConfigError, match="ATTNWATCH_DASHBOARD_TOKEN"):
+        check_bind(host, None)
+    with pytest.raises(ConfigError, match="not a loopback"):
+        guard(Dashboard(), host, SecretStr(""))  # an empty variable is no token
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_a_loopback_bind_without_a_token_is_allowed(host):
+    check_bind(host, None)
+    app = Dashboard()
+    assert guard(app, host, None) is app
+    assert status(call(guard(app, host, None))) == 200
+
+
+def test_a_short_token_is_refused():
+    with pytest.raises(ConfigError, match="shorter than 16"):
+        check_bind(ALL_INTERFACES, SecretStr("short"))
+
+
+def test_non_loopback_dashboard_refuses_requests_without_the_right_token():
+    app = Dashboard()
+    guarded = guard(app, ALL_INTERFACES, TOKEN)
+    for authorization in (None, "", "Bearer", "Bearer wrong-token", "Basic dXNlcjpwYXNz"):
+        sent = call(guarded, "/events", authorization)
+        assert status(sent) == 401, authorization
+        assert headers(sent)[b"www-authenticate"].startswith(b"Bearer")
+        assert b"customer messages" not in sent[-1]["body"]
+    # A wrong token is told apart from a missing one (RFC 6750), the token never echoed.
+    challenge = headers(call(guarded, "/", "Bearer nope"))[b"www-authenticate"]
+    assert b'error="invalid_token"' in challenge and b"nope" not in challenge
+    assert b"invalid_token" not in headers(call(guarded, "/"))[b"www-authenticate"]
+    assert app.seen == []
+
+
+def test_the_right_token_passes():
+    app = Dashboard()
+    guarded = guard(app, ALL_INTERFACES, TOKEN)
+    for authorization in (
+        f"Bearer {TOKEN.get_secret_value()}",
+        f"bearer {TOKEN.get_secret_value()}",
+        f"  Bearer   {TOKEN.get_secret_value()} ",
+    ):
+        sent = call(guarded, "/events", authorization)
+        assert status(sent) == 200 and sent[-1]["body"] == b"customer messages"
+    assert app.seen == ["/events"] * 3
+
+
+def test_healthz_and_lifespan_need_no_token():
+    app = Dashboard()
+    guarded = guard(app, ALL_INTERFACES, TOKEN)
+    assert status(call(guarded, "/healthz")) == 200
+    call(guarded, "/", kind="lifespan")
+    assert app.seen == ["/healthz", "lifespan"]
+    # Only the exact path: a prefix is no way around the token.
+    assert status(call(guarded, "/healthz/../events")) == 401
+
+
+def test_a_websocket_without_the_token_is_closed():
+    app = Dashboard()
+    guarded = BearerTokenMiddleware(app, TOKEN)
+    assert call(guarded, "/live", kind="websocket") == [{"type": "websocket.close", "code": 1008}]
+    accepted = call(guarded, "/live", f"Bearer {TOKEN.get_secret_value()}", kind="websocket")
+    assert accepted == [{"type": "websocket.accept"}]
+
+
+def test_authorized_compares_in_constant_time(monkeypatch):
+    calls: list[tuple[bytes, bytes]] = []
+    real = auth.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    assert authorized(f"Bearer {TOKEN.get_secret_value()}", TOKEN)
+    assert not authorized("Bearer x", TOKEN)
+    assert len(calls) == 2
+
+
+def test_nothing_is_authorized_without_a_configured_token():
+    assert not authorized("Bearer anything", None)
+    assert not authorized("Bearer ", SecretStr(""))
+    assert not authorized(None, TOKEN)
+    with pytest.raises(ValueError, match="non-empty"):
+        BearerTokenMiddleware(Dashboard(), SecretStr(""))
