@@ -7,13 +7,39 @@ numbers only).  Presidio was not used: its analyzer needs spaCy (and a model dow
 names) and its email recognizer fetches a public-suffix list over the network; its card
 and IBAN recognizers validate with the same Luhn and mod-97 checks used here.
 
-What regular expressions find, with their limits (measured in ``bench/pii_redaction.py``):
-emails; UK sort codes (``12-34-56``) and account numbers (6-17 digits after a word such as
-"account"); UK National Insurance numbers (the published prefix rules); street addresses
-("221B Baker Street", with a street-type word) and UK postcodes; person names only after a
-cue ("my name is", "Mr", "Mrs", "Dr", "name:", "signed", a sign-off).  A name with no cue
-("tell Sarah I called") is not found: no maintained offline library finds names in free text
-without a model download.
+Payment cards are runs of digit groups (one space or dash between groups) that pass the
+Luhn check and start with a network's prefix.  When the whole run is not a card, the
+longest part printed as cards are (one group, 4-4-4-4, 4-4-4-4-3, 4-6-5, 4-6-4) at its
+start or end is tried, so a card typed next to an expiry date ("4111 1111 1111 1111 09
+27") is found; a card in the middle of a longer run is not.  A 4-4-4-4-3 run is read as
+one 19-digit card when it passes, else as a 16-digit card and its security code when the
+first 16 digits pass, so a mistyped 19-digit number whose first 16 digits happen to pass
+is redacted too.  An IBAN whose only fault is its check digits is left whole: nothing
+inside it is read as a card, postcode or anything else, so a card typed straight after
+two capitals and two digits ("AT12 4111 1111 1111 1111", an Austrian IBAN's shape) is
+not found.  Phone numbers with a "+" or a trunk "0" are taken however they are grouped;
+without either (US national numbers) they must be grouped as the region groups them, so
+"ORD-2024-586528" is no phone number.
+
+What regular expressions find, with their limits (measured on the labelled corpus of
+``tests/unit/pipeline/privacy/corpus.py`` by ``bench/pii_redaction.py``):
+
+- emails (apostrophes and plus-addressing in the local part);
+- UK sort codes (``12-34-56`` anywhere, ``123456`` or ``12 34 56`` after "sort code") and
+  account numbers (6-17 digits after "account", "acct" or "a/c").  A dashed date with a
+  two-digit year (``12-03-24``) is read as a sort code; an account number with no such
+  word before it ("from 12-34-56 / 12345678") is not found;
+- US SSNs written ``123-45-6789`` anywhere, or compact/spaced after "SSN" or "social
+  security"; UK National Insurance numbers by the published prefix rules (no checksum
+  exists, so any ``AB123456C`` with an issued prefix is taken);
+- street addresses whose street name is capitalised and ends in a street-type word
+  ("221B Baker Street", "14 King's Road, Flat 3"); "12 high street" or "Flat 2, The
+  Maltings" are not found.  UK postcodes in capitals only ("SW1A 1AA", not "sw1a 1aa");
+- person names only after a cue ("my name is", "Mr", "Mrs", "Dr", "name:", "signed", a
+  sign-off with its comma such as "Thanks, Tom"; not "thanks Tom"), and any capitalised
+  word after a cue is taken ("Thanks, Monzo said...", "Dr Martens").  A name with no cue
+  ("tell Sarah I called") is not found: no maintained offline library finds names in
+  free text without a model download.
 
 Each identifier becomes one placeholder word, so the redacted text is what the classifier
 reads and its attention weights are over the redacted words.
@@ -23,7 +49,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -44,14 +70,28 @@ KINDS: tuple[str, ...] = (
     "PERSON",
 )
 
+# The local part may hold an apostrophe (o'brien@...) but not start with one, so a quoted
+# address ('jo@example.com') is found without its quote.
 _EMAIL = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"
+    r"(?<![\w.+-])[A-Za-z0-9._%+-][A-Za-z0-9._%+'-]{0,63}"
+    r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"
 )
-# Two letters, two check digits, then 11-30 letters/digits, optionally in groups of four.
-_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,30}\b")
-# 13-19 digits, optionally grouped by single spaces or dashes.
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# Where an IBAN may start: two letters and two check digits at the start of a word.  What
+# may follow it (11-30 letters/digits, optionally in groups) is read by _IBAN_TAIL.
+_IBAN_START = re.compile(r"\b[A-Za-z]{2}\d{2}")
+_IBAN_TAIL = re.compile(r"(?:[ -]?[A-Za-z0-9]){11,30}")
+# How IBANs are printed: capitals, compact or in groups of four.  Only a look-alike printed
+# so is kept whole; "ba00 4111111111111111" is a card after a word, not a broken IBAN.
+_IBAN_PRINTED = re.compile(r"[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4})+(?: [A-Z0-9]{1,3})?)")
+# Digit groups joined by one space or dash: where card numbers are looked for.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ -]\d+)*")
+_DIGIT_GROUP = re.compile(r"\d+")
 _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
+# Without dashes nine digits are as likely an order number, so they need a cue.
+_SSN_CUED = re.compile(
+    r"(?i:\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|num|\#))?)(?:\s+(?:is|was))?"
+    r"\s*[:#]?\s*)(\d{3} ?\d{2} ?\d{4})(?![\d-])"
+)
 # UK National Insurance number: prefixes that HMRC never issues are excluded.
 _NINO = re.compile(
     r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
@@ -70,12 +110,21 @@ _STREET_TYPES = (
     "Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Close|Way|Place|Pl|Court|Ct|Boulevard|"
     "Blvd|Crescent|Cres|Terrace|Gardens|Square|Sq|Hill|Row|Mews|Parade|Grove|Park|Walk"
 )
+# A full stop after the street type is left out of the span (it usually ends the sentence)
+# unless a flat or unit number follows it.
 _ADDRESS = re.compile(
-    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:[A-Z][a-z]+\s+){{1,3}}(?:{_STREET_TYPES})\b\.?"
-    r"(?:,?\s+(?:Apt|Apartment|Flat|Unit|Suite)\.?\s*\d+[A-Za-z]?)?"
+    rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:[A-Z][a-z]+(?:'s)?\s+){{1,3}}(?:{_STREET_TYPES})\b"
+    r"(?:\.?,?\s+(?:Apt|Apartment|Flat|Unit|Suite)\.?\s*\d+[A-Za-z]?)?"
 )
 _POSTCODE = re.compile(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2})\b")
-_NAME = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
+# Latin letters with accents (José, Zoë, Łukasz); Latin Extended-A mixes both cases, so it
+# is in both classes.  O'Brien, McDonald and Smith-Jones are one name each.
+_UPPER = "A-ZÀ-ÖØ-ÞĀ-ž"
+_LOWER = "a-zß-öø-ÿĀ-ž"
+_NAME = (
+    rf"[{_UPPER}](?:'[{_UPPER}])?[{_LOWER}]+(?:[{_UPPER}][{_LOWER}]+)?"
+    rf"(?:-[{_UPPER}][{_LOWER}]+)?"
+)
 _PERSON = re.compile(
     rf"(?:\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+|(?i:\bmy\s+name\s+is\s+|\bname\s*:\s*"
     rf"|\bsigned\s*,?\s+|\b(?:regards|thanks|cheers|sincerely)\s*,\s+))"
@@ -88,6 +137,10 @@ _CARD_PREFIX = re.compile(
     r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])"
     r"|35(?:2[89]|[3-8]\d)|62|5[06-9]|6\d)"
 )
+#: How card numbers are printed, as group sizes: one unbroken group, fours (Visa,
+#: Mastercard, Discover, JCB), fours and three (19-digit Maestro/UnionPay), Amex 4-6-5 and
+#: Diners 4-6-4.
+_CARD_LAYOUT = re.compile(r"1[3-9]|4,4,4,4(?:,3)?|4,6,[45]")
 
 
 @dataclass(frozen=True)
@@ -133,9 +186,18 @@ class Redactor:
         self.phone_regions = tuple(phone_regions)
 
     def find(self, text: str) -> list[Finding]:
-        """Non-overlapping findings, in text order (earlier kinds in ``KINDS`` win overlaps)."""
+        """Non-overlapping findings, in text order (earlier kinds in ``KINDS`` win overlaps).
+
+        An IBAN printed as IBANs are (capitals, compact or in fours) whose only fault is its
+        check digits is not an identifier, and nothing inside it is taken either (its
+        account digits as a card, a group as a postcode).
+        """
         found: list[Finding] = []
-        taken: list[tuple[int, int]] = []
+        taken = [
+            (start, end)
+            for start, end in _iban_spans(text, repaired=True)
+            if _IBAN_PRINTED.fullmatch(text, start, end) and not iban.is_valid(text[start:end])
+        ]
         for kind in self.kinds:
             for start, end in _FINDERS[kind](self, text):
                 if any(start < b and a < end for a, b in taken):
@@ -164,25 +226,23 @@ class Redactor:
         return (m.span() for m in _EMAIL.finditer(text))
 
     def _ibans(self, text: str) -> Iterable[tuple[int, int]]:
-        for m in _IBAN.finditer(text):
-            # The pattern can run on into the next words; the longest valid prefix wins.
-            raw = m.group()
-            ends = [i + 1 for i, c in enumerate(raw) if c.isalnum()]
-            for end in reversed(ends):
-                if end >= 15 and iban.is_valid(raw[:end]):
-                    yield m.start(), m.start() + end
-                    break
+        return _iban_spans(text, repaired=False)
 
     def _cards(self, text: str) -> Iterable[tuple[int, int]]:
-        for m in _CARD.finditer(text):
-            digits = re.sub(r"\D", "", m.group())
-            if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
-                yield m.span()
+        for run in _DIGIT_RUN.finditer(text):
+            groups = [
+                (run.start() + g.start(), run.start() + g.end())
+                for g in _DIGIT_GROUP.finditer(run.group())
+            ]
+            yield from _card_spans(text, groups)
 
     def _national_ids(self, text: str) -> Iterable[tuple[int, int]]:
         for m in _SSN.finditer(text):
             if ssn.is_valid(m.group()):
                 yield m.span()
+        for m in _SSN_CUED.finditer(text):
+            if ssn.is_valid(m.group(1).replace(" ", "")):
+                yield m.span(1)
         yield from (m.span() for m in _NINO.finditer(text))
 
     def _sort_codes(self, text: str) -> Iterable[tuple[int, int]]:
@@ -193,16 +253,27 @@ class Redactor:
         return (m.span(1) for m in _ACCOUNT.finditer(text))
 
     def _phones(self, text: str) -> Iterable[tuple[int, int]]:
-        seen: set[tuple[int, int]] = set()
+        # Each region's matcher may see a different part of the same digits as a number
+        # ("1-415-555-2671" is all one to the US, nothing to GB); the longest span wins.
+        spans: set[tuple[int, int]] = set()
         for region in self.phone_regions:
             matcher = phonenumbers.PhoneNumberMatcher(
                 text, region, leniency=phonenumbers.Leniency.VALID
             )
             for match in matcher:
-                span = (match.start, match.end)
-                if span not in seen:
-                    seen.add(span)
-                    yield span
+                start, raw = match.start, match.raw_string
+                # The matcher keeps an opening bracket whose partner it cut off, as in
+                # "call me (020 7946 0958)".
+                if raw.startswith("(") and raw.count("(") > raw.count(")"):
+                    stripped = raw[1:].lstrip()
+                    start, raw = start + len(raw) - len(stripped), stripped
+                if _strictly_grouped(raw, region):
+                    spans.add((start, start + len(raw)))
+        kept: list[tuple[int, int]] = []
+        for start, end in sorted(spans, key=lambda s: (s[0] - s[1], s[0])):
+            if not any(start < b and a < end for a, b in kept):
+                kept.append((start, end))
+        return sorted(kept)
 
     def _addresses(self, text: str) -> Iterable[tuple[int, int]]:
         return (m.span() for m in _ADDRESS.finditer(text))
@@ -212,6 +283,97 @@ class Redactor:
 
     def _persons(self, text: str) -> Iterable[tuple[int, int]]:
         return (m.span(1) for m in _PERSON.finditer(text))
+
+
+def _strictly_grouped(raw: str, region: str) -> bool:
+    """Whether a number found by the matcher is believable as a phone number.
+
+    One with a "+" or a trunk "0" is taken however it is grouped ("0791 112 3456").  One
+    with neither (US numbers) must be grouped as numbers of its region are, or order
+    numbers and references such as "2023-573696" would be taken.
+    """
+    if raw.lstrip("(").startswith(("+", "0")):
+        return True
+    strict = phonenumbers.PhoneNumberMatcher(
+        raw, region, leniency=phonenumbers.Leniency.STRICT_GROUPING
+    )
+    return any(m.start == 0 and m.end == len(raw) for m in strict)
+
+
+def _iban_spans(text: str, *, repaired: bool) -> Iterator[tuple[int, int]]:
+    """Spans of valid IBANs; with ``repaired``, also of IBANs valid but for check digits."""
+    pos = 0
+    while (start := _IBAN_START.search(text, pos)) is not None:
+        span = None
+        tail = _IBAN_TAIL.match(text, start.end())
+        if tail is not None:
+            # The tail can run on into the next words; the longest valid prefix that ends
+            # at the end of a word wins (each country has one length, so at most one does).
+            ends = [
+                end
+                for end in range(start.start() + 15, tail.end() + 1)
+                if text[end - 1].isalnum() and (end == len(text) or not text[end].isalnum())
+            ]
+            for end in reversed(ends):
+                if _is_iban(text[start.start() : end], repaired=repaired):
+                    span = (start.start(), end)
+                    break
+        if span is None:
+            pos = start.start() + 1
+        else:
+            yield span
+            pos = span[1]
+
+
+def _is_iban(candidate: str, *, repaired: bool) -> bool:
+    if iban.is_valid(candidate):
+        return True
+    if not repaired:
+        return False
+    compact = iban.compact(candidate)
+    return iban.is_valid(compact[:2] + iban.calc_check_digits(compact) + compact[4:])
+
+
+def _card_spans(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Card numbers in one run of digit ``groups`` (``(start, end)`` of each group).
+
+    The whole run when it is printed as cards are and passes; else the longest part
+    printed as a card at the start of the run ("4111 1111 1111 1111 09 27") and at its
+    end, when they pass; else, when no part is printed as a card, the whole run however
+    grouped ("4111 11111111 1111").  A card in the middle of a longer run is not taken:
+    long grouped numbers (parcel tracking) hold Luhn-valid stretches by chance.
+    """
+    # Digits right after a "+" are a country code and an international phone number
+    # ("+49 1510 3146267" passes the Luhn check), never the start of a card.
+    plus = groups[0][0] > 0 and text[groups[0][0] - 1] == "+"
+    run = groups[1:] if plus else groups
+    n = len(run)
+
+    def printed_as_card(i: int, j: int) -> bool:
+        sizes = ",".join(str(end - start) for start, end in run[i:j])
+        return _CARD_LAYOUT.fullmatch(sizes) is not None
+
+    def passes(i: int, j: int) -> bool:
+        digits = "".join(text[start:end] for start, end in run[i:j])
+        return (
+            13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn.is_valid(digits)
+        )
+
+    if n and printed_as_card(0, n) and passes(0, n):
+        return [(run[0][0], run[-1][1])]
+    # A card has at most 19 digits, so at most 19 groups.
+    heads = [j for j in range(min(n - 1, 19), 0, -1) if printed_as_card(0, j)]
+    tails = [i for i in range(max(1, n - 19), n) if printed_as_card(i, n)]
+    if heads or tails:
+        spans: list[tuple[int, int]] = []
+        head = next((j for j in heads if passes(0, j)), 0)
+        if head:
+            spans.append((run[0][0], run[head - 1][1]))
+        tail = next((i for i in tails if i >= head and passes(i, n)), None)
+        if tail is not None:
+            spans.append((run[tail][0], run[-1][1]))
+        return spans
+    return [(run[0][0], run[-1][1])] if n and passes(0, n) else []
 
 
 _FINDERS = {

@@ -24,8 +24,9 @@ RAW = f"my card {CARD} was declined, mail me at jo@example.com"
 
 
 def chat(text: str = RAW) -> ChatEvent:
-    return ChatEvent(message_id="1", conversation_id="c1", channel="app", role="customer",
-                     text=text, ts=T)
+    return ChatEvent(
+        message_id="1", conversation_id="c1", channel="app", role="customer", text=text, ts=T
+    )
 
 
 def words_of(text: str, weights: list[float] | None = None) -> list[WordWeight]:
@@ -44,8 +45,13 @@ def test_a_chat_is_redacted_with_counts_and_the_raw_event_is_untouched() -> None
 
 
 def test_news_headline_and_body_are_redacted() -> None:
-    news = NewsEvent(article_id="a", source="wire", headline="Call +44 20 7946 0958 now",
-                     body=f"Card {CARD} leaked.", ts=T)
+    news = NewsEvent(
+        article_id="a",
+        source="wire",
+        headline="Call +44 20 7946 0958 now",
+        body=f"Card {CARD} leaked.",
+        ts=T,
+    )
     redacted, counts = PrivacyPolicy().redact_event(news)
     assert isinstance(redacted, NewsEvent)
     assert redacted.headline == "Call [PHONE] now" and redacted.body == "Card [CARD] leaked."
@@ -71,13 +77,29 @@ def test_attention_moves_onto_the_placeholder_and_keeps_its_total() -> None:
 
 
 def enriched(text: str, attention: list[WordWeight], evidence: str | None = None) -> EnrichedEvent:
-    result = TaskResult(label="negative", score=0.9, top=[LabelScore(label="negative", score=0.9)],
-                        attention=attention, evidence=evidence)
+    result = TaskResult(
+        label="negative",
+        score=0.9,
+        top=[LabelScore(label="negative", score=0.9)],
+        attention=attention,
+        evidence=evidence,
+    )
     return EnrichedEvent(
-        input_id="chat:1", kind="chat", source=SourceRef(topic="chat", partition=0, offset=0),
-        message_id="1", conversation_id="c1", channel="app", role="customer", text=text,
-        intent=result, sentiment=result, model=ModelRef(name="m", version="1", tokenizer_hash="h"),
-        event_time=T, processed_time=T, model_latency_ms=1.0, end_to_end_latency_ms=1.0,
+        input_id="chat:1",
+        kind="chat",
+        source=SourceRef(topic="chat", partition=0, offset=0),
+        message_id="1",
+        conversation_id="c1",
+        channel="app",
+        role="customer",
+        text=text,
+        intent=result,
+        sentiment=result,
+        model=ModelRef(name="m", version="1", tokenizer_hash="h"),
+        event_time=T,
+        processed_time=T,
+        model_latency_ms=1.0,
+        end_to_end_latency_ms=1.0,
     )
 
 
