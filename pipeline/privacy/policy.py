@@ -90,12 +90,14 @@ class PrivacyPolicy:
         text = raw.decode("utf-8", errors="replace")
         try:
             value = json.loads(text)
+            redacted = self._redact_json(value)
         except (ValueError, RecursionError):
-            return self.redactor.redact(text).text.encode()
-        try:
-            return json.dumps(self._redact_json(value), ensure_ascii=False).encode()
-        except RecursionError:
-            return self.redactor.redact(text).text.encode()
+            as_text = self.redactor.redact(text)
+            # Unchanged bytes stay byte for byte what arrived (a replay re-sends them).
+            return as_text.text.encode() if as_text.changed else raw
+        if redacted == value:
+            return raw
+        return json.dumps(redacted, ensure_ascii=False).encode()
 
     def _redact_json(self, value: Any) -> Any:
         assert self.redactor is not None  # noqa: S101 - callers check

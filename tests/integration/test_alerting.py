@@ -39,6 +39,17 @@ from tests.integration.test_faults import LoopThread
 
 pytestmark = pytest.mark.integration
 
+#: Alert windows for a test of a minute or two: 2 s buckets, a 20 s current window, an
+#: evaluation every half second, a baseline of 100 messages is enough.
+WINDOWS: dict[str, float] = {
+    "alert_bucket_s": 2,
+    "alert_current_s": 20,
+    "alert_lateness_s": 2,
+    "alert_baseline_s": 600,
+    "alert_interval_s": 0.5,
+    "alert_min_baseline": 100,
+}
+
 
 # Alertmanager's webhook body, from https://prometheus.io/docs/alerting/latest/configuration/
 # (<webhook_config>): version "4"; extra="forbid" so a misspelt field fails.
@@ -170,12 +181,7 @@ def test_a_shift_fires_one_alert_notifies_through_500s_and_resolves(
     settings = unique_settings(
         store_url,
         tiny_model,
-        alert_bucket_s=2,
-        alert_current_s=20,
-        alert_lateness_s=2,
-        alert_baseline_s=600,
-        alert_interval_s=0.5,
-        alert_min_baseline=100,
+        **WINDOWS,
         alert_retry_max_s=1.0,
         alert_receivers=json.dumps([{"name": "oncall", "url": receiver.url}]),
     )
@@ -263,12 +269,7 @@ def test_a_restart_during_an_episode_neither_fires_it_again_nor_forgets_the_base
         tiny_model,
         bootstrap_servers=broker.bootstrap_servers,
         batch_max_wait_ms=50,
-        alert_bucket_s=2,
-        alert_current_s=20,
-        alert_lateness_s=2,
-        alert_baseline_s=600,
-        alert_interval_s=0.5,
-        alert_min_baseline=100,
+        **WINDOWS,
     )
     make_topics(settings, connection)
     negative, calm = texts_by_label(tiny_model)

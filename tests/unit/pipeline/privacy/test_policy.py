@@ -134,4 +134,7 @@ def test_dead_letter_bytes_are_a_redacted_copy_unless_raw_is_opted_in() -> None:
     escaped = b'{"text": "card \\u0034111 1111 1111 1111"}'
     assert b"[CARD]" in (PrivacyPolicy().redact_bytes(escaped) or b"")
     assert PrivacyPolicy(deadletter_raw=True).redact_bytes(value) == value
+    # Nothing to redact: the bytes are kept exactly (formatting, escapes, bad UTF-8 and all).
+    for clean in (b'{"text":  "hello"}', b"\xff\xfe not utf-8", b'{"n": 1.0e3}'):
+        assert PrivacyPolicy().redact_bytes(clean) is clean
     assert PrivacyPolicy().redact_bytes(None) is None
