@@ -30,13 +30,14 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	fi
 
-# promtool (Debian's prometheus package) for the alert-rule tests; installed if missing, never
+# promtool and the prometheus server (Debian's prometheus package) for the alert-rule tests and
+# the Grafana panels' PromQL parse; installed if missing, never
 # skipped. The package also ships the Prometheus server: without recommends (no node exporter),
 # and a server the postinst started (hosts running systemd) is stopped and disabled so nothing
 # listens on :9090 during the tests.
 promtool:
-	@if ! command -v promtool >/dev/null; then \
-		echo "installing promtool (Debian package prometheus) for the alert-rule tests"; \
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+		echo "installing promtool and prometheus (Debian package prometheus) for the rule and dashboard tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends prometheus || exit 1; \
 		if systemctl is-active --quiet prometheus 2>/dev/null; then \
