@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test unit lint system-deps promtool clean
+.PHONY: install demo test unit lint system-deps promtool browser clean
 
 # torch first: the pinned CPU build lies on this machine's disk; a looser spec
 # resolved by pip would pull a multi-GB CUDA build.
@@ -47,7 +47,16 @@ promtool:
 		fi; \
 	fi
 
-test: install system-deps promtool lint
+# Debian's chromium for the dashboard's browser tests (Playwright drives it through
+# executable_path: no browser download); installed if missing, never skipped.
+browser:
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium (Debian package) for the dashboard browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium || exit 1; \
+	fi
+
+test: install system-deps promtool browser lint
 	$(BIN)/python -m pytest
 
 unit: install

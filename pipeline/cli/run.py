@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -48,6 +49,16 @@ def demo(
     rate: Annotated[float, typer.Option(help="Replay messages per second.")] = 40.0,
     count: Annotated[int, typer.Option(help="Messages to replay.")] = 4000,
     shift: Annotated[bool, typer.Option(help="Inject a sentiment shift.")] = True,
+    dashboard: Annotated[
+        bool, typer.Option(help="Serve the analyst dashboard beside the demo.")
+    ] = True,
+    hold: Annotated[
+        bool | None,
+        typer.Option(
+            help="Keep the dashboard up after the replay until Ctrl-C "
+            "(default: when run from a terminal)."
+        ),
+    ] = None,
 ) -> None:
     """Embedded broker + training if needed + run loop + replay + metrics, with a live view."""
     from pipeline.demo.run import DemoOptions, run_demo
@@ -67,7 +78,9 @@ def demo(
         console.print(f"trained in {result.seconds:.0f} s; card: {settings.model_dir}/README.md")
     stop = stop_on_signals(settings.shutdown_timeout_s)
     try:
-        run_demo(settings, DemoOptions(duration, rate, count, shift), Console(), stop)
+        keep = sys.stdin.isatty() if hold is None else hold
+        options = DemoOptions(duration, rate, count, shift, dashboard=dashboard, hold=keep)
+        run_demo(settings, options, Console(), stop)
     except AttnwatchError as exc:
         fail(exc)
     except KeyboardInterrupt:

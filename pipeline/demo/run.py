@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from consumers.connection import KafkaConnection
 from consumers.replay import replay
 from consumers.topics import ensure_topics
 from pipeline.config import Settings
+from pipeline.demo.dashboard import dashboard_process
 from pipeline.demo.live import ReplayProgress, summary
 from pipeline.demo.scenario import ScenarioOptions, scenario
 from pipeline.health import Health
@@ -45,6 +47,10 @@ class DemoOptions:
     rate: float = 40.0
     count: int = 4000
     shift: bool = True
+    #: Serve the analyst dashboard beside the demo.
+    dashboard: bool = True
+    #: Keep the dashboard up after the replay until Ctrl-C (default: when interactive).
+    hold: bool = False
 
 
 #: Where in the replay the shift is injected (fractions of the stream).
@@ -75,6 +81,24 @@ def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
     }
     keep = settings.model_fields_set
     return settings.model_copy(update={k: v for k, v in scaled.items() if k not in keep})
+
+
+def _hold(console: Console, url: str) -> None:
+    """Keep the dashboard up after the replay until Ctrl-C or SIGTERM."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # The drain handlers (``stop_on_signals``) exit at once on a second signal, which
+    # would orphan the dashboard process; here a signal just ends the wait.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    console.print(f"replay done; the dashboard stays up at {url}: Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("stopping the dashboard")
 
 
 def _firing(settings: Settings, since: datetime) -> bool:
@@ -124,9 +148,22 @@ def run_demo(
         stop = stop if stop is not None else threading.Event()
         result: dict[str, RunReport] = {}
         errors: list[BaseException] = []
-        with service(
+        with open_store(settings.store_url):
+            pass  # the tables exist before the dashboard opens the store
+        board = (
+            dashboard_process(settings, log_dir / "dashboard.log")
+            if options.dashboard
+            else contextlib.nullcontext(None)
+        )
+        with board as dashboard_url, service(
             settings, connection, classifier=classifier, metrics=metrics, health=health
         ) as svc:
+            if options.dashboard:
+                console.print(
+                    f"[bold]dashboard[/] {dashboard_url}"
+                    if dashboard_url
+                    else "[yellow]dashboard did not start[/]: see var/logs/dashboard.log"
+                )
 
             def loop() -> None:
                 try:
@@ -184,6 +221,8 @@ def run_demo(
                 stop.set()
                 for thread in threads:
                     thread.join(timeout=30)
+            if options.hold and dashboard_url:
+                _hold(console, dashboard_url)
         if errors:
             raise errors[0]
     report = result.get("report", RunReport())
