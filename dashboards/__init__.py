@@ -1,5 +1,13 @@
-"""Analyst dashboards: the web app (later issue) and its access control (``auth``).
+"""Analyst dashboards: the web app over the analyst store, and its access control.
 
-They read the store through ``pipeline.store``'s read API; nothing imports this package.
-``auth`` makes the app refuse to listen beyond loopback without a bearer token.
+Reads the store through ``pipeline.store`` (the engine and the row conversion of
+``read_events``), the model directory's files and the ``alerts`` table; writes only its
+own ``corrections`` table and indexes.  May import ``pipeline``, ``consumers`` and
+``models``; nothing imports this package.  Modules: ``app`` (FastAPI routes), ``filters``
+(request parameters), ``forms`` (the posted form), ``queries`` (the feed's reads),
+``aggregates`` (counts over time), ``pages`` (what each chart page shows), ``charts``
+(plotly.js figures), ``shading`` (attention as HTML), ``live`` (server-sent events),
+``exports`` (CSV, Parquet), ``corrections`` (relabelling), ``model_info`` (the model
+page), ``indexes`` (the dashboard's own indexes), ``views`` (templates), ``auth`` (a
+bearer token beyond loopback), ``cli`` (serving it).
 """

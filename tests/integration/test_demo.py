@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +21,14 @@ pytestmark = pytest.mark.integration
 def scrape(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
+def page(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.read().decode()
     except OSError:
         return ""
@@ -59,21 +68,28 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
     command = demo_command(
         tiny_model, store_url, port, "--duration", "90", "--count", "2400", "--rate", "80"
     )
+    board = free_port()
+    env = {**os.environ, "ATTNWATCH_DASHBOARD_PORT": str(board)}
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
     )
     scraped = ""
+    feed = ""
     deadline = time.monotonic() + 150
     while process.poll() is None and time.monotonic() < deadline:
         text = scrape(port)
         if metric(text, "attnwatch_messages_total") > 100:
             scraped = text
+            feed = feed or page(f"http://127.0.0.1:{board}/")
         time.sleep(1)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr[-3000:]
     assert "done:" in stdout and "enriched" in stdout
 
     assert scraped, "never saw the run loop's metrics on /metrics"
+    # The analyst dashboard ran beside the demo, on the demo's store.
+    assert f"http://127.0.0.1:{board}/" in stdout
+    assert "<html" in feed and "feed" in feed.lower(), feed[:500]
     for name in (
         "attnwatch_batch_size_bucket",
         "attnwatch_model_latency_seconds_count",
@@ -107,7 +123,7 @@ def test_demo_without_a_shift_fires_no_alert(tiny_model, tmp_path):
     store_url = f"sqlite:///{tmp_path / 'calm.db'}"
     command = demo_command(
         tiny_model, store_url, free_port(), "--duration", "90", "--count", "2400", "--rate",
-        "80", "--no-shift",
+        "80", "--no-shift", "--no-dashboard",
     )
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=150)
     assert result.returncode == 0, result.stderr[-3000:]

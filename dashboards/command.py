@@ -1,0 +1,48 @@
+"""The ``attnwatch`` command: the pipeline's commands plus ``dashboard``.
+
+The console script points here.  ``pipeline`` may not import ``dashboards`` (data flows
+up into the dashboards, never back), so the two command sets are put together at the top,
+in this module; ``python -m pipeline.cli`` still runs the pipeline's commands alone.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dashboards.cli import serve
+from pipeline.cli import app
+from pipeline.cli.app import fail, state
+from pipeline.errors import AttnwatchError
+
+__all__ = ["app"]
+
+
+@app.command("dashboard")
+def dashboard_command(
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to bind; beyond loopback ATTNWATCH_DASHBOARD_TOKEN is needed."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port to bind.")] = None,
+) -> None:
+    """Serve the analyst dashboard: live feed, trends, conversations, tickers, alerts, model.
+
+    Reads the store and model given by the global options (``--store-url``,
+    ``--model-dir``).  The token comes only from the environment or the config file
+    (``ATTNWATCH_DASHBOARD_TOKEN``), never a flag, which other users could read in ``ps``.
+    """
+    update: dict[str, object] = {}
+    if host is not None:
+        update["dashboard_host"] = host
+    if port is not None:
+        update["dashboard_port"] = port
+    try:
+        serve(state.settings.model_copy(update=update))
+    except AttnwatchError as exc:
+        fail(exc)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,81 @@
+"""A message's words shaded by the attention the model gave them, as escaped HTML.
+
+Each word of the text becomes ``<span class="w" data-word=... data-weight=...>``, its
+background darker the more weight the head gave it (relative to the message's heaviest
+word) and the weight in its ``title`` for hover; the text's own spacing and line breaks
+stay.  ``data-weight`` holds the logged weight exactly (``repr`` of the float), so the
+weights a browser test reads from a message sum to what the store holds (1, or less when
+the pipeline trimmed the lowest weights to fit the topic's record size).
+
+Words are matched in order against the attention list, which the pipeline logs over the
+text's whitespace words; a word whose weight was trimmed gets a span without
+``data-weight``.  If the list does not follow the text at all (e.g. a text edited after
+classification), the logged words are shown instead, so no weight is ever dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from markupsafe import Markup, escape
+
+#: Background colour per task (Okabe-Ito sky blue and orange: black text stays readable
+#: on both at full strength, contrast above 8:1).
+COLOURS = {"intent": (86, 180, 233), "sentiment": (230, 159, 0)}
+#: Opacity of the heaviest word; lighter words scale down from it.
+MAX_ALPHA = 0.85
+
+_TOKENS = re.compile(r"(\s+)")
+
+
+def _weights(attention: Sequence[Mapping[str, Any]] | None) -> list[tuple[str, float]]:
+    return [(str(a.get("word", "")), float(a.get("weight", 0.0))) for a in attention or ()]
+
+
+def _span(word: str, weight: float | None, heaviest: float, task: str) -> str:
+    if weight is None:
+        return (
+            f'<span class="w" data-word="{escape(word)}" title="weight not logged">'
+            f"{escape(word)}</span>"
+        )
+    red, green, blue = COLOURS.get(task, COLOURS["sentiment"])
+    alpha = MAX_ALPHA * weight / heaviest if heaviest > 0 else 0.0
+    return (
+        f'<span class="w" data-word="{escape(word)}" data-weight="{weight!r}" '
+        f'title="{escape(word)}: {task} attention {weight:.3f}" '
+        f'style="background-color: rgba({red}, {green}, {blue}, {alpha:.2f})">'
+        f"{escape(word)}</span>"
+    )
+
+
+def shade(text: str, attention: Sequence[Mapping[str, Any]] | None, task: str) -> Markup:
+    """``text`` as HTML with each word shaded by its weight in ``attention`` (``task``'s)."""
+    weights = _weights(attention)
+    heaviest = max((w for _, w in weights), default=0.0)
+    parts: list[str] = []
+    next_weight = 0
+    for token in _TOKENS.split(text):
+        if not token:
+            continue
+        if token.isspace():
+            parts.append(str(escape(token)))
+            continue
+        weight: float | None = None
+        if next_weight < len(weights) and weights[next_weight][0] == token:
+            weight = weights[next_weight][1]
+            next_weight += 1
+        parts.append(_span(token, weight, heaviest, task))
+    if next_weight < len(weights):
+        # The list does not follow the text: show the words as logged, weights and all.
+        parts = [_span(word, weight, heaviest, task) for word, weight in weights]
+        return Markup(" ".join(parts))  # noqa: S704 (every piece escaped in _span)
+    return Markup("".join(parts))  # noqa: S704 (every piece escaped above)
+
+
+def top_words(attention: Sequence[Mapping[str, Any]] | None, n: int = 3) -> list[tuple[str, float]]:
+    """The ``n`` heaviest words and their weights, heaviest first (ties in text order)."""
+    weights = _weights(attention)
+    order = sorted(range(len(weights)), key=lambda i: -weights[i][1])
+    return [weights[i] for i in order[:n]]

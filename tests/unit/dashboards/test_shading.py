@@ -1,0 +1,83 @@
+"""Attention as shaded HTML: one span per word, exact weights, escaped, spacing kept."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dashboards.shading import shade, top_words
+from tests.unit.dashboards.html import shaded_spans
+
+
+def weights(text: str) -> list[dict[str, object]]:
+    words = text.split()
+    raw = [i + 1.0 for i in range(len(words))]
+    return [{"word": w, "weight": x / sum(raw)} for w, x in zip(words, raw)]
+
+
+def spans(html: str):
+    return shaded_spans(f'<p data-attention="x">{html}</p>')
+
+
+def test_every_word_is_a_span_with_its_exact_weight():
+    text = "my card was declined"
+    attention = weights(text)
+    found = spans(shade(text, attention, "sentiment"))
+    assert [s["data-word"] for s in found] == text.split()
+    assert [float(s["data-weight"]) for s in found] == [a["weight"] for a in attention]
+    assert sum(float(s["data-weight"]) for s in found) == pytest.approx(1.0)
+
+
+def test_the_heaviest_word_is_darkest_and_the_weight_is_in_the_title():
+    html = str(shade("a b", [{"word": "a", "weight": 0.2}, {"word": "b", "weight": 0.8}], "intent"))
+    assert "rgba(86, 180, 233, 0.85)" in html  # b, the heaviest
+    assert "rgba(86, 180, 233, 0.21)" in html  # a: 0.2 / 0.8 of it
+    assert 'title="b: intent attention 0.800"' in html
+
+
+def test_text_is_escaped_and_spacing_kept():
+    text = '<script>alert("x")</script>\nnext  line'
+    html = str(shade(text, weights(text), "sentiment"))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "</span>\n<span" in html and "</span>  <span" in html
+
+
+def test_words_whose_weight_was_trimmed_have_no_weight():
+    # The pipeline drops the lowest weights to fit a record: the rest still line up.
+    text = "one two three four"
+    attention = [{"word": "one", "weight": 0.5}, {"word": "four", "weight": 0.3}]
+    found = spans(shade(text, attention, "sentiment"))
+    assert [s["data-word"] for s in found] == ["one", "two", "three", "four"]
+    assert [s.get("data-weight") for s in found] == ["0.5", None, None, "0.3"]
+
+
+def test_attention_that_does_not_follow_the_text_is_shown_as_logged():
+    found = spans(shade("completely different words", weights("other text here"), "intent"))
+    assert [s["data-word"] for s in found] == ["other", "text", "here"]
+    assert sum(float(s["data-weight"]) for s in found) == pytest.approx(1.0)
+
+
+def test_no_attention_leaves_plain_spans():
+    found = spans(shade("hello there", None, "sentiment"))
+    assert [s.get("data-weight") for s in found] == [None, None]
+
+
+def test_top_words():
+    attention = weights("a b c d")
+    assert top_words(attention, 2) == [("d", 0.4), ("c", 0.3)]
+
+
+@given(
+    st.lists(
+        st.text(min_size=1).filter(lambda w: not any(c.isspace() for c in w)),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_weights_always_sum_to_the_logged_total(words):
+    text = " ".join(words)
+    attention = weights(text)
+    found = spans(shade(text, attention, "sentiment"))
+    total = sum(float(s["data-weight"]) for s in found if s.get("data-weight"))
+    assert total == pytest.approx(sum(a["weight"] for a in attention))
