@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from dashboards.filters import EventFilter, Window
 from dashboards.queries import conditions
+from pipeline.alerting.windows import epoch_seconds
 from pipeline.store.alerts import alerts_table
 from pipeline.store.engine import store_errors
 from pipeline.store.tables import events_table
@@ -72,13 +73,6 @@ class Episode:
     ends_at: datetime | None
 
 
-def _epoch_seconds(column: Any, dialect: str) -> sa.ColumnElement[int]:
-    """Whole seconds since 1970 of a stored time (SQLite keeps naive UTC text)."""
-    if dialect == "sqlite":
-        return sa.cast(sa.func.strftime("%s", column), sa.Integer)
-    return sa.cast(sa.func.floor(sa.extract("epoch", column)), sa.BigInteger)
-
-
 def sentiment_counts(
     engine: Engine, f: EventFilter, window: Window, bucket_s: int, by: str | None = None
 ) -> list[Count]:
@@ -89,7 +83,7 @@ def sentiment_counts(
     no channel) and the JSON list for ``ticker``; :func:`overall` and :func:`by_group`
     turn one result into both charts, so the window is scanned once.
     """
-    epoch = _epoch_seconds(_T.c.event_time, engine.dialect.name)
+    epoch = epoch_seconds(_T.c.event_time, engine.dialect.name)
     group: Any = GROUPINGS[by] if by is not None else sa.literal("all")
     # The bucket is computed in a subquery and grouped by its name: PostgreSQL would not
     # see two copies of an expression with bound values as the same GROUP BY key.

@@ -55,7 +55,7 @@ class Bucket:
         return (self.stream, self.scope_kind, self.scope)
 
 
-def _epoch_seconds(column: sa.ColumnElement[datetime], dialect: str) -> sa.ColumnElement[int]:
+def epoch_seconds(column: sa.ColumnElement[datetime], dialect: str) -> sa.ColumnElement[int]:
     """Whole seconds since 1970 (UTC) of a ``UTCDateTime`` column, in SQL."""
     if dialect == "sqlite":
         # UTCDateTime stores naive UTC text ("2025-03-01 12:00:00.123456") in SQLite,
@@ -126,7 +126,7 @@ def _bucket_query(
     scope_kind: ScopeKind, since: datetime, until: datetime, bucket_s: int, dialect: str
 ) -> sa.Select[Any]:
     e = events_table
-    bucket = _epoch_seconds(e.c.event_time, dialect) // sa.literal(bucket_s, sa.BigInteger)
+    bucket = epoch_seconds(e.c.event_time, dialect) // sa.literal(bucket_s, sa.BigInteger)
     rows = (
         _scope_rows(scope_kind, bucket, dialect)
         .where(e.c.event_time >= since, e.c.event_time < until)
