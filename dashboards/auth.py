@@ -11,10 +11,12 @@ The middleware is plain ASGI (no framework import), so FastAPI or Starlette can 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from pydantic import SecretStr
 
@@ -28,6 +30,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Paths answered without a token: a load balancer's health check carries none.
 OPEN_PATHS = frozenset({"/healthz"})
+#: Where a browser trades the token for a session cookie.
+LOGIN_PATH = "/login"
+SESSION_COOKIE = "attnwatch_session"
+_HTML = [(b"content-type", b"text/html; charset=utf-8")]
+
 #: Shortest token accepted: shorter ones can be guessed by trying.
 MIN_TOKEN_LENGTH = 16
 _SCHEME = "bearer"
@@ -109,13 +116,47 @@ class BearerTokenMiddleware:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in self._open_paths:
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "http" and scope.get("path") == LOGIN_PATH:
+            await self._login(scope, receive, send)
+            return
         header = _header(scope, b"authorization")
-        if authorized(header, self._token):
+        if authorized(header, self._token) or self._has_session(scope):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
+        elif scope.get("method") == "GET" and "text/html" in (_header(scope, b"accept") or ""):
+            await _respond(send, 303, b"", [(b"location", LOGIN_PATH.encode())])
         else:
             await _unauthorized(send, presented=header is not None)
+
+    def _has_session(self, scope: Scope) -> bool:
+        presented = _cookie(_header(scope, b"cookie"), SESSION_COOKIE)
+        return presented is not None and hmac.compare_digest(
+            presented.encode("latin-1", "replace"), session_value(self._token).encode()
+        )
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /login``: a form for the token; ``POST``: a session cookie if it is right.
+
+        Browsers cannot add an ``Authorization`` header to page loads or server-sent
+        events, so an analyst proves the token once and the browser keeps a cookie that
+        holds an HMAC of the token (never the token itself), ``HttpOnly``,
+        ``SameSite=Strict``, ``Secure`` over HTTPS.
+        """
+        if scope.get("method") != "POST":
+            await _respond(send, 200, _login_page(failed=False), _HTML)
+            return
+        body = await _read_body(receive, limit=4096)
+        presented = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
+        if not authorized(f"Bearer {presented}", self._token):
+            await _respond(send, 401, _login_page(failed=True), _HTML)
+            return
+        secure = "; Secure" if scope.get("scheme") == "https" else ""
+        cookie = (
+            f"{SESSION_COOKIE}={session_value(self._token)}; Path=/; HttpOnly; "
+            f"SameSite=Strict{secure}"
+        )
+        await _respond(send, 303, b"", [(b"location", b"/"), (b"set-cookie", cookie.encode())])
 
 
 def guard(app: ASGIApp, host: str, token: SecretStr | None) -> ASGIApp:
@@ -124,6 +165,59 @@ def guard(app: ASGIApp, host: str, token: SecretStr | None) -> ASGIApp:
     if token is None or not token.get_secret_value():  # an empty variable means unset
         return app
     return BearerTokenMiddleware(app, token)
+
+
+def session_value(token: SecretStr) -> str:
+    """The session cookie's value for ``token``: an HMAC, so the cookie never holds the token."""
+    key = token.get_secret_value().encode("utf-8")
+    return hmac.new(key, b"attnwatch-dashboard-session", hashlib.sha256).hexdigest()
+
+
+def _cookie(header: str | None, name: str) -> str | None:
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if len(body) > limit or not message.get("more_body"):
+            return body[:limit]
+
+
+def _login_page(*, failed: bool) -> bytes:
+    error = '<p role="alert">That token is not right.</p>' if failed else ""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>attnwatch: sign in</title></head><body><main>"
+        "<h1>attnwatch dashboard</h1>"
+        f'{error}<form method="post" action="{LOGIN_PATH}">'
+        '<label for="token">Dashboard token</label> '
+        '<input id="token" name="token" type="password" autocomplete="current-password" required>'
+        ' <button type="submit">Sign in</button></form></main></body></html>'
+    ).encode()
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *headers,
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

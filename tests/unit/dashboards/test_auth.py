@@ -181,3 +181,48 @@ def test_nothing_is_authorized_without_a_configured_token():
     assert not authorized(None, TOKEN)
     with pytest.raises(ValueError, match="non-empty"):
         BearerTokenMiddleware(Dashboard(), SecretStr(""))
+
+
+def browser_call(app: Any, path: str, *, method: str = "GET", body: bytes = b"",
+                 cookie: str | None = None) -> list[dict[str, Any]]:
+    """A browser's request: it asks for HTML and sends cookies, never a bearer header."""
+    headers = [(b"host", b"dashboard.example"), (b"accept", b"text/html,*/*")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie.encode("latin-1")))
+    scope = {"type": "http", "path": path, "method": method, "headers": headers,
+             "scheme": "http"}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_a_browser_signs_in_once_and_then_gets_pages_by_its_cookie() -> None:
+    inner = Dashboard()
+    app = BearerTokenMiddleware(inner, TOKEN)
+    # Without a session a page load is sent to the sign-in form, not given a bare 401.
+    first = browser_call(app, "/")
+    assert status(first) == 303 and headers(first)[b"location"] == b"/login"
+    form = browser_call(app, "/login")
+    assert status(form) == 200 and b'<label for="token">' in form[1]["body"]
+    # A wrong token: 401 and the form again, no cookie.
+    wrong = browser_call(app, "/login", method="POST", body=b"token=nope")
+    assert status(wrong) == 401 and b"set-cookie" not in headers(wrong)
+    # The right one: a cookie that is not the token itself.
+    secret = TOKEN.get_secret_value()
+    ok = browser_call(app, "/login", method="POST", body=f"token={secret}".encode())
+    assert status(ok) == 303
+    cookie = headers(ok)[b"set-cookie"].decode()
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and secret not in cookie
+    session = cookie.split(";")[0]
+    page = browser_call(app, "/alerts", cookie=session)
+    assert status(page) == 200 and inner.seen == ["/alerts"]
+    # A forged or stale cookie is worth nothing.
+    forged = browser_call(app, "/alerts", cookie="attnwatch_session=" + "0" * 64)
+    assert status(forged) == 303 and inner.seen == ["/alerts"]
