@@ -9,5 +9,7 @@ own ``corrections`` table and indexes.  May import ``pipeline``, ``consumers`` a
 (plotly.js figures), ``shading`` (attention as HTML), ``live`` (server-sent events),
 ``exports`` (CSV, Parquet), ``corrections`` (relabelling), ``model_info`` (the model
 page), ``indexes`` (the dashboard's own indexes), ``views`` (templates), ``auth`` (a
-bearer token beyond loopback), ``cli`` (serving it).
+bearer token beyond loopback), ``cli`` (serving it; the report command), ``report`` (the
+self-contained HTML report), ``command`` (the ``attnwatch`` script: the pipeline's commands
+plus these), ``screenshots`` (the README's pictures).
 """

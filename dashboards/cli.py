@@ -1,14 +1,16 @@
-"""Serving the dashboard: ``serve(settings)`` and the Typer command ``dashboard``.
+"""Serving the dashboard (``serve(settings)``, the Typer command ``dashboard``) and ``report``.
 
 ``python -m dashboards`` runs the command; the ``attnwatch`` CLI can register
 :func:`dashboard` as a command (it takes its own ``--config``, ``--store-url`` and
 ``--model-dir``, since it cannot see another app's global options) or call
 :func:`serve` with the settings it already has.  The bind is checked before anything is
 opened: a non-loopback ``dashboard_host`` without ``dashboard_token`` is refused.
+:func:`report` writes the self-contained HTML summary of :mod:`dashboards.report`.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,9 +19,12 @@ import uvicorn
 
 from dashboards.app import create_app
 from dashboards.auth import check_bind
+from dashboards.filters import WINDOWS, BadParameter, Window, parse_time, parse_window
+from dashboards.report import build_report
 from pipeline.config import Settings, load_settings
 from pipeline.errors import AttnwatchError
 from pipeline.logs import configure_logging
+from pipeline.store import open_store
 
 #: Seconds uvicorn waits for open requests (live streams) when asked to stop.
 GRACEFUL_SHUTDOWN_S = 5
@@ -79,3 +84,73 @@ def dashboard(
     except AttnwatchError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
+
+
+def report_window(since: str, until: str | None, now: datetime) -> Window:
+    """The window of ``--since`` (a preset such as ``24h``, or an ISO time) and ``--until``.
+
+    Raises :class:`~dashboards.filters.BadParameter`.
+    """
+    end = parse_time(until, "until")
+    if since.strip() in WINDOWS:
+        return parse_window(since.strip(), None, end, now)
+    try:
+        start = parse_time(since, "since")
+    except BadParameter as exc:
+        msg = f"{exc}, or one of {', '.join(WINDOWS)}"
+        raise BadParameter(msg) from None
+    return parse_window(None, start, end, now)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024**2:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024**2:.1f} MiB"
+
+
+def report(
+    since: Annotated[
+        str,
+        typer.Option(
+            help=f"Window: one of {', '.join(WINDOWS)} back from --until, or an ISO time."
+        ),
+    ] = "24h",
+    out: Annotated[Path, typer.Option(help="HTML file to write (replaced if it exists).")] = Path(
+        "report.html"
+    ),
+    until: Annotated[
+        str | None, typer.Option(help="End of the window, ISO 8601 (default: now); UTC if no zone.")
+    ] = None,
+    title: Annotated[str, typer.Option(help="Heading of the report.")] = "attnwatch report",
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file of settings (also ATTNWATCH_CONFIG).")
+    ] = None,
+    store_url: Annotated[
+        str | None, typer.Option(help="sqlite:///PATH or postgresql://user:pass@host/db.")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML summary of a window that an analyst can mail around.
+
+    Volume, sentiment share (overall and per channel), negative share by channel and
+    ticker, intent mix, the alert episodes with their evidence, and the most negative
+    messages with their words shaded by attention.  Charts and styles are inside the file;
+    opening it loads nothing from the network.
+    """
+    try:
+        settings = load_settings(config, store_url=store_url)
+        configure_logging(settings.log_level, settings.log_format)
+        window = report_window(since, until, datetime.now(UTC))
+        with open_store(settings.store_url) as store:
+            document = build_report(store.engine, window, title=title)
+    except (AttnwatchError, BadParameter) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    try:
+        out.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        typer.secho(f"error: could not write {out}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    size = out.stat().st_size
+    typer.echo(f"wrote {out} ({_size(size)}, {size} bytes)")

@@ -1,4 +1,4 @@
-"""The ``attnwatch`` command: the pipeline's commands plus ``dashboard``.
+"""The ``attnwatch`` command: the pipeline's commands plus ``dashboard`` and ``report``.
 
 The console script points here.  ``pipeline`` may not import ``dashboards`` (data flows
 up into the dashboards, never back), so the two command sets are put together at the top,
@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from dashboards.cli import serve
+from dashboards.cli import report, serve
 from pipeline.cli import app
 from pipeline.cli.app import fail, state
 from pipeline.errors import AttnwatchError
@@ -43,6 +43,10 @@ def dashboard_command(
     except AttnwatchError as exc:
         fail(exc)
 
+
+# The report takes its own --store-url (and --config): it is also run on its own, e.g. from
+# cron, where no global options are given.
+app.command("report")(report)
 
 if __name__ == "__main__":
     app()
