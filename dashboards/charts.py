@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from dashboards.aggregates import Count, Episode
+from dashboards.aggregates import Count, Episode, bucket_seconds
 from dashboards.filters import Window
 
 Figure = dict[str, Any]
@@ -119,6 +119,11 @@ def episode_marks(episodes: Iterable[Episode], window: Window) -> dict[str, list
     return {"shapes": shapes, "annotations": notes}
 
 
+def _bar_width_ms(window: Window) -> float:
+    """A bar nine tenths as wide as the window's bucket, in milliseconds (plotly's date unit)."""
+    return bucket_seconds(window) * 1000 * 0.9
+
+
 def _by_bucket(counts: Iterable[Count]) -> dict[datetime, dict[str, int]]:
     table: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SENTIMENTS, 0))
     for c in counts:
@@ -130,26 +135,28 @@ def _by_bucket(counts: Iterable[Count]) -> dict[datetime, dict[str, int]]:
 def sentiment_share(
     counts: Sequence[Count], window: Window, episodes: Sequence[Episode], title: str
 ) -> Figure:
-    """Stacked shares of negative, neutral and positive per bucket."""
+    """Stacked shares of negative, neutral and positive per bucket, one bar per bucket.
+
+    Bars, not stacked areas: an area over a single bucket (a burst, the first minutes of a
+    store) has no width and draws nothing; a bar of the bucket's width always shows.
+    """
     table = _by_bucket(counts)
     x = [plot_time(b) for b in table]
     totals = [sum(v.values()) for v in table.values()]
     data = [
         {
-            "type": "scatter",
-            "mode": "lines",
-            "stackgroup": "share",
+            "type": "bar",
             "name": label,
             "x": x,
             "y": [v[label] / t for v, t in zip(table.values(), totals, strict=True)],
+            "width": [_bar_width_ms(window)] * len(x),
             "customdata": [v[label] for v in table.values()],
-            "line": {"color": SENTIMENT_COLOURS[label], "width": 1},
-            "fillcolor": SENTIMENT_COLOURS[label],
+            "marker": {"color": SENTIMENT_COLOURS[label]},
             "hovertemplate": f"{label}: %{{y:.0%}} (%{{customdata}} messages)<extra></extra>",
         }
         for label in SENTIMENTS
     ]
-    layout = _layout(title, window, **episode_marks(episodes, window))
+    layout = _layout(title, window, barmode="stack", **episode_marks(episodes, window))
     layout["yaxis"] = {"title": {"text": "share of messages"}, "tickformat": ".0%", "range": [0, 1]}
     return {"data": data, "layout": layout}
 
@@ -199,6 +206,9 @@ def volume(
             "name": label,
             "x": x,
             "y": [v[label] for v in table.values()],
+            # Without a width plotly guesses one from the spacing of the dates, and a
+            # single bucket has none: it drew a 1 px hairline.
+            "width": [_bar_width_ms(window)] * len(x),
             "marker": {"color": SENTIMENT_COLOURS[label]},
         }
         for label in SENTIMENTS

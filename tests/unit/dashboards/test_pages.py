@@ -34,7 +34,7 @@ def test_trends_counts_shares_and_alert_bands(client):
     assert body["total"] == N_CHATS + N_NEWS
     share = body["figures"]["share"]
     assert [t["name"] for t in share["data"]] == ["negative", "neutral", "positive"]
-    assert [t["line"]["color"] for t in share["data"]] == list(SENTIMENT_COLOURS.values())
+    assert [t["marker"]["color"] for t in share["data"]] == list(SENTIMENT_COLOURS.values())
     for i in range(len(share["data"][0]["x"])):
         assert sum(t["y"][i] for t in share["data"]) == pytest.approx(1.0)
     assert sum(sum(t["customdata"]) for t in share["data"]) == N_CHATS + N_NEWS
