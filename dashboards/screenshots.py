@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import typer
 from playwright.sync_api import APIRequestContext, Page, Route, ViewportSize, sync_playwright
@@ -61,8 +62,17 @@ def newest(request: APIRequestContext, stream: str) -> dict[str, Any] | None:
 
 def shots(request: APIRequestContext) -> list[Shot]:
     """The pages to capture, the conversation and the ticker taken from the newest events."""
-    chosen = [Shot("feed", "/"), Shot("trends", "/trends")]
+    chosen = [Shot("feed", "/")]
     chat = newest(request, "chat")
+    if chat is not None and chat.get("event_time"):
+        # The last quarter hour up to the newest message: a demo's few minutes fill the
+        # charts instead of a sliver at the end of the default day.
+        until = datetime.fromisoformat(str(chat["event_time"])) + timedelta(minutes=1)
+        since = until - timedelta(minutes=15)
+        query = urlencode({"since": since.isoformat(), "until": until.isoformat()})
+        chosen.append(Shot("trends", f"/trends?{query}"))
+    else:
+        chosen.append(Shot("trends", "/trends"))
     if chat is not None and chat.get("conversation_id"):
         chosen.append(Shot("conversation", f"/conversations/{quote(chat['conversation_id'])}"))
     else:
