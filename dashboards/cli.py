@@ -26,6 +26,19 @@ from pipeline.errors import AttnwatchError
 from pipeline.logs import configure_logging
 from pipeline.store import open_store
 
+#: Options shared by the commands here and by ``dashboards.command``.
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="TOML file of settings (also ATTNWATCH_CONFIG).")
+]
+StoreUrlOption = Annotated[
+    str | None, typer.Option(help="sqlite:///PATH or postgresql://user:pass@host/db.")
+]
+HostOption = Annotated[
+    str | None,
+    typer.Option(help="Address to bind; beyond loopback ATTNWATCH_DASHBOARD_TOKEN is needed."),
+]
+PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port to bind.")]
+
 #: Seconds uvicorn waits for open requests (live streams) when asked to stop.
 GRACEFUL_SHUTDOWN_S = 5
 
@@ -50,20 +63,13 @@ def serve(settings: Settings) -> None:
 
 
 def dashboard(
-    config: Annotated[
-        Path | None, typer.Option(help="TOML file of settings (also ATTNWATCH_CONFIG).")
-    ] = None,
-    store_url: Annotated[
-        str | None, typer.Option(help="sqlite:///PATH or postgresql://user:pass@host/db.")
-    ] = None,
+    config: ConfigOption = None,
+    store_url: StoreUrlOption = None,
     model_dir: Annotated[
         Path | None, typer.Option(help="Saved model directory (for the model page, labels).")
     ] = None,
-    host: Annotated[
-        str | None,
-        typer.Option(help="Address to bind; beyond loopback ATTNWATCH_DASHBOARD_TOKEN is needed."),
-    ] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port to bind.")] = None,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> None:
     """Serve the analyst dashboard: live feed, trends, conversations, tickers, alerts, model.
 
@@ -124,12 +130,8 @@ def report(
         str | None, typer.Option(help="End of the window, ISO 8601 (default: now); UTC if no zone.")
     ] = None,
     title: Annotated[str, typer.Option(help="Heading of the report.")] = "attnwatch report",
-    config: Annotated[
-        Path | None, typer.Option(help="TOML file of settings (also ATTNWATCH_CONFIG).")
-    ] = None,
-    store_url: Annotated[
-        str | None, typer.Option(help="sqlite:///PATH or postgresql://user:pass@host/db.")
-    ] = None,
+    config: ConfigOption = None,
+    store_url: StoreUrlOption = None,
 ) -> None:
     """Write a self-contained HTML summary of a window that an analyst can mail around.
 

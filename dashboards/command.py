@@ -7,11 +7,7 @@ in this module; ``python -m pipeline.cli`` still runs the pipeline's commands al
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
-from dashboards.cli import report, serve
+from dashboards.cli import HostOption, PortOption, report, serve
 from pipeline.cli import app
 from pipeline.cli.app import fail, state
 from pipeline.errors import AttnwatchError
@@ -21,11 +17,8 @@ __all__ = ["app"]
 
 @app.command("dashboard")
 def dashboard_command(
-    host: Annotated[
-        str | None,
-        typer.Option(help="Address to bind; beyond loopback ATTNWATCH_DASHBOARD_TOKEN is needed."),
-    ] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port to bind.")] = None,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> None:
     """Serve the analyst dashboard: live feed, trends, conversations, tickers, alerts, model.
 
