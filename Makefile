@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test unit lint system-deps promtool browser clean
+.PHONY: install demo test unit lint bench system-deps promtool browser clean
 
 # torch first: the pinned CPU build lies on this machine's disk; a looser spec
 # resolved by pip would pull a multi-GB CUDA build.
@@ -22,6 +22,11 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/attnwatch --log-format console --log-level WARNING demo --duration $(DURATION)
+
+# The throughput harness (issue 14): limit vs naive vs the run loop, one run, on the embedded
+# broker; results, plot and profile in bench/results/.
+bench: install
+	$(BIN)/python -m bench.harness --out bench/results --profile
 
 # PostgreSQL (initdb/pg_ctl) for the store tests; installed if missing, never skipped.
 system-deps:

@@ -1,0 +1,141 @@
+"""One harness run: build the mix, then the limit, the naive loop and the run loop, back to back."""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from consumers.connection import KafkaConnection
+from models.classifier import AttentionTextClassifier
+
+from . import kafka_io
+from .child import run_in_child
+from .kafka_io import Topics
+from .limit import LimitResult, measure_limit
+from .mix import MixOptions, MixStats, build, describe, unit_texts
+from .naive import NaiveResult, run_naive, warm_up
+from .pipeline_run import PipelinePlan, PipelineSide
+from .report import machine_details
+from .rss import peak_rss_bytes
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    """What to measure; the defaults are issue 14's reference run."""
+
+    model_dir: Path = Path("var/models/default")
+    count: int = 2000
+    batch_sizes: tuple[int, ...] = (8, 32, 64)
+    device: str = "cpu"
+    #: Offered loads of the paced runs, as fractions of the best backlog throughput.
+    loads: tuple[float, ...] = (0.5, 0.9)
+    paced_count: int = 1000
+    batch_wait_ms: int = 200
+    limit_batch_sizes: tuple[int, ...] = (16, 64, 128)
+    limit_repeats: int = 2
+    partitions: int = 3
+    torch_threads: int = 0
+    seed: int = 0
+    timeout_s: float = 900.0
+    progress: bool = True
+    profile: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            msg = f"batch sizes must be >= 1, got {list(self.batch_sizes)}"
+            raise ValueError(msg)
+        if any(not 0 < load <= 1.5 for load in self.loads):
+            msg = f"loads are fractions of the sustainable rate in (0, 1.5], got {self.loads}"
+            raise ValueError(msg)
+        if self.paced_count < 1 or self.count < 1:
+            msg = "count and paced_count must be >= 1"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class HarnessResult:
+    """Everything one run measured, with where and on what."""
+
+    options: HarnessOptions
+    model: str
+    produced: int
+    mix: MixStats
+    limit: LimitResult
+    naive: NaiveResult
+    pipeline: PipelineSide
+    harness_peak_rss_bytes: int
+    machine: dict[str, str] = field(default_factory=dict)
+    started_at: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (paths as strings)."""
+        data = asdict(self)
+        data["options"]["model_dir"] = str(self.options.model_dir)
+        return data
+
+
+def run_harness(options: HarnessOptions, connection: KafkaConnection) -> HarnessResult:
+    """Measure the three sides on one mix through the broker at ``connection``."""
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    if options.torch_threads:
+        torch.set_num_threads(options.torch_threads)
+    mix_options = MixOptions(count=options.count, seed=options.seed)
+    messages = build(mix_options)
+    per_message = unit_texts(messages, mix_options.max_sentences)
+    stats = describe(mix_options, messages, per_message)
+
+    limit = measure_limit(options.model_dir, per_message, device=options.device,
+                          batch_sizes=options.limit_batch_sizes, repeats=options.limit_repeats,
+                          progress=options.progress)
+    gc.collect()
+
+    inputs = Topics.fresh("in")
+    kafka_io.create(connection, inputs, options.partitions)
+    kafka_io.produce(connection, inputs, messages, progress=options.progress, desc="backlog")
+
+    classifier = AttentionTextClassifier(options.model_dir, options.device)
+    model = f"{classifier.info.name}@{classifier.info.version}"
+    warm_up(classifier, [units[0] for units in per_message])
+    naive = run_naive(connection, inputs.with_fresh_outputs("naive"), len(messages), classifier,
+                      max_sentences=mix_options.max_sentences, progress=options.progress)
+    del classifier
+    gc.collect()
+
+    plan = PipelinePlan(
+        model_dir=options.model_dir,
+        device=options.device,
+        connection=connection,
+        inputs=inputs,
+        count=len(messages),
+        batch_sizes=options.batch_sizes,
+        batch_wait_ms=options.batch_wait_ms,
+        loads=options.loads,
+        paced_count=options.paced_count,
+        partitions=options.partitions,
+        torch_threads=options.torch_threads,
+        timeout_s=options.timeout_s,
+        progress=options.progress,
+        profile=options.profile,
+    )
+    pipeline = run_in_child(plan, messages)
+    return HarnessResult(
+        options=options,
+        model=model,
+        produced=len(messages),
+        mix=stats,
+        limit=limit,
+        naive=naive,
+        pipeline=pipeline,
+        harness_peak_rss_bytes=peak_rss_bytes(),
+        machine=machine_details(options.device, pipeline.torch_threads),
+        started_at=started_at.isoformat(timespec="seconds"),
+        seconds=round(time.monotonic() - clock, 1),
+    )
