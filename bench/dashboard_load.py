@@ -36,7 +36,7 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboards.app import create_app  # noqa: E402
+from dashboards.web.app import create_app  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 from pipeline.store import open_store  # noqa: E402
 from pipeline.store.alerts import AlertTable  # noqa: E402

@@ -17,10 +17,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from dashboards.app import create_app
-from dashboards.auth import check_bind
-from dashboards.filters import WINDOWS, BadParameter, Window, parse_time, parse_window
+from dashboards.data.filters import WINDOWS, BadParameter, Window, parse_time, parse_window
 from dashboards.report import build_report
+from dashboards.web.app import create_app
+from dashboards.web.auth import check_bind
 from pipeline.config import Settings, load_settings
 from pipeline.errors import AttnwatchError
 from pipeline.logs import configure_logging
@@ -95,7 +95,7 @@ def dashboard(
 def report_window(since: str, until: str | None, now: datetime) -> Window:
     """The window of ``--since`` (a preset such as ``24h``, or an ISO time) and ``--until``.
 
-    Raises :class:`~dashboards.filters.BadParameter`.
+    Raises :class:`~dashboards.data.filters.BadParameter`.
     """
     end = parse_time(until, "until")
     if since.strip() in WINDOWS:

@@ -2,7 +2,7 @@
 
 One document: counts for the window, the trend charts, the alert episodes with their
 evidence and rising words, and the most negative messages with their words shaded by
-attention.  Figures come from :mod:`dashboards.charts` over :mod:`dashboards.aggregates`
+attention.  Figures come from :mod:`dashboards.web.charts` over :mod:`dashboards.data.aggregates`
 (the same counts as the trends page); plotly.js is embedded once, from the plotly wheel,
 and draws every figure from its inline JSON.  The stylesheet is the dashboard's own,
 inlined.  Nothing in the file points outside it, and its Content-Security-Policy forbids
@@ -22,10 +22,11 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from dashboards import aggregates, charts, views
-from dashboards.corrections import CorrectionTable
-from dashboards.filters import EventFilter, Window
-from dashboards.queries import EventRow, Queries, conditions
+from dashboards.data import aggregates
+from dashboards.data.corrections import CorrectionTable
+from dashboards.data.filters import EventFilter, Window
+from dashboards.data.queries import EventRow, Queries, conditions
+from dashboards.web import charts, views
 from pipeline.alerting.model import AlertEvent
 from pipeline.store.alerts import AlertTable
 from pipeline.store.engine import store_errors

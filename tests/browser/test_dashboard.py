@@ -37,7 +37,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sy
 
 from consumers.broker import free_port
 from consumers.connection import KafkaConnection
-from dashboards.app import create_app
+from dashboards.web.app import create_app
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.config import Settings
 from pipeline.store import open_store, read_events
@@ -55,7 +55,7 @@ pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 N_VALID, N_BAD = 190, 10
-#: Background colours of shaded words per task (dashboards.shading.COLOURS).
+#: Background colours of shaded words per task (dashboards.web.shading.COLOURS).
 SENTIMENT_RGB, INTENT_RGB = (230, 159, 0), (86, 180, 233)
 #: Milliseconds a browser-side wait may take (a page here loads in well under one second).
 WAIT_MS = 15_000
@@ -404,13 +404,13 @@ def test_the_trend_charts_show_a_burst_within_one_bucket(tab: Tab) -> None:
     if max(widths["share"], default=0) < 1:
         problems.append(
             f"the sentiment share chart draws nothing (area widths {widths['share']} px): "
-            "dashboards/charts.py sentiment_share draws each label as a stacked area "
+            "dashboards/web/charts.py sentiment_share draws each label as a stacked area "
             '(mode "lines", no markers), which has no width when the window holds one bucket'
         )
     if max(widths["volume"], default=0) < 3:
         problems.append(
             f"the volume chart's bars are hairlines ({max(widths['volume'], default=0)} px "
-            "wide): dashboards/charts.py volume sets no bar width, and with a single date "
+            "wide): dashboards/web/charts.py volume sets no bar width, and with a single date "
             "on the x axis plotly cannot infer one from the spacing of the buckets"
         )
     if problems:

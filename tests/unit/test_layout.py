@@ -28,6 +28,11 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "demo": {"", "privacy", "store", "sinks", "alerting", "stream", "demo"},
         "cli": {"", "privacy", "store", "sinks", "alerting", "stream", "demo", "cli"},
     },
+    "dashboards": {
+        "data": {"data"},
+        "web": {"data", "web"},
+        "": {"", "data", "web"},
+    },
     "models": {
         "data": {"data"},
         "": {""},

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from dashboards.app import create_app
+from dashboards.web.app import create_app
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.config import Settings
 from pipeline.schema import EnrichedEvent, LabelScore, ModelRef, SourceRef, TaskResult, WordWeight

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from dashboards.app import create_app
+from dashboards.web.app import create_app
 from pipeline.errors import ConfigError, StoreError
 
 TOKEN = "s3cret-token-0123456789abcdef"
@@ -84,7 +84,7 @@ def test_a_store_that_cannot_be_opened_fails_at_start(settings):
 
 def test_an_unreachable_store_answers_503(settings, tmp_path, monkeypatch):
     with TestClient(create_app(settings)) as client:
-        from dashboards.queries import Queries
+        from dashboards.data.queries import Queries
 
         def down(self, *args, **kwargs):
             raise StoreError("could not read store: disk I/O error")

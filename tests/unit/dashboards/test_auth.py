@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from dashboards import auth
-from dashboards.auth import (
+from dashboards.web import auth
+from dashboards.web.auth import (
     BearerTokenMiddleware,
     authorized,
     check_bind,

@@ -8,7 +8,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from dashboards.corrections import corrections_table
+from dashboards.data.corrections import corrections_table
 from models.data.loading import load_labelled
 from pipeline.store import open_store
 from tests.unit.dashboards.html import events

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboards.filters import Cursor
+from dashboards.data.filters import Cursor
 
 BAD = [
     ("/?stream=tweets", 400, "unknown stream"),

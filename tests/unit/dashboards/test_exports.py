@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 
-from dashboards.queries import MAX_EXPORT_ROWS
+from dashboards.data.queries import MAX_EXPORT_ROWS
 from pipeline.store import read_events
 from tests.unit.dashboards.conftest import N_CHATS, N_NEWS
 
@@ -28,7 +28,7 @@ def test_csv_has_the_filtered_rows_newest_first(client, store_url):
 
 
 def test_csv_streams_in_chunks_and_stops_at_the_limit(client, monkeypatch):
-    import dashboards.queries as queries
+    import dashboards.data.queries as queries
 
     monkeypatch.setattr(queries, "EXPORT_CHUNK", 7)
     with client.stream("GET", "/export.csv", params={"limit": 25}) as response:
@@ -76,7 +76,7 @@ def test_exports_are_capped(client):
 
 
 def test_parquet_types_do_not_depend_on_the_rows(client, monkeypatch):
-    import dashboards.queries as queries
+    import dashboards.data.queries as queries
 
     # Chunks of news only, then chats: a column empty in one chunk keeps its type.
     monkeypatch.setattr(queries, "EXPORT_CHUNK", 5)

@@ -8,11 +8,11 @@ import threading
 import time
 from datetime import timedelta
 
-import dashboards.live as live
-from dashboards.corrections import CorrectionTable
-from dashboards.filters import Cursor, EventFilter
-from dashboards.live import live_events
-from dashboards.queries import Queries
+import dashboards.web.live as live
+from dashboards.data.corrections import CorrectionTable
+from dashboards.data.filters import Cursor, EventFilter
+from dashboards.data.queries import Queries
+from dashboards.web.live import live_events
 from pipeline.store import open_store
 from tests.unit.dashboards.conftest import T0, chat
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from dashboards.charts import SENTIMENT_COLOURS
+from dashboards.web.charts import SENTIMENT_COLOURS
 from tests.unit.dashboards.conftest import N_CHATS, N_NEWS, T0, write_model_dir
 from tests.unit.dashboards.html import (
     event_ids,
@@ -173,7 +173,7 @@ def test_the_model_page_says_what_is_missing(client, model_dir, tmp_path):
 def test_a_missing_model_directory_still_serves_pages(settings, tmp_path):
     from fastapi.testclient import TestClient
 
-    from dashboards.app import create_app
+    from dashboards.web.app import create_app
 
     settings = settings.model_copy(update={"model_dir": tmp_path / "none"})
     with TestClient(create_app(settings)) as client:

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from dashboards.app import create_app
-from dashboards.indexes import INDEXES
+from dashboards.data.indexes import INDEXES
+from dashboards.web.app import create_app
 from pipeline.config import Settings
 from pipeline.store import open_store
 from tests.unit.dashboards.conftest import N_CHATS, N_NEWS, chat, fill_alerts, news

@@ -15,9 +15,9 @@ import typer
 from typer.testing import CliRunner
 
 import dashboards.cli as cli
-from dashboards.filters import Window
+from dashboards.data.filters import Window
 from dashboards.report import CONTENT_SECURITY_POLICY, build_report
-from dashboards.views import plotly_js
+from dashboards.web.views import plotly_js
 from pipeline.schema import DeadLetter, SourceRef
 from pipeline.store import open_store
 from tests.unit.dashboards.conftest import MINUTE, N_CHATS, N_NEWS, SENTIMENTS, T0, chat, task

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboards.shading import shade, top_words
+from dashboards.web.shading import shade, top_words
 from tests.unit.dashboards.html import shaded_spans
 
 

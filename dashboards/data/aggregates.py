@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dashboards.filters import EventFilter, Window
-from dashboards.queries import conditions
+from dashboards.data.filters import EventFilter, Window
+from dashboards.data.queries import conditions
 from pipeline.alerting.windows import epoch_seconds
 from pipeline.store.alerts import alerts_table
 from pipeline.store.engine import store_errors

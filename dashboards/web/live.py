@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import anyio.to_thread
 from fastapi.sse import format_sse_event
 
-from dashboards.filters import Cursor, EventFilter
-from dashboards.queries import EventRow, Queries
+from dashboards.data.filters import Cursor, EventFilter
+from dashboards.data.queries import EventRow, Queries
 
 #: Rows sent per poll at most; a backlog drains over the next polls.
 MAX_ROWS_PER_POLL = 100

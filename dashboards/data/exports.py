@@ -1,12 +1,12 @@
 """The feed's rows as files: CSV and Parquet, both written chunk by chunk and capped.
 
 Both hold the columns :func:`pipeline.store.read_events` returns.  CSV is streamed: one
-keyset query of :data:`~dashboards.queries.EXPORT_CHUNK` rows at a time is written out
+keyset query of :data:`~dashboards.data.queries.EXPORT_CHUNK` rows at a time is written out
 before the next is read, so memory stays flat; times are ISO 8601 UTC and the JSON
 columns (tickers, runners-up, attention) JSON text.  A Parquet file needs its footer
 before it can be read, so it is built in memory, one row group per chunk: what is held is
 the compressed file so far plus one chunk, and the row cap
-(:data:`~dashboards.queries.MAX_EXPORT_ROWS`) bounds the file.  Its schema is fixed
+(:data:`~dashboards.data.queries.MAX_EXPORT_ROWS`) bounds the file.  Its schema is fixed
 (:func:`arrow_schema`, from the ``events`` table), so every chunk has the same types
 whatever it holds: JSON columns keep their nesting (lists of ``{word, weight}`` and
 ``{label, score}`` structs) and times are UTC timestamps.
@@ -23,8 +23,8 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import sqlalchemy as sa
 
-from dashboards.filters import EventFilter
-from dashboards.queries import Queries
+from dashboards.data.filters import EventFilter
+from dashboards.data.queries import Queries
 from pipeline.store.tables import JSON_COLUMNS, UTCDateTime, events_table
 
 TIME_COLUMNS = ("event_time", "processed_time")

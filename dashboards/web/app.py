@@ -1,7 +1,7 @@
 """The analyst web app: thin FastAPI routes over the query layer.
 
-Routes parse parameters (:mod:`dashboards.filters`), ask :mod:`dashboards.queries` or a
-page builder (:mod:`dashboards.pages`) and answer with a template, a fragment, JSON or a
+Routes parse parameters (:mod:`dashboards.data.filters`), ask :mod:`dashboards.data.queries` or a
+page builder (:mod:`dashboards.web.pages`) and answer with a template, a fragment, JSON or a
 file.  A bad parameter is a ``400`` (``422`` for a mistyped number) with a message, an
 unknown conversation or event a ``404``, an unreachable store a ``503``; HTML for
 browsers, ``{"detail": ...}`` for everything else.
@@ -37,11 +37,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from dashboards import pages, views
-from dashboards.auth import BearerTokenMiddleware, check_bind
-from dashboards.corrections import TASKS, CorrectionTable, check_correction
-from dashboards.exports import csv_chunks, parquet_bytes
-from dashboards.filters import (
+from dashboards.data.corrections import TASKS, CorrectionTable, check_correction
+from dashboards.data.exports import csv_chunks, parquet_bytes
+from dashboards.data.filters import (
     BadParameter,
     Cursor,
     EventFilter,
@@ -49,11 +47,13 @@ from dashboards.filters import (
     parse_time,
     parse_window,
 )
-from dashboards.forms import local_path, read_form, same_origin
-from dashboards.indexes import ensure_indexes
-from dashboards.live import live_events
-from dashboards.model_info import read_labels, read_summary
-from dashboards.queries import MAX_EXPORT_ROWS, MAX_PAGE, MAX_TURNS, EventRow, Queries
+from dashboards.data.indexes import ensure_indexes
+from dashboards.data.model_info import read_labels, read_summary
+from dashboards.data.queries import MAX_EXPORT_ROWS, MAX_PAGE, MAX_TURNS, EventRow, Queries
+from dashboards.web import pages, views
+from dashboards.web.auth import BearerTokenMiddleware, check_bind
+from dashboards.web.forms import local_path, read_form, same_origin
+from dashboards.web.live import live_events
 from pipeline.config import Settings
 from pipeline.errors import StoreError
 from pipeline.store import open_store
@@ -115,7 +115,7 @@ def create_app(
     table and the dashboard's indexes) before returning.  ``live_poll_s`` and
     ``live_max_s`` are the live stream's poll interval and connection bound.
     """
-    # What dashboards.auth.guard does, kept on the FastAPI object so every way of
+    # What dashboards.web.auth.guard does, kept on the FastAPI object so every way of
     # serving it (uvicorn, tests) gets the same guard.
     token = settings.dashboard_token
     check_bind(settings.dashboard_host, token)

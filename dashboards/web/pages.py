@@ -13,10 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from dashboards import aggregates, charts
-from dashboards.filters import BadParameter, EventFilter, Window
-from dashboards.model_info import ModelSummary
-from dashboards.queries import EventRow, Queries
+from dashboards.data import aggregates
+from dashboards.data.filters import BadParameter, EventFilter, Window
+from dashboards.data.model_info import ModelSummary
+from dashboards.data.queries import EventRow, Queries
+from dashboards.web import charts
 from pipeline.alerting.model import AlertEvent
 from pipeline.store.alerts import AlertTable
 

@@ -1,7 +1,7 @@
 """Rendering: the Jinja2 templates, the helpers they call, and where the static files are.
 
 Templates are autoescaped; the only HTML built in Python is the shaded text
-(:mod:`dashboards.shading`), whose pieces are escaped there.  plotly.js is served from the
+(:mod:`dashboards.web.shading`), whose pieces are escaped there.  plotly.js is served from the
 plotly wheel's own copy (``plotly/package_data/plotly.min.js``), so the pages need nothing
 from the network.
 """
@@ -19,8 +19,8 @@ import jinja2
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from dashboards.queries import EventRow
-from dashboards.shading import shade, top_words
+from dashboards.data.queries import EventRow
+from dashboards.web.shading import shade, top_words
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"

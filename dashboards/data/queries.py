@@ -5,7 +5,7 @@ as :func:`pipeline.store.read_events`; exports go through that module's row-to-D
 conversion, so a CSV or Parquet file has the columns and types analysts get from pandas.
 
 Indexes the queries rely on (``ix_events_*`` from ``pipeline.store.tables``,
-``ix_dash_*`` created by :mod:`dashboards.indexes`):
+``ix_dash_*`` created by :mod:`dashboards.data.indexes`):
 
 - feed and export pages (newest first, keyset on ``(event_time, input_id)``): a walk down
   ``ix_events_event_time``, or ``ix_events_kind_event_time`` with a stream, or
@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from dashboards.corrections import Correction, CorrectionTable
-from dashboards.filters import Cursor, EventFilter
+from dashboards.data.corrections import Correction, CorrectionTable
+from dashboards.data.filters import Cursor, EventFilter
 from pipeline.store.engine import store_errors
 from pipeline.store.reads import _read as read_frame  # the pandas conversion read_events uses
 from pipeline.store.tables import events_table

@@ -21,7 +21,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dashboards.filters import MAX_PARAMETER_CHARS, BadParameter
+from dashboards.data.filters import MAX_PARAMETER_CHARS, BadParameter
 from models.data.loading import TASK_COLUMNS
 from pipeline.store.engine import create_tables, store_errors
 from pipeline.store.tables import UTCDateTime, events_table

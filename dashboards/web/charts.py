@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from dashboards.aggregates import Count, Episode, bucket_seconds
-from dashboards.filters import Window
+from dashboards.data.aggregates import Count, Episode, bucket_seconds
+from dashboards.data.filters import Window
 
 Figure = dict[str, Any]
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi import Request
 from starlette.exceptions import HTTPException
 
-from dashboards.filters import BadParameter
+from dashboards.data.filters import BadParameter
 
 #: Largest form a correction may post, in bytes.
 MAX_FORM_BYTES = 10_000
