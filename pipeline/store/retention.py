@@ -13,16 +13,14 @@ stopped halfway keeps what it deleted; the next one carries on.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +30,6 @@ from pipeline.errors import StoreError
 from pipeline.store.alerts import alerts_table
 from pipeline.store.attempts import attempts_table
 from pipeline.store.engine import store_errors
-from pipeline.store.lease import Lease
 from pipeline.store.outbox import outbox_table
 from pipeline.store.tables import dead_letters_table, events_table
 
@@ -40,8 +37,6 @@ log = logging.getLogger(__name__)
 
 #: Rows deleted per transaction.
 BATCH_ROWS = 5_000
-#: Name of the lease that lets one replica purge at a time.
-LEASE_NAME = "retention"
 #: How often one alert's payload is re-read when the evaluator rewrites it mid-scrub.
 _SCRUB_ATTEMPTS = 3
 
@@ -127,7 +122,7 @@ def purge(
     ``dry_run`` counts without deleting.  ``stop``, when set, ends the purge after the
     current batch (the report then counts what was done).  Raises :class:`StoreError`.
     """
-    _check_batch(batch_size)
+    check_batch(batch_size)
     events_cut = cutoff(retention.events_days, now)
     letters_cut = cutoff(retention.dead_letters_days, now)
     alerts_cut = cutoff(retention.alerts_days, now)
@@ -181,7 +176,7 @@ def forget_conversation(
     if not conversation_id:
         msg = "conversation_id must not be empty"
         raise ValueError(msg)
-    _check_batch(batch_size)
+    check_batch(batch_size)
     run = _Batches(engine, batch_size, dry_run, None)
     counts: dict[str, int] = {}
     with store_errors("forgetting a conversation"):
@@ -298,7 +293,8 @@ def _present(engine: Engine) -> set[str]:
     return {t.name for t in names if inspector.has_table(t.name)}
 
 
-def _check_batch(batch_size: int) -> None:
+def check_batch(batch_size: int) -> None:
+    """Raise ValueError unless ``batch_size`` is at least 1."""
     if batch_size < 1:
         msg = f"batch_size must be at least 1, got {batch_size}"
         raise ValueError(msg)
@@ -403,124 +399,3 @@ def _without_evidence(payload: str, texts: list[str]) -> tuple[str, int]:
         return payload, 0
     event["evidence"] = kept
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")), len(evidence) - len(kept)
-
-
-class RetentionWorker:
-    """Applies a retention every ``interval_s`` in a daemon thread; see :func:`retention_worker`.
-
-    Only the holder of the store's ``retention`` lease purges, so replicas do not all
-    delete the same rows; the lease outlives two intervals, so a crashed holder is
-    replaced within that.  The first purge runs at start: a process restarted more often
-    than the interval still purges.  Store failures are logged and retried next interval.
-    """
-
-    def __init__(
-        self,
-        engine: Engine,
-        retention: Retention,
-        interval_s: float,
-        owner: str,
-        *,
-        batch_size: int = BATCH_ROWS,
-        lease_ttl_s: float | None = None,
-    ) -> None:
-        if not (math.isfinite(interval_s) and interval_s > 0):
-            msg = f"interval_s must be > 0, got {interval_s}"
-            raise ValueError(msg)
-        _check_batch(batch_size)
-        self._engine = engine
-        self._retention = retention
-        self._interval_s = interval_s
-        self._owner = owner
-        self._batch_size = batch_size
-        self._ttl_s = lease_ttl_s if lease_ttl_s is not None else max(60.0, 2 * interval_s)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        #: Purges this worker completed, and the last one's report.
-        self.runs = 0
-        self.last: PurgeReport | None = None
-
-    def start(self) -> None:
-        """Start the thread."""
-        if self._thread is not None:
-            msg = "RetentionWorker already started"
-            raise RuntimeError(msg)
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Stop after the current batch, waiting up to ``timeout`` s; ``True`` if stopped."""
-        self._stopping.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        lease: Lease | None = None
-        while not self._stopping.is_set():
-            try:
-                # Made here, not in __init__: a store down at start-up is retried too.
-                lease = lease or Lease(self._engine, LEASE_NAME, self._owner, self._ttl_s)
-                self._purge_if_leader(lease)
-            except StoreError as exc:
-                log.warning("purge failed", extra={"error": str(exc)[:300]})
-            except Exception:  # a bug must not end retention for the process's lifetime
-                log.exception("purge crashed")
-            self._stopping.wait(self._interval_s)
-        if lease is not None:
-            with contextlib.suppress(StoreError):
-                lease.release()
-
-    def _purge_if_leader(self, lease: Lease) -> None:
-        now = datetime.now(UTC)
-        if not lease.acquire(now):
-            return
-        started = time.monotonic()
-        report = purge(
-            self._engine,
-            self._retention,
-            now,
-            batch_size=self._batch_size,
-            stop=self._stopping,
-        )
-        self.last = report
-        self.runs += 1
-        log.info(
-            "purge",
-            extra={**report.counts(), "duration_s": round(time.monotonic() - started, 3)},
-        )
-
-
-@contextlib.contextmanager
-def retention_worker(
-    engine: Engine,
-    retention: Retention,
-    interval_s: float,
-    owner: str,
-    *,
-    batch_size: int = BATCH_ROWS,
-    lease_ttl_s: float | None = None,
-) -> Iterator[RetentionWorker | None]:
-    """Purge every ``interval_s`` in the background until the block exits.
-
-    Yields the running :class:`RetentionWorker`, or ``None`` (no thread) when
-    ``interval_s`` is 0 or every period is 0.  ``owner`` names this replica in the
-    lease (``host:pid``).  Leaving the block stops the thread within one batch.
-    """
-    if interval_s <= 0 or retention.keeps_everything:
-        yield None
-        return
-    worker = RetentionWorker(
-        engine,
-        retention,
-        interval_s,
-        owner,
-        batch_size=batch_size,
-        lease_ttl_s=lease_ttl_s,
-    )
-    worker.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()

@@ -29,7 +29,8 @@ from pipeline.store import Store, open_store
 from pipeline.store.attempts import AttemptLog
 from pipeline.store.dedup import StoredLookup
 from pipeline.store.raw import RawStore
-from pipeline.store.retention import Retention, retention_worker
+from pipeline.store.retention import Retention
+from pipeline.store.retention_worker import retention_worker
 from pipeline.stream.runner import HealthReporter, Limits, Runner
 
 log = logging.getLogger(__name__)

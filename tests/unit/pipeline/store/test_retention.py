@@ -28,6 +28,7 @@ from pipeline.schema import (
 )
 from pipeline.store import Store, open_store
 from pipeline.store import retention as retention_module
+from pipeline.store import retention_worker as worker_module
 from pipeline.store.alerts import AlertTable, alerts_table
 from pipeline.store.attempts import AttemptLog, attempts_table
 from pipeline.store.outbox import Message, Outbox, outbox_table
@@ -36,8 +37,8 @@ from pipeline.store.retention import (
     Retention,
     forget_conversation,
     purge,
-    retention_worker,
 )
+from pipeline.store.retention_worker import retention_worker
 from pipeline.store.tables import dead_letters_table, events_table
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -390,9 +391,9 @@ def test_the_worker_logs_store_errors_and_retries(
             raise StoreError(msg)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(retention_module, "purge", flaky)
+    monkeypatch.setattr(worker_module, "purge", flaky)
     store.write([chat(1, datetime.now(UTC) - 100 * DAY)], [])
-    with caplog.at_level(logging.INFO, logger="pipeline.store.retention"):
+    with caplog.at_level(logging.INFO, logger="pipeline.store.retention_worker"):
         with retention_worker(store.engine, KEEP, 0.1, "replica-a") as worker:
             assert worker is not None
             wait_for(lambda: worker.runs >= 1)
