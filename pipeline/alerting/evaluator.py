@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipeline.alerting.buckets import BucketCache
 from pipeline.alerting.detectors import (
     DriftDetector,
     DriftSettings,
@@ -31,6 +30,7 @@ from pipeline.alerting.detectors import (
     counts_evidence,
 )
 from pipeline.alerting.detectors import Evidence as DetectorEvidence
+from pipeline.alerting.evidence import read_evidence
 from pipeline.alerting.model import AlertEvent, Evidence, RelatedScope, RisingWord, Severity
 from pipeline.alerting.notify import Notifier
 from pipeline.alerting.windows import (
@@ -38,16 +38,12 @@ from pipeline.alerting.windows import (
     Comparison,
     ScopeKey,
     Window,
-    align,
-    read_buckets,
     residual_counts,
-    scope_filter,
 )
 from pipeline.errors import StoreError
 from pipeline.metrics import Metrics
 from pipeline.store.alerts import AlertTable
 from pipeline.store.lease import Lease
-from pipeline.store.tables import events_table
 
 log = logging.getLogger(__name__)
 
@@ -67,49 +63,6 @@ class AlertSettings:
     rising_words: int = 5
     #: Baseline rows sampled for the rising-words comparison (newest first).
     baseline_sample: int = 2000
-
-
-class BucketCache:
-    """The window's buckets, with the closed ones kept between evaluations.
-
-    Each evaluation reads only the buckets that may still change, one short range scan
-    instead of the whole baseline, plus one indexed ``count(*)`` over the closed range:
-    if that differs from the cached buckets' total, events arrived late into closed
-    buckets (a consumer catching up on a backlog) or were purged, and the whole window
-    is read again.  ``bench/alert_evaluation.py`` measures the difference; memory is one
-    small object per scope and closed bucket of the baseline.
-    """
-
-    def __init__(self, window: Window) -> None:
-        self._window = window
-        self._closed: list[Bucket] = []
-        self._final_until: datetime | None = None
-
-    def read(self, engine: Engine, now: datetime) -> list[Bucket]:
-        """Every bucket of the baseline and the current window at ``now``."""
-        w = self._window
-        since = align(w.baseline_start(now), w.bucket_s)
-        self._closed = [b for b in self._closed if b.start >= since]
-        start = since
-        if self._final_until is not None and self._final_until > since:
-            cached = sum(b.n for b in self._closed if b.scope_kind == "overall")
-            if _count_events(engine, since, self._final_until) == cached:
-                start = self._final_until
-            else:
-                self._closed = []
-        fresh = read_buckets(engine, start, now + timedelta(seconds=w.bucket_s), w.bucket_s)
-        final_until = align(now - timedelta(seconds=w.bucket_s + w.lateness_s), w.bucket_s)
-        final_until += timedelta(seconds=w.bucket_s)
-        self._closed += [b for b in fresh if b.start < final_until]
-        self._final_until = final_until
-        return self._closed + [b for b in fresh if b.start >= final_until]
-
-
-def _count_events(engine: Engine, since: datetime, until: datetime) -> int:
-    e = events_table
-    stmt = sa.select(sa.func.count()).where(e.c.event_time >= since, e.c.event_time < until)
-    with engine.connect() as conn:
-        return int(conn.execute(stmt).scalar_one())
 
 
 @dataclass
@@ -447,81 +400,15 @@ class Evaluator:
     def _evidence(
         self, key: ScopeKey, now: datetime, since: datetime | None = None
     ) -> tuple[list[Evidence], list[RisingWord]]:
-        """Evidence: the most negative messages, and the words whose attention mass rose.
-
-        Messages since ``since`` (default: the current window's start), compared with the
-        baseline before it.
-        """
-        window = self.settings.window
-        current_start = since if since is not None else window.current_start(now)
-        table = events_table
-        where = scope_filter(key)
-        with self._engine.connect() as conn:
-            worst = conn.execute(
-                sa.select(table.c.text, table.c.sentiment_score, table.c.sentiment_attention)
-                .where(where, table.c.event_time >= current_start)
-                .where(table.c.sentiment_label == "negative")
-                .order_by(table.c.sentiment_score.desc())
-                .limit(self.settings.evidence_messages)
-            ).all()
-            # What people are suddenly talking about: attention mass of the whole window
-            # against the baseline's (the newest ``baseline_sample`` messages).
-            current = conn.execute(
-                sa.select(table.c.sentiment_attention)
-                .where(where, table.c.event_time >= current_start)
-                .order_by(table.c.event_time.desc())
-                .limit(self.settings.baseline_sample)
-            ).all()
-            baseline = conn.execute(
-                sa.select(table.c.sentiment_attention)
-                .where(where, table.c.event_time < current_start)
-                .where(
-                    table.c.event_time
-                    >= current_start - timedelta(seconds=window.baseline_s)
-                )
-                .order_by(table.c.event_time.desc())
-                .limit(self.settings.baseline_sample)
-            ).all()
-        evidence = [
-            Evidence(
-                text_excerpt=text[:160],
-                sentiment_score=float(score),
-                top_words=_top_words(attention, 3),
-            )
-            for text, score, attention in worst
-        ]
-        current_mass = _mass(row[0] for row in current)
-        baseline_mass = _mass(row[0] for row in baseline)
-        rising = sorted(
-            (
-                RisingWord(word=w, baseline=baseline_mass.get(w, 0.0), current=share)
-                for w, share in current_mass.items()
-            ),
-            key=lambda r: r.baseline - r.current,
-        )[: self.settings.rising_words]
-        return evidence, [r for r in rising if r.current > r.baseline]
-
-
-def _words(attention: Any) -> list[tuple[str, float]]:
-    if not isinstance(attention, list):
-        return []
-    return [
-        (str(w["word"]).strip(".,!?;:\"'()").lower(), float(w["weight"]))
-        for w in attention
-        if isinstance(w, dict) and "word" in w and "weight" in w
-    ]
-
-
-def _top_words(attention: Any, n: int) -> list[str]:
-    return [w for w, _ in sorted(_words(attention), key=lambda p: -p[1])[:n] if w]
-
-
-def _mass(attentions: Iterable[Any]) -> dict[str, float]:
-    """Each word's share of the total attention mass of ``attentions``."""
-    mass: dict[str, float] = {}
-    for attention in attentions:
-        for word, weight in _words(attention):
-            if word:
-                mass[word] = mass.get(word, 0.0) + weight
-    total = sum(mass.values()) or 1.0
-    return {word: value / total for word, value in mass.items()}
+        """Evidence since ``since`` (default: the current window's start): read_evidence."""
+        s = self.settings
+        start = since if since is not None else s.window.current_start(now)
+        return read_evidence(
+            self._engine,
+            key,
+            start,
+            s.window.baseline_s,
+            messages=s.evidence_messages,
+            words=s.rising_words,
+            sample=s.baseline_sample,
+        )

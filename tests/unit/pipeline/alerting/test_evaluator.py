@@ -201,8 +201,8 @@ def test_a_gradual_drift_opens_an_episode_the_window_test_misses(store):
 
 
 def test_the_bucket_cache_reads_only_open_buckets_and_matches_a_full_read(store, monkeypatch):
-    from pipeline.alerting import evaluator as evaluator_module
-    from pipeline.alerting.evaluator import BucketCache
+    from pipeline.alerting import buckets as buckets_module
+    from pipeline.alerting.buckets import BucketCache
     from pipeline.alerting.windows import read_buckets
 
     ranges = []
@@ -211,7 +211,7 @@ def test_the_bucket_cache_reads_only_open_buckets_and_matches_a_full_read(store,
         ranges.append((since, until))
         return read_buckets(engine, since, until, bucket_s)
 
-    monkeypatch.setattr(evaluator_module, "read_buckets", spy)
+    monkeypatch.setattr(buckets_module, "read_buckets", spy)
     cache = BucketCache(WINDOW)
     store.write(stream(T0, 60, 10, 0.3, 0, seed=41), [])
     key = lambda b: (b.key, b.start)  # noqa: E731
