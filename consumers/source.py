@@ -110,6 +110,7 @@ class KafkaSource:
         max_poll_interval_ms: int = 300_000,
         session_timeout_ms: int = 10_000,
         request_timeout_ms: int = 30_000,
+        fetch_max_wait_ms: int = 100,
     ) -> None:
         self._consumer = KafkaConsumer(
             **connection.client_kwargs(),
@@ -120,6 +121,10 @@ class KafkaSource:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
             request_timeout_ms=request_timeout_ms,
+            # How long the broker may hold a fetch waiting for fetch_min_bytes (1): Kafka's
+            # default of 500 ms put a median 117 ms on each record's wait on Tansu at 40 msg/s
+            # (13 ms at 100 ms); a trickling stream pays it on every fetch.
+            fetch_max_wait_ms=fetch_max_wait_ms,
             fetch_max_bytes=FETCH_MAX_BYTES,
             max_partition_fetch_bytes=PARTITION_FETCH_MAX_BYTES,
             # kafka-python's default frame limit (1,000,000) is below one partition's default

@@ -3,11 +3,14 @@
 The inference core is flat: ``attention`` (learned-query pooling), ``encoding``
 (tokenisation and masks), ``words`` (word pieces to words), ``modeling`` (encoder +
 heads), ``saving`` (the model directory), ``classifier`` (the ``TextClassifier``
-interface) and ``long_text`` (sentence-level news).  Around it, each subpackage imports
+interface), ``inference`` (batched inference shared by the runtimes) and ``long_text``
+(sentence-level news).  Around it, each subpackage imports
 the core and what is listed before it, never the reverse:
 
 - ``data``: labelled examples, the seed data and readers of public data sets;
 - ``evaluation``: metrics, reports, calibration, ``attnwatch evaluate``;
 - ``explain``: faithfulness of the logged attention words;
+- ``fast``: faster runtimes and smaller models behind the same interface (ONNX Runtime
+  export and classifier, fp32 and dynamic int8; layer dropping for distilled students);
 - ``training``: the trainer, its arguments, optimiser, sampling and model card.
 """

@@ -6,16 +6,19 @@ or distilled model implements the same protocol without touching the run loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import numpy as np
 import torch
+from numpy.typing import NDArray
+from transformers import PreTrainedTokenizerBase
 
-from models.encoding import encode
+from models.inference import Forward, TaskArrays, TaskRule, run_batched
 from models.saving import ModelInfo, load_model
-from models.words import WordWeight, merge_word_pieces
+from models.words import WordWeight
 
 INTENT = "intent"
 #: The intent label given when calibrated confidence is below the model's threshold.
@@ -60,19 +63,30 @@ def resolve_device(device: str) -> torch.device:
 
 
 class AttentionTextClassifier:
-    """The attention classifier loaded from a saved model directory."""
+    """The attention classifier loaded from a saved model directory (PyTorch runtime).
 
-    def __init__(self, directory: Path, device: str = "auto", top_k: int = 3) -> None:
+    ``max_texts`` and ``max_tokens`` bound one forward pass; texts are sorted by length
+    into such sub-batches (see :mod:`models.inference`).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        device: str = "auto",
+        top_k: int = 3,
+        *,
+        max_texts: int = 64,
+        max_tokens: int = 4096,
+    ) -> None:
         self._device = resolve_device(device)
         loaded = load_model(directory, self._device)
         self._model = loaded.model
         self._tokenizer = loaded.tokenizer
         self._info = loaded.info
         self._top_k = top_k
-        calibration = loaded.calibration or {}
-        self._temperature = float(calibration.get("temperature", 1.0))
-        threshold = calibration.get("unknown_threshold")
-        self._unknown_threshold = None if threshold is None else float(threshold)
+        self._max_texts = max_texts
+        self._max_tokens = max_tokens
+        self._rules = task_rules(self._info, loaded.calibration)
 
     @property
     def info(self) -> ModelInfo:
@@ -85,47 +99,78 @@ class AttentionTextClassifier:
         return [t.name for t in self._info.tasks]
 
     @torch.inference_mode()
+    def _forward(
+        self,
+        input_ids: NDArray[np.int64],
+        attention_mask: NDArray[np.int64],
+        pool_mask: NDArray[np.bool_],
+        tasks: Sequence[str],
+    ) -> dict[str, TaskArrays]:
+        outputs = self._model(
+            torch.from_numpy(input_ids).to(self._device),
+            torch.from_numpy(attention_mask).to(self._device),
+            torch.from_numpy(pool_mask).to(self._device),
+            tasks,
+        )
+        return {
+            name: TaskArrays(
+                out.logits.float().cpu().numpy(),
+                out.attention.float().mean(dim=1).cpu().numpy(),
+            )
+            for name, out in outputs.items()
+        }
+
     def predict(self, texts: Sequence[str], tasks: Sequence[str] | None = None) -> list[Prediction]:
         """Classify a batch; every task's word weights of a text sum to one."""
-        if not texts:
-            return []
-        wanted = list(tasks) if tasks is not None else self.tasks
-        batch = encode(self._tokenizer, texts, self._info.max_length).to(self._device)
-        outputs = self._model(batch.input_ids, batch.attention_mask, batch.pool_mask, wanted)
-        pool_mask = batch.pool_mask.cpu()
-        results: list[Prediction] = [{} for _ in texts]
-        for name in wanted:
-            labels = self._model.tasks[name].labels
-            logits = outputs[name].logits.float()
-            if name == INTENT:
-                logits = logits / self._temperature
-            probs = torch.softmax(logits, dim=-1).cpu()
-            alpha = outputs[name].attention.float().mean(dim=1).cpu()
-            k = min(self._top_k, len(labels))
-            top_p, top_i = probs.topk(k, dim=-1)
-            for row, text in enumerate(texts):
-                keep = pool_mask[row].nonzero().flatten().tolist()
-                spans = [batch.offsets[row][i] for i in keep]
-                words = _words(text, spans, alpha[row, keep].tolist())
-                top = tuple(
-                    (labels[int(i)], float(p))
-                    for p, i in zip(top_p[row].tolist(), top_i[row].tolist(), strict=True)
-                )
-                label = top[0][0]
-                if (
-                    name == INTENT
-                    and self._unknown_threshold is not None
-                    and top[0][1] < self._unknown_threshold
-                ):
-                    label = UNKNOWN
-                results[row][name] = TaskPrediction(label, top[0][1], top, words)
-        return results
+        return predict_with(
+            self._forward,
+            self._tokenizer,
+            texts,
+            self._rules,
+            tasks if tasks is not None else self.tasks,
+            max_length=self._info.max_length,
+            top_k=self._top_k,
+            max_texts=self._max_texts,
+            max_tokens=self._max_tokens,
+        )
 
 
-def _words(text: str, spans: list[tuple[int, int]], weights: list[float]) -> tuple[WordWeight, ...]:
-    pairs = [(s, w) for s, w in zip(spans, weights, strict=True) if s[1] > s[0]]
-    if not pairs:
-        return ()
-    merged = merge_word_pieces(text, [s for s, _ in pairs], [w for _, w in pairs])
-    total = sum(w.weight for w in merged) or 1.0
-    return tuple(WordWeight(w.word, w.weight / total) for w in merged)
+def task_rules(info: ModelInfo, calibration: Mapping[str, Any] | None) -> dict[str, TaskRule]:
+    """Each task's labels and decision rule (intent: calibrated temperature and threshold)."""
+    found = calibration or {}
+    threshold = found.get("unknown_threshold")
+    rules = {}
+    for spec in info.tasks:
+        if spec.name == INTENT:
+            rules[spec.name] = TaskRule(
+                spec.labels,
+                temperature=float(found.get("temperature", 1.0)),
+                unknown_threshold=None if threshold is None else float(threshold),
+                unknown_label=UNKNOWN,
+            )
+        else:
+            rules[spec.name] = TaskRule(spec.labels)
+    return rules
+
+
+def predict_with(
+    forward: Forward,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    rules: Mapping[str, TaskRule],
+    tasks: Sequence[str],
+    **options: int,
+) -> list[Prediction]:
+    """Run :func:`models.inference.run_batched` for ``tasks`` and wrap the answers."""
+    if not texts:
+        return []
+    unknown = [t for t in tasks if t not in rules]
+    if unknown:
+        msg = f"unknown task(s) {unknown}; the model has {list(rules)}"
+        raise KeyError(msg)
+    wanted = {name: rules[name] for name in tasks}
+    answers = run_batched(forward, tokenizer, texts, wanted, **options)
+    return [
+        {name: TaskPrediction(a.label, a.score, a.top, a.words) for name, a in row.items()}
+        for row in answers
+    ]

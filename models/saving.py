@@ -11,11 +11,13 @@ Layout::
     calibration.json   intent temperature and unknown-intent threshold (optional)
 
 The version is the first 12 hex digits of the weights' SHA-256, so a logged
-prediction always points at exactly one set of weights.
+prediction always points at exactly one set of weights.  An ONNX Runtime export
+(:mod:`models.fast`) has the same layout with ``model.onnx`` in place of the safetensors
+weights and ``"runtime": "onnx"`` in ``config.json``; its version is ``model.onnx``'s hash.
 
-Weights are read only through safetensors.  Loading a pickle (``torch.load`` of a
-``.bin``/``.pt``, joblib, ...) can run arbitrary code, so a directory that holds a
-pickle weight file anywhere is refused with :class:`ModelFormatError`, even though
+Weights are read only through safetensors (or as an ONNX protobuf).  Loading a pickle
+(``torch.load`` of a ``.bin``/``.pt``, joblib, ...) can run arbitrary code, so a directory
+that holds a pickle weight file anywhere is refused with :class:`ModelFormatError`, even though
 this loader would never open it: whoever put it there may expect it to be used.
 """
 
@@ -120,7 +122,7 @@ def save_model(
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
-    version = _file_hash(directory / WEIGHTS)[:12]
+    version = file_hash(directory / WEIGHTS)[:12]
     tokenizer.save_pretrained(str(directory))
     tasks = tuple(model.tasks.values())
     info = ModelInfo(
@@ -144,12 +146,12 @@ def save_model(
         "tasks": [{"name": t.name, "num_heads": t.num_heads} for t in tasks],
     }
     labels = {t.name: list(t.labels) for t in tasks}
-    _write_json(directory / "config.json", config)
-    _write_json(directory / "labels.json", labels)
-    _write_json(directory / "metrics.json", metrics)
+    write_json(directory / "config.json", config)
+    write_json(directory / "labels.json", labels)
+    write_json(directory / "metrics.json", metrics)
     calibration_file = directory / CALIBRATION
     if calibration is not None:
-        _write_json(calibration_file, calibration)
+        write_json(calibration_file, calibration)
     elif calibration_file.exists():
         calibration_file.unlink()
     (directory / "README.md").write_text(card, encoding="utf-8")
@@ -190,7 +192,7 @@ def load_model(directory: Path, device: torch.device | str = "cpu") -> LoadedMod
     if not weights.is_file():
         msg = f"{directory}: {WEIGHTS} is missing"
         raise ModelDirError(msg)
-    config = _read_json(directory, "config.json")
+    config = read_config(directory)
     encoder_config = dict(config["encoder"])
     model_type = encoder_config.pop("model_type")
     model = AttentionClassifier.from_config(
@@ -207,13 +209,28 @@ def load_model(directory: Path, device: torch.device | str = "cpu") -> LoadedMod
     if tokenizer_hash(tokenizer) != info.tokenizer_hash:
         msg = f"{directory}: tokenizer files do not match the tokenizer the model was saved with"
         raise ModelDirError(msg)
-    calibration = (
-        _read_json(directory, CALIBRATION) if (directory / CALIBRATION).is_file() else None
-    )
-    return LoadedModel(model, tokenizer, info, calibration)
+    return LoadedModel(model, tokenizer, info, read_calibration(directory))
 
 
-def _file_hash(path: Path) -> str:
+def read_config(directory: Path) -> dict[str, Any]:
+    """``config.json`` of a saved model as a dict; :class:`ModelDirError` if it is missing."""
+    config = _read_json(directory, "config.json")
+    if not isinstance(config, dict):
+        msg = f"{directory}: config.json is not a JSON object"
+        raise ModelDirError(msg)
+    return config
+
+
+def read_calibration(directory: Path) -> dict[str, Any] | None:
+    """``calibration.json`` of a saved model, or ``None`` when it was trained without one."""
+    if not (directory / CALIBRATION).is_file():
+        return None
+    calibration: dict[str, Any] = _read_json(directory, CALIBRATION)
+    return calibration
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file as hex; a model's version is its weight file's first 12 digits."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -221,7 +238,8 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_json(path: Path, payload: Any) -> None:
+def write_json(path: Path, payload: Any) -> None:
+    """Write ``payload`` as the model directory's JSON files are written (sorted, indented)."""
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

@@ -23,6 +23,11 @@ class WordWeight:
     weight: float
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the whitespace-separated words of ``text``."""
+    return [(m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
 def merge_word_pieces(
     text: str, offsets: Sequence[tuple[int, int]], weights: Sequence[float]
 ) -> list[WordWeight]:
@@ -37,7 +42,7 @@ def merge_word_pieces(
     if len(offsets) != len(weights):
         msg = f"{len(offsets)} offsets but {len(weights)} weights"
         raise ValueError(msg)
-    spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    spans = word_spans(text)
     totals: dict[int, float] = {}
     word = 0
     for (start, end), weight in sorted(zip(offsets, weights, strict=True)):

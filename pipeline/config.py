@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         200, ge=0, le=60_000, description="Longest wait to fill a micro-batch, in ms."
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=10_000,
+        description="Longest time the broker may hold a fetch waiting for data, in ms "
+        "(Kafka's fetch.max.wait.ms; its default 500 adds up to that to a quiet stream's "
+        "latency).",
+    )
 
     # Reliability (see the README's "Faults and bad input" table)
     max_message_bytes: int = Field(
@@ -174,6 +182,11 @@ class Settings(BaseSettings):
     )
     device: str = Field("auto", description="Torch device: auto, cpu, cuda, cuda:N.")
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = torch default.")
+    model_runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="Runtime of the model: auto (what the model directory was saved for), "
+        "torch, or onnx (a directory from `attnwatch model export-onnx`: the fast tier).",
+    )
 
     # Store and metrics
     # repr=False: a PostgreSQL URL carries its password.

@@ -84,6 +84,10 @@ def parser() -> argparse.ArgumentParser:
                    help="use this Kafka cluster instead of starting an embedded Tansu broker")
     p.add_argument("--profile", action="store_true",
                    help="also cProfile one run-loop backlog run (both threads) into profile.txt")
+    p.add_argument("--tier", type=Path, action="append", default=[], dest="tiers",
+                   help="another model directory (an ONNX export, a distilled student) run "
+                   "through the run loop at the best batch size, for its ratio to the default; "
+                   "repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -107,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             progress=not args.no_progress,
             profile=args.profile,
+            tiers=tuple(args.tiers),
         )
     except ValueError as exc:
         parser().error(str(exc))

@@ -132,6 +132,12 @@ def table(result: HarnessResult) -> str:
         f"harness process (limit + naive) {mib(result.harness_peak_rss_bytes)} MiB",
         "counts: " + _counts(result),
     ]
+    for tier in result.tiers:
+        lines.append(
+            f"tier {tier.model} ({tier.model_dir}): {tier.run.msg_per_s:.1f} msg/s, "
+            f"{tier.over_default:.2f} x the default's run loop, {tier.run.stored} stored, "
+            f"peak RSS {mib(tier.peak_rss_bytes)} MiB"
+        )
     return "\n".join(lines)
 
 
@@ -153,7 +159,8 @@ def markdown(result: HarnessResult, plot_link: str = "results/throughput.png") -
         "",
         "```",
         f"python -m bench.harness --model-dir {o.model_dir} --count {o.count} "
-        f"--batch-sizes {','.join(map(str, o.batch_sizes))} --device {o.device}",
+        f"--batch-sizes {','.join(map(str, o.batch_sizes))} --device {o.device} "
+        f"--batch-wait-ms {o.batch_wait_ms}" + "".join(f" --tier {t}" for t in o.tiers),
         "```",
         "",
         f"Model `{result.model}`; {result.produced} messages, {mix.units} classified units "
@@ -206,12 +213,31 @@ def markdown(result: HarnessResult, plot_link: str = "results/throughput.png") -
         f"({mib(side.rss_model_loaded_bytes)} MiB once the model is loaded). Counts: "
         f"{_counts(result)}.",
         "",
+        *_tier_rows(result),
         "Machine: " + "; ".join(f"{k} {v}" for k, v in result.machine.items()) + ".",
         "",
         f"![throughput and latency]({plot_link})",
         "",
     ]
     return "\n".join(out)
+
+
+def _tier_rows(result: HarnessResult) -> list[str]:
+    if not result.tiers:
+        return []
+    rows = [
+        f"Fast tiers, run loop at batch_max_size {result.pipeline.best.batch_size} on the same "
+        "backlog, each in a fresh process:",
+        "",
+        "| model | directory | msg/s | / default run loop | stored | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows += [
+        f"| `{t.model}` | {t.model_dir} | {t.run.msg_per_s:.1f} | {t.over_default:.2f} | "
+        f"{t.run.stored} | {mib(t.peak_rss_bytes)} |"
+        for t in result.tiers
+    ]
+    return [*rows, ""]
 
 
 def plot(result: HarnessResult, path: Path) -> Path:

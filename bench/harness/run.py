@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,15 @@ import torch
 
 from consumers.connection import KafkaConnection
 from models.classifier import AttentionTextClassifier
+from models.saving import read_info
 
 from . import kafka_io
 from .child import run_in_child
 from .kafka_io import Topics
 from .limit import LimitResult, measure_limit
-from .mix import MixOptions, MixStats, build, describe, unit_texts
+from .mix import Message, MixOptions, MixStats, build, describe, unit_texts
 from .naive import NaiveResult, run_naive, warm_up
-from .pipeline_run import PipelinePlan, PipelineSide
+from .pipeline_run import BacklogRun, PipelinePlan, PipelineSide
 from .report import machine_details
 from .rss import peak_rss_bytes
 
@@ -45,6 +47,9 @@ class HarnessOptions:
     timeout_s: float = 900.0
     progress: bool = True
     profile: bool = False
+    #: Other model directories (fast tiers: an ONNX export, a distilled student) run through
+    #: the run loop at the default's best batch size, for their ratio to the default.
+    tiers: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -56,6 +61,18 @@ class HarnessOptions:
         if self.paced_count < 1 or self.count < 1:
             msg = "count and paced_count must be >= 1"
             raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class TierRun:
+    """A fast tier's run loop on the same mix, at the default's best batch size."""
+
+    model_dir: str
+    model: str
+    run: BacklogRun
+    peak_rss_bytes: int
+    #: Its msg/s over the default model's best run-loop msg/s, measured in the same run.
+    over_default: float
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,7 @@ class HarnessResult:
     pipeline: PipelineSide
     harness_peak_rss_bytes: int
     machine: dict[str, str] = field(default_factory=dict)
+    tiers: list[TierRun] = field(default_factory=list)
     started_at: str = ""
     seconds: float = 0.0
 
@@ -78,6 +96,7 @@ class HarnessResult:
         """JSON-ready (paths as strings)."""
         data = asdict(self)
         data["options"]["model_dir"] = str(self.options.model_dir)
+        data["options"]["tiers"] = [str(t) for t in self.options.tiers]
         return data
 
 
@@ -126,6 +145,7 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         profile=options.profile,
     )
     pipeline = run_in_child(plan, messages)
+    tiers = [measure_tier(plan, messages, tier, pipeline.best) for tier in options.tiers]
     return HarnessResult(
         options=options,
         model=model,
@@ -138,4 +158,24 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         machine=machine_details(options.device, pipeline.torch_threads),
         started_at=started_at.isoformat(timespec="seconds"),
         seconds=round(time.monotonic() - clock, 1),
+        tiers=tiers,
+    )
+
+
+def measure_tier(
+    plan: PipelinePlan, messages: Sequence[Message], model_dir: Path, default: BacklogRun
+) -> TierRun:
+    """The run loop with ``model_dir`` (any runtime) on the same backlog, in a fresh child."""
+    side = run_in_child(
+        replace(plan, model_dir=model_dir, batch_sizes=(default.batch_size,), loads=(),
+                profile=False),
+        messages,
+    )
+    info = read_info(model_dir)
+    return TierRun(
+        model_dir=str(model_dir),
+        model=f"{info.name}@{info.version}",
+        run=side.best,
+        peak_rss_bytes=side.peak_rss_bytes,
+        over_default=round(side.best.msg_per_s / default.msg_per_s, 3),
     )

@@ -45,6 +45,7 @@ def render_card(
     averaging: str | None = None,
     distillation: str | None = None,
     calibration: Calibration | None = None,
+    kept_layers: Sequence[int] | None = None,
 ) -> str:
     """Render the card as Markdown."""
     lines = [
@@ -70,6 +71,7 @@ def render_card(
         f"- best epoch (validation macro-F1): {best_epoch}",
         *([f"- checkpoint averaging: {averaging}"] if averaging else []),
         *([f"- knowledge distillation: {distillation}"] if distillation else []),
+        *([_layers_line(kept_layers)] if kept_layers is not None else []),
         "",
         "## Held-out test metrics",
         "",
@@ -112,3 +114,11 @@ def render_card(
         lines.append(f"- {task}: {', '.join(names)}")
     lines += ["", *args.extra_card_notes]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _layers_line(kept: Sequence[int]) -> str:
+    layers = ", ".join(str(i) for i in kept)
+    return (
+        f"- smaller encoder: {len(kept)} transformer layers (encoder_layers), the pretrained "
+        f"encoder's layers {layers} (see models.fast.layers)"
+    )

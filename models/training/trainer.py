@@ -32,6 +32,7 @@ from models.encoding import default_encoder_path, encode, load_tokenizer, token_
 from models.evaluation.assess import add_test_report
 from models.evaluation.calibration import Calibration, calibrate
 from models.evaluation.metrics import TaskMetrics, evaluate, predict_logits
+from models.fast.layers import keep_layers
 from models.modeling import AttentionClassifier, TaskSpec
 from models.saving import ModelInfo, save_model
 from models.training.averaging import averaged_state, averaging_note, weight_average
@@ -110,7 +111,8 @@ class Trainer:
 
     def _build(
         self, tasks: Sequence[TaskSpec]
-    ) -> tuple[AttentionClassifier, PreTrainedTokenizerBase, str]:
+    ) -> tuple[AttentionClassifier, PreTrainedTokenizerBase, str, list[int] | None]:
+        """The model, its tokenizer, its encoder's source and its kept layers (None = all)."""
         source = self.args.encoder or str(default_encoder_path())
         tokenizer = load_tokenizer(source)
         if self.args.random_encoder_config is not None:
@@ -119,8 +121,12 @@ class Trainer:
             model_type = config.pop("model_type", "bert")
             encoder_config = AutoConfig.for_model(model_type, **config)
             model = AttentionClassifier.from_config(encoder_config, tasks, self.args.dropout)
-            return model, tokenizer, f"random-init {model_type} (tokenizer {source})"
-        return AttentionClassifier.from_encoder(source, tasks, self.args.dropout), tokenizer, source
+            source = f"random-init {model_type} (tokenizer {source})"
+        else:
+            model = AttentionClassifier.from_encoder(source, tasks, self.args.dropout)
+        layers = self.args.encoder_layers
+        kept = keep_layers(model.encoder, layers) if layers is not None else None
+        return model, tokenizer, source, kept
 
     def train(
         self,
@@ -141,7 +147,7 @@ class Trainer:
         validation = restrict(validation or [], args.tasks)
         torch.manual_seed(args.seed)
         tasks = tasks_from(train, args.num_heads)
-        model, tokenizer, source = self._build(tasks)
+        model, tokenizer, source, kept_layers = self._build(tasks)
         # made before the model moves, so the averaged copy never takes accelerator memory
         average = weight_average(model) if args.average_last >= 2 else None
         device = resolve_device(args.device)
@@ -151,7 +157,14 @@ class Trainer:
         progress = _Progress()
         checkpoint = args.output_dir / "checkpoint"
         if args.resume and (checkpoint / "state.pt").is_file():
-            progress = _load_checkpoint(checkpoint, model, optimizer, scheduler)
+            try:
+                progress = _load_checkpoint(checkpoint, model, optimizer, scheduler)
+            except RuntimeError as exc:  # load_state_dict: missing, unexpected or resized keys
+                msg = (
+                    f"{checkpoint} was written for another model (encoder, encoder_layers or "
+                    f"tasks differ): resume with the same settings or delete it ({exc})"
+                )
+                raise ValueError(msg) from exc
         best_state = _cpu_state(model)
         if (checkpoint / "best.pt").is_file() and args.resume:
             best_state = torch.load(checkpoint / "best.pt", weights_only=True)
@@ -255,6 +268,7 @@ class Trainer:
             progress,
             calibration,
             teachers,
+            kept_layers,
         )
         shutil.rmtree(checkpoint, ignore_errors=True)
         if test:
@@ -334,6 +348,7 @@ class Trainer:
         progress: _Progress,
         calibration: Calibration | None,
         teachers: Sequence[TeacherInfo] = (),
+        kept_layers: Sequence[int] | None = None,
     ) -> TrainResult:
         args = self.args
         created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -354,6 +369,7 @@ class Trainer:
             best_epoch=progress.best_epoch,
             calibration=calibration,
             distillation=_distillation_note(teachers, args),
+            kept_layers=kept_layers,
             averaging=averaging_note(
                 progress.averaged_score, progress.averaged_chosen, args.average_last
             ),
@@ -370,6 +386,8 @@ class Trainer:
             "averaged_last": args.average_last if progress.averaged_chosen else 0,
             "averaged_val_macro_f1": progress.averaged_score,
             "teachers": [asdict(t) for t in teachers],
+            "encoder_layers": args.encoder_layers,
+            "encoder_layers_kept": None if kept_layers is None else list(kept_layers),
         }
         info = save_model(
             model,

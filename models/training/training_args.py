@@ -16,6 +16,11 @@ class TrainingArgs:
     encoder: str | None = None
     #: Build the encoder randomly from this config instead of loading weights (tests).
     random_encoder_config: dict[str, Any] | None = None
+    #: Keep only this many of the encoder's transformer layers (the bottom ones, see
+    #: ``models.fast.layers``) for a smaller, faster student; None = all.  Must be >= 1 and at
+    #: most the encoder's layer count (checked here for ``random_encoder_config``, and when
+    #: the encoder is loaded, before training starts, otherwise).
+    encoder_layers: int | None = None
     name: str = "attnwatch-default"
     epochs: int = 4
     batch_size: int = 32
@@ -94,6 +99,16 @@ class TrainingArgs:
             (self.num_heads >= 1, f"num_heads must be >= 1, got {self.num_heads}"),
             (8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}"),
         ]
+        if self.encoder_layers is not None:
+            depth = (self.random_encoder_config or {}).get("num_hidden_layers")
+            most = "the encoder's layer count" if depth is None else f"the encoder's {depth} layers"
+            fits = depth is None or self.encoder_layers <= int(depth)
+            checks.append(
+                (
+                    self.encoder_layers >= 1 and fits,
+                    f"encoder_layers must be between 1 and {most}, got {self.encoder_layers}",
+                )
+            )
         for ok, msg in checks:
             if not ok:
                 raise ValueError(msg)

@@ -119,6 +119,13 @@ def train(
     distill_temperature: Annotated[
         float, typer.Option(help="Distillation temperature.")
     ] = _default("distill_temperature"),
+    encoder_layers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Keep only the bottom N of the encoder's layers (a smaller, faster student).",
+        ),
+    ] = _default("encoder_layers"),
     seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = _default(
         "seed"
     ),
@@ -155,6 +162,7 @@ def train(
             teachers=tuple(teacher or ()),
             distill_weight=distill_weight,
             distill_temperature=distill_temperature,
+            encoder_layers=encoder_layers,
             seed=seed,
             split_seed=split_seed,
             tasks=tuple(task) if task else None,

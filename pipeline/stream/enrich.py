@@ -65,9 +65,20 @@ def classify_events(
     """Classify a batch; long articles are split and aggregated; forward passes are bounded."""
     plans = [units(e, max_sentences) for e in events]
     flat = [sentence for sentences, _ in plans for sentence in sentences]
-    predictions: list[Prediction] = []
-    for start in range(0, len(flat), max_texts_per_forward):
-        predictions.extend(classifier.predict(flat[start : start + max_texts_per_forward], tasks))
+    # Shortest first, so each forward pass pads little (characters stand in for tokens
+    # here; the classifier sorts each call by its own token counts again).
+    order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+    by_unit: list[Prediction | None] = [None] * len(flat)
+    for first in range(0, len(order), max_texts_per_forward):
+        part = order[first : first + max_texts_per_forward]
+        for index, prediction in zip(
+            part, classifier.predict([flat[i] for i in part], tasks), strict=True
+        ):
+            by_unit[index] = prediction
+    predictions = [p for p in by_unit if p is not None]
+    if len(predictions) != len(flat):
+        msg = f"the classifier answered {len(predictions)} of {len(flat)} texts"
+        raise RuntimeError(msg)
     labels = {t.name: t.labels for t in classifier.info.tasks}
     out: list[tuple[Prediction, dict[str, Evidence]]] = []
     start = 0

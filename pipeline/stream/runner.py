@@ -4,15 +4,17 @@ Two threads, because kafka-python's consumer is not thread-safe and a group memb
 that stops polling for ``max.poll.interval.ms`` is thrown out of its group:
 
 - the **polling thread** (the caller of :meth:`Runner.run`) owns the consumer: it
-  gathers a micro-batch, pauses every partition, keeps polling (nothing is fetched,
-  but the member stays alive and rebalance callbacks run) until the batch is done,
-  commits its offsets and resumes;
+  gathers a micro-batch and hands it over, then keeps polling while the batch is in the
+  model: the member stays alive, rebalance callbacks run, and the *next* batch is
+  fetched meanwhile (fetching overlaps compute); once that one is full every partition
+  is paused until the batch in flight is done, its offsets committed, and fetching
+  resumes;
 - the **classify thread** runs :class:`~pipeline.stream.processing.BatchProcessor`:
   decoding, the model, enrichment, and the sinks' flush with retries.
 
 So a slow model, a slow sink or a store outage never costs the group membership, and
-with one batch in flight at a time memory stays flat under overload (backpressure by
-pause/resume).  On a rebalance the batch in flight is finished and committed before
+with one batch in flight and at most one waiting, memory stays flat under overload
+(backpressure by pause/resume).  On a rebalance the batch in flight is finished and committed before
 the partitions go; on shutdown it is drained within ``shutdown_timeout_s``.
 """
 
@@ -136,6 +138,7 @@ class Runner:
         self._shutdown_timeout_s = shutdown_timeout_s
         self._last_lag = 0.0
         self._inflight: _InFlight | None = None
+        self._paused = False
         self._abort = threading.Event()
         self._uncommitted: Offsets = {}
         self._commit_backoff = Backoff(0.5, retry_backoff_max_s)
@@ -190,9 +193,8 @@ class Runner:
                 elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
                     break
             else:
-                # Paused: fetches nothing, keeps the membership, runs rebalance callbacks.
-                self._source.poll(0.0, 1)
-                if self._inflight is not None and self._inflight.wait(0.05):
+                self._poll_while_busy()
+                if self._inflight is not None and self._inflight.wait(0.02):
                     self._complete()
                 elif stop_deadline is not None and time.monotonic() > stop_deadline:
                     log.warning("shutdown bound reached; abandoning the batch in flight")
@@ -220,8 +222,25 @@ class Runner:
         owned = self._source.assignment()
         return [r for r in records if (r.topic, r.partition) in owned]
 
+    def _poll_while_busy(self) -> None:
+        """Poll while a batch is in the model, fetching the next one.
+
+        Keeps the membership and runs rebalance callbacks; fetches the next batch until it
+        is full, then pauses (backpressure).
+
+        Non-blocking (``poll(0)`` handles only what has already arrived), so the batch's
+        completion is noticed within the 20 ms wait that follows.
+        """
+        if self._paused:
+            # Paused: fetches nothing.
+            self._source.poll(0.0, 1)
+            return
+        self._batcher.prefetch(0.0)
+        if self._batcher.full:
+            self._source.pause()
+            self._paused = True
+
     def _start(self, records: list[SourceRecord], report: RunReport) -> None:
-        self._source.pause()
         self._inflight = _InFlight(
             lambda: self._processor.process(records, report, self._abort)
         )
@@ -230,13 +249,18 @@ class Runner:
         """The batch in flight is done: commit its offsets and fetch again."""
         inflight, self._inflight = self._inflight, None
         assert inflight is not None  # noqa: S101 - only called with a batch in flight
-        self._source.resume()
+        self._resume()
         if isinstance(inflight.error, Abandoned):
             log.warning("batch abandoned uncommitted; it will be redelivered")
             return
         if inflight.error is not None:
             raise inflight.error
         self._commit(inflight.offsets or {})
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._source.resume()
+            self._paused = False
 
     def _commit(self, offsets: Offsets) -> None:
         self._keep(offsets)
@@ -282,8 +306,9 @@ class Runner:
                 inflight.wait(2.0)
                 self._inflight = None
                 self._abort.clear()
-                self._source.resume()
+                self._resume()
         self._retry_commit(force=True)
+        self._batcher.drop(partitions)
         self._uncommitted = {k: v for k, v in self._uncommitted.items() if k not in partitions}
         for topic, partition in partitions:
             try:

@@ -14,7 +14,8 @@ import torch
 from consumers.connection import KafkaConnection
 from consumers.producer import make_producer
 from consumers.source import KafkaSource
-from models.classifier import AttentionTextClassifier, TextClassifier
+from models.classifier import TextClassifier
+from models.fast.loading import open_classifier
 from models.saving import ModelDirError
 from pipeline.alerting.service import alerting
 from pipeline.config import Settings
@@ -36,12 +37,16 @@ from pipeline.stream.runner import HealthReporter, Limits, Runner
 log = logging.getLogger(__name__)
 
 
-def load_classifier(settings: Settings) -> AttentionTextClassifier:
+def load_classifier(settings: Settings) -> TextClassifier:
     """Load the model named by ``settings.model_dir``; a clear error if it is not there."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     try:
-        return AttentionTextClassifier(settings.model_dir, settings.device)
+        return open_classifier(
+            settings.model_dir,
+            settings.device,
+            settings.model_runtime,
+        )
     except ModelDirError as exc:
         msg = f"{exc} (train one with `attnwatch train`)"
         raise ModelError(msg) from exc
@@ -100,6 +105,7 @@ def service(
         request_timeout_ms=max(
             int(settings.io_timeout_s * 1000), settings.session_timeout_ms + 5000
         ),
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     raw_store = RawStore(settings.raw_store_url) if settings.raw_store_url else None
     raw_sink = RawSink(raw_store) if raw_store is not None else None

@@ -38,7 +38,8 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "": {""},
         "evaluation": {"", "data", "evaluation"},
         "explain": {"", "data", "evaluation", "explain"},
-        "training": {"", "data", "evaluation", "explain", "training"},
+        "training": {"", "data", "evaluation", "explain", "fast", "training"},
+        "fast": {"", "fast"},
     },
 }
 #: Which top-level packages each package may import.

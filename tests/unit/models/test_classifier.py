@@ -171,3 +171,49 @@ def test_single_task_training_on_user_labels(tmp_path):
     ).train(rows, rows[:4], "hash")
     assert [t.name for t in result.info.tasks] == ["intent"]
     assert Counter(t.labels for t in result.info.tasks)[("card", "refund")] == 1
+
+
+def test_length_bucketed_predict_matches_one_padded_forward_in_input_order(trained):
+    """Sorting into sub-batches changes padding only: labels, scores and words must equal a
+    plain forward pass over the whole batch padded to its longest text."""
+    from models.encoding import encode
+    from models.words import merge_word_pieces
+
+    result, test, _ = trained
+    loaded = load_model(result.directory, torch.device("cpu"))
+    classifier = AttentionTextClassifier(result.directory, "cpu", max_texts=3, max_tokens=60)
+    texts = [e.text for e in test[:20]] + ["ok", " ".join(["long"] * 80)]
+    got = classifier.predict(texts, ["sentiment"])
+    batch = encode(loaded.tokenizer, texts, loaded.info.max_length)
+    with torch.inference_mode():
+        out = loaded.model(batch.input_ids, batch.attention_mask, batch.pool_mask, ["sentiment"])
+    probs = torch.softmax(out["sentiment"].logits, dim=-1)
+    alpha = out["sentiment"].attention.mean(dim=1)
+    labels = loaded.model.tasks["sentiment"].labels
+    for row, text in enumerate(texts):
+        mine = got[row]["sentiment"]
+        assert mine.label == labels[int(probs[row].argmax())]
+        assert mine.score == pytest.approx(float(probs[row].max()), abs=1e-5)
+        keep = [i for i in batch.pool_mask[row].nonzero().flatten().tolist()
+                if batch.offsets[row][i][1] > batch.offsets[row][i][0]]
+        words = merge_word_pieces(text, [batch.offsets[row][i] for i in keep],
+                                  alpha[row, keep].tolist())
+        total = sum(w.weight for w in words)
+        assert [w.word for w in mine.words] == [w.word for w in words]
+        for a, b in zip(mine.words, words, strict=True):
+            assert a.weight == pytest.approx(b.weight / total, abs=1e-5)
+
+
+def test_length_buckets_bound_texts_and_padded_tokens():
+    from models.inference import length_buckets
+
+    lengths = [5, 40, 7, 6, 39, 100, 8]
+    groups = length_buckets(lengths, max_texts=3, max_tokens=90)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for group in groups:
+        assert len(group) <= 3
+        assert len(group) == 1 or max(lengths[i] for i in group) * len(group) <= 90
+    assert [lengths[g[0]] for g in groups] == sorted(lengths[g[0]] for g in groups)
+    assert groups[-1] == [5]  # longer than the budget with company: alone
+    with pytest.raises(ValueError):
+        length_buckets(lengths, max_texts=0, max_tokens=10)

@@ -46,3 +46,26 @@ def test_idle_source_gives_an_empty_batch():
         FakeSource([], clock), max_size=4, max_wait_s=0.2, clock=lambda: clock[0]
     )
     assert batcher.next_batch(0.5) == []
+
+
+def test_prefetched_records_start_the_next_batch_and_keep_their_wait():
+    clock = [0.0]
+    source = FakeSource([[rec(0), rec(1)], [], [rec(2)]], clock)
+    batcher = MicroBatcher(source, max_size=4, max_wait_s=0.2, clock=lambda: clock[0])
+    assert batcher.prefetch(0.0) == 2 and batcher.pending == 2 and not batcher.full
+    clock[0] += 0.5  # the batch in flight took longer than max_wait: no more waiting
+    batch = batcher.next_batch(1)
+    assert [r.offset for r in batch] == [0, 1]
+    assert batcher.pending == 0
+
+
+def test_prefetch_stops_when_full_and_revoked_partitions_are_dropped():
+    clock = [0.0]
+    other = SourceRecord("chat", 1, 7, None, b"{}", 0)
+    source = FakeSource([[rec(0), other], [rec(1)]], clock)
+    batcher = MicroBatcher(source, max_size=2, max_wait_s=0.2, clock=lambda: clock[0])
+    batcher.prefetch(0.0)
+    assert batcher.full and batcher.prefetch(0.0) == 0
+    assert len(source.polls) == 1  # a full batch does not poll again
+    assert batcher.drop({("chat", 1)}) == 1
+    assert [r.offset for r in batcher.next_batch(1)] == [0, 1]
