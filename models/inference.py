@@ -6,10 +6,10 @@ cannot drift apart in what they log:
 
 - **tokenise once**: one fast-tokenizer call per batch gives ids, offsets and the special
   tokens; nothing is tokenised twice (the word merge reuses the offsets);
-- **length bucketing**: texts are sorted by token count and cut into sub-batches of at
-  most ``max_texts`` texts and ``max_tokens`` padded tokens, so a long news sentence does
-  not pad thirty short chat turns to its length (on the benchmark mix, 36 -> 24 padded
-  tokens per text and 1.5x the forward's throughput, bench/RESULTS.md);
+- **length bucketing**: texts are sorted by token count and cut where a new sub-batch
+  costs less than the padding it saves (:func:`length_buckets`), within ``max_texts``
+  texts and ``max_tokens`` padded tokens, so a long news sentence does not pad thirty
+  short chat turns to its length;
 - **post-processing**: calibrated scores, top-k, the unknown-intent rule and the word
   weights, from numpy arrays, with the piece-to-word mapping computed once per text and
   shared by its tasks.
@@ -17,6 +17,7 @@ cannot drift apart in what they log:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -75,28 +76,51 @@ def tokenize(
     )
 
 
-def length_buckets(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[list[int]]:
-    """Indices sorted by length, cut into groups of bounded size.
+#: What one forward pass costs beyond its tokens, in padded tokens: the bucketing's price
+#: of starting another sub-batch.  Measured on the benchmark mix (2,000 messages, 4,157
+#: units, MiniLM, 2 cores): 64 -> 7.7-8.0 s of forward, 256 -> 8.1 s, 1024 -> 9.0-9.3 s;
+#: plain sorted chunks of 64 per micro-batch took 10.0 s (110k padded tokens vs 78k).
+FORWARD_OVERHEAD_TOKENS = 64
 
-    Each group has at most ``max_texts`` texts and ``max_tokens`` padded tokens (a text
-    longer than the budget goes alone).
+
+def length_buckets(
+    lengths: Sequence[int],
+    max_texts: int,
+    max_tokens: int,
+    overhead_tokens: int = FORWARD_OVERHEAD_TOKENS,
+) -> list[list[int]]:
+    """Indices sorted by length, cut into sub-batches that minimise the padded work.
+
+    The cut points are chosen by dynamic programming over the sorted lengths: the cost of a
+    sub-batch is its padded tokens (size x its longest text) plus ``overhead_tokens``, and
+    the total is minimal subject to <= ``max_texts`` texts and <= ``max_tokens`` padded
+    tokens per sub-batch (a text longer than the budget goes alone).  Cutting a sorted list
+    into fixed chunks instead padded 1.5x the real tokens on the benchmark mix; this pads
+    1.1x.  O(n x max_texts) steps, ~3 ms for a 130-text micro-batch.
     """
     if max_texts < 1 or max_tokens < 1:
         msg = f"max_texts and max_tokens must be >= 1, got {max_texts}, {max_tokens}"
         raise ValueError(msg)
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    ordered = [lengths[i] for i in order]
+    n = len(ordered)
+    best = [0.0] + [math.inf] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        longest = ordered[end - 1]
+        for start in range(end - 1, max(0, end - max_texts) - 1, -1):
+            size = end - start
+            if size > 1 and size * longest > max_tokens:
+                break
+            cost = best[start] + overhead_tokens + size * longest
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
     groups: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        # Sorted ascending: this text sets the group's padded length.
-        padded = lengths[index] * (len(current) + 1)
-        if current and (len(current) == max_texts or padded > max_tokens):
-            groups.append(current)
-            current = []
-        current.append(index)
-    if current:
-        groups.append(current)
-    return groups
+    end = n
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
 
 
 def pad(

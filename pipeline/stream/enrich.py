@@ -60,7 +60,7 @@ def classify_events(
     tasks: Sequence[str],
     *,
     max_sentences: int = 64,
-    max_texts_per_forward: int = 64,
+    max_texts_per_forward: int = 512,
 ) -> list[tuple[Prediction, dict[str, Evidence]]]:
     """Classify a batch; long articles are split and aggregated; forward passes are bounded."""
     plans = [units(e, max_sentences) for e in events]

@@ -77,9 +77,11 @@ class Limits:
 
     max_redeliveries: int = 3
     max_sentences: int = 64
-    #: Texts per forward pass: long news is split into sentences, and 32 articles of 64
-    #: sentences must not become one 2,048-row forward pass.
-    max_texts_per_forward: int = 64
+    #: Texts per classifier call: long news is split into sentences, and 32 articles of 64
+    #: sentences must not become one unbounded call (the classifier cuts each call into
+    #: forward passes of at most 64 texts by length; one call per micro-batch lets it
+    #: choose those cuts over all the batch's units).
+    max_texts_per_forward: int = 512
     #: Largest enriched record (attention is trimmed to fit, else ``too_large``).
     max_message_bytes: int = 1_000_000
     #: What the decoder accepts (sizes, characters, times).
