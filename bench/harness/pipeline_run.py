@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from consumers.connection import KafkaConnection
 from models.classifier import TextClassifier
+from models.saving import read_info
 from pipeline.config import Settings, load_settings
 from pipeline.metrics import Metrics
 from pipeline.stream.runner import Runner, RunReport
@@ -39,6 +40,7 @@ from pipeline.stream.service import load_classifier, service
 from . import kafka_io
 from .kafka_io import Topics
 from .mix import percentile
+from .null_model import NullClassifier
 from .probes import LatencyRecorder, Timing, fetched_from_all
 from .profiling import RunProfile
 from .rss import current_rss_bytes, peak_rss_bytes
@@ -65,6 +67,8 @@ class PipelinePlan:
     timeout_s: float = 900.0
     progress: bool = True
     profile: bool = False
+    #: Run with :class:`~bench.harness.null_model.NullClassifier` (no model: the loop's own cost).
+    null_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,9 @@ def pipeline_side(plan: PipelinePlan, request: Callable[[PaceRequest], None]) ->
     settings = load_settings(
         model_dir=plan.model_dir, device=plan.device, torch_threads=plan.torch_threads
     )
-    classifier = load_classifier(settings)
+    classifier: TextClassifier = (
+        NullClassifier(read_info(plan.model_dir)) if plan.null_model else load_classifier(settings)
+    )
     classifier.predict(["warm-up: the first forward allocates", "and is not measured."])
     loaded = current_rss_bytes()
     runs = [backlog_run(plan, classifier, size) for size in plan.batch_sizes]

@@ -68,6 +68,10 @@ def ratios(result: HarnessResult) -> dict[str, float]:
         "attnwatch/naive": best / result.naive.msg_per_s,
         "naive/limit": result.naive.msg_per_s / result.limit.msg_per_s,
     }
+    if result.null_model is not None:
+        # Forward and loop work share the cores: seconds per message add up.
+        null = result.null_model.msg_per_s
+        out["bound: 1/(1+limit/null)"] = 1 / (1 + result.limit.msg_per_s / null)
     for run in result.pipeline.runs:
         out[f"attnwatch@{run.batch_size}/limit"] = run.msg_per_s / result.limit.msg_per_s
         out[f"attnwatch@{run.batch_size}/naive"] = run.msg_per_s / result.naive.msg_per_s
@@ -131,6 +135,7 @@ def table(result: HarnessResult) -> str:
         f"({mib(side.rss_model_loaded_bytes)} MiB with the model loaded, before the runs); "
         f"harness process (limit + naive) {mib(result.harness_peak_rss_bytes)} MiB",
         "counts: " + _counts(result),
+        *_null_lines(result),
     ]
     for tier in result.tiers:
         lines.append(
@@ -213,6 +218,8 @@ def markdown(result: HarnessResult, plot_link: str = "results/throughput.png") -
         f"({mib(side.rss_model_loaded_bytes)} MiB once the model is loaded). Counts: "
         f"{_counts(result)}.",
         "",
+        *_null_lines(result),
+        "",
         *_tier_rows(result),
         "Machine: " + "; ".join(f"{k} {v}" for k, v in result.machine.items()) + ".",
         "",
@@ -220,6 +227,19 @@ def markdown(result: HarnessResult, plot_link: str = "results/throughput.png") -
         "",
     ]
     return "\n".join(out)
+
+
+def _null_lines(result: HarnessResult) -> list[str]:
+    null = result.null_model
+    if null is None:
+        return []
+    bound = ratios(result)["bound: 1/(1+limit/null)"]
+    return [
+        f"Run loop with a zero-cost model (no forward pass; batch_max_size {null.batch_size}): "
+        f"{null.msg_per_s:.1f} msg/s ({null.handled} handled, {null.stored} stored). With the "
+        "forward pass filling the cores, the two costs add up: the run loop can reach at most "
+        f"1 / (1 + limit / zero-cost) = **{bound:.3f} x limit** on this machine."
+    ]
 
 
 def _tier_rows(result: HarnessResult) -> list[str]:

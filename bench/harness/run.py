@@ -89,6 +89,8 @@ class HarnessResult:
     harness_peak_rss_bytes: int
     machine: dict[str, str] = field(default_factory=dict)
     tiers: list[TierRun] = field(default_factory=list)
+    #: The run loop with a zero-cost model at the best batch size: the loop's own cost.
+    null_model: BacklogRun | None = None
     started_at: str = ""
     seconds: float = 0.0
 
@@ -145,6 +147,11 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         profile=options.profile,
     )
     pipeline = run_in_child(plan, messages)
+    null_model = run_in_child(
+        replace(plan, null_model=True, batch_sizes=(pipeline.best.batch_size,), loads=(),
+                profile=False),
+        messages,
+    ).best
     tiers = [measure_tier(plan, messages, tier, pipeline.best) for tier in options.tiers]
     return HarnessResult(
         options=options,
@@ -159,6 +166,7 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         started_at=started_at.isoformat(timespec="seconds"),
         seconds=round(time.monotonic() - clock, 1),
         tiers=tiers,
+        null_model=null_model,
     )
 
 

@@ -26,6 +26,9 @@ def finite_positive(value: float) -> bool:
 
 
 def test_harness_runs_every_side_and_the_counts_agree(broker, tiny_model, tmp_path):
+    from models.fast.onnx_export import export_onnx
+
+    tier = export_onnx(tiny_model, tmp_path / "tiny-onnx-int8", int8=True)
     options = HarnessOptions(
         model_dir=tiny_model,
         count=COUNT,
@@ -36,6 +39,7 @@ def test_harness_runs_every_side_and_the_counts_agree(broker, tiny_model, tmp_pa
         limit_batch_sizes=(16, 64),
         timeout_s=120,
         progress=False,
+        tiers=(tier,),
     )
     result = run_harness(options, broker.connection)
 
@@ -61,6 +65,17 @@ def test_harness_runs_every_side_and_the_counts_agree(broker, tiny_model, tmp_pa
             assert finite_positive(paced.latency_s[q])
         assert paced.latency_s["p50"] <= paced.latency_s["p95"] <= paced.latency_s["p99"]
 
+    # The zero-cost model and the ONNX tier handle the same backlog in full.
+    best = result.pipeline.best.batch_size
+    assert result.null_model is not None and result.null_model.batch_size == best
+    assert (result.null_model.handled, result.null_model.stored) == (COUNT, COUNT)
+    [onnx] = result.tiers
+    assert "-onnx-int8@" in onnx.model
+    assert (onnx.run.batch_size, onnx.run.handled, onnx.run.stored) == (best, COUNT, COUNT)
+    assert onnx.over_default == pytest.approx(
+        onnx.run.msg_per_s / result.pipeline.best.msg_per_s, abs=1e-3)
+    assert 0 < ratios(result)["bound: 1/(1+limit/null)"] < 1
+
     for name, value in ratios(result).items():
         assert finite_positive(value), name
     for value in (result.limit.msg_per_s, result.naive.msg_per_s,
@@ -74,6 +89,7 @@ def test_harness_runs_every_side_and_the_counts_agree(broker, tiny_model, tmp_pa
     text = paths["markdown"].read_text(encoding="utf-8")
     assert text == markdown(result, "results/throughput.png")
     assert "| naive: kafka-python loop" in text and "p99 ms" in text
+    assert "zero-cost model" in text and "-onnx-int8@" in text
     data = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert data["produced"] == COUNT and "attnwatch/limit" in data["ratios"]
     assert "attnwatch/naive" in table(result)
