@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=defaults.count,
                    help="messages in the mix; every side handles them all (default: %(default)s)")
     p.add_argument("--batch-sizes", type=_list_of(int), default=defaults.batch_sizes,
-                   help="run-loop batch_max_size settings, comma-separated (default: 8,32,64)")
+                   help="run-loop batch_max_size settings, comma-separated (default: 32,64,128)")
     p.add_argument("--device", default=defaults.device,
                    help="torch device for every side: cpu, cuda, cuda:N (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("bench/results"),

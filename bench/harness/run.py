@@ -33,12 +33,12 @@ class HarnessOptions:
 
     model_dir: Path = Path("var/models/default")
     count: int = 2000
-    batch_sizes: tuple[int, ...] = (8, 32, 64)
+    batch_sizes: tuple[int, ...] = (32, 64, 128)
     device: str = "cpu"
     #: Offered loads of the paced runs, as fractions of the best backlog throughput.
     loads: tuple[float, ...] = (0.5, 0.9)
     paced_count: int = 1000
-    batch_wait_ms: int = 200
+    batch_wait_ms: int = 50
     limit_batch_sizes: tuple[int, ...] = (16, 64, 128)
     limit_repeats: int = 2
     partitions: int = 3
