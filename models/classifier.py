@@ -16,7 +16,7 @@ import torch
 from numpy.typing import NDArray
 from transformers import PreTrainedTokenizerBase
 
-from models.inference import Forward, TaskArrays, TaskRule, run_batched
+from models.inference import TaskArrays, TaskRule, run_batched
 from models.saving import ModelInfo, load_model
 from models.words import WordWeight
 
@@ -62,12 +62,78 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class AttentionTextClassifier:
-    """The attention classifier loaded from a saved model directory (PyTorch runtime).
+class BatchedClassifier:
+    """What every runtime shares: identity, decision rules, and batched :meth:`predict`.
 
-    ``max_texts`` and ``max_tokens`` bound one forward pass; texts are sorted by length
-    into such sub-batches (see :mod:`models.inference`).
+    A runtime subclass loads its network and implements :meth:`_forward` only (padded ids
+    in, each task's logits and attention out); tokenising, bucketing and the logged words
+    are :mod:`models.inference`'s, so runtimes cannot drift apart in what they log.
+    ``max_texts`` and ``max_tokens`` bound one forward pass.
     """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        info: ModelInfo,
+        calibration: Mapping[str, Any] | None,
+        *,
+        top_k: int,
+        max_texts: int,
+        max_tokens: int,
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._info = info
+        self._rules = task_rules(info, calibration)
+        self._top_k = top_k
+        self._max_texts = max_texts
+        self._max_tokens = max_tokens
+
+    @property
+    def info(self) -> ModelInfo:
+        """Name, version and tokenizer hash of the loaded model."""
+        return self._info
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task names, e.g. ``["intent", "sentiment"]``."""
+        return [t.name for t in self._info.tasks]
+
+    def _forward(
+        self,
+        input_ids: NDArray[np.int64],
+        attention_mask: NDArray[np.int64],
+        pool_mask: NDArray[np.bool_],
+        tasks: Sequence[str],
+    ) -> Mapping[str, TaskArrays]:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str], tasks: Sequence[str] | None = None) -> list[Prediction]:
+        """Classify a batch; every task's word weights of a text sum to one."""
+        if not texts:
+            return []
+        wanted = list(tasks) if tasks is not None else self.tasks
+        unknown = [t for t in wanted if t not in self._rules]
+        if unknown:
+            msg = f"unknown task(s) {unknown}; the model has {list(self._rules)}"
+            raise KeyError(msg)
+        answers = run_batched(
+            self._forward,
+            self._tokenizer,
+            texts,
+            {name: self._rules[name] for name in wanted},
+            max_length=self._info.max_length,
+            top_k=self._top_k,
+            max_texts=self._max_texts,
+            max_tokens=self._max_tokens,
+        )
+        return [
+            {name: TaskPrediction(a.label, a.score, a.top, a.words) for name, a in row.items()}
+            for row in answers
+        ]
+
+
+class AttentionTextClassifier(BatchedClassifier):
+    """The attention classifier loaded from a saved model directory (PyTorch runtime)."""
 
     def __init__(
         self,
@@ -81,22 +147,8 @@ class AttentionTextClassifier:
         self._device = resolve_device(device)
         loaded = load_model(directory, self._device)
         self._model = loaded.model
-        self._tokenizer = loaded.tokenizer
-        self._info = loaded.info
-        self._top_k = top_k
-        self._max_texts = max_texts
-        self._max_tokens = max_tokens
-        self._rules = task_rules(self._info, loaded.calibration)
-
-    @property
-    def info(self) -> ModelInfo:
-        """Name, version and tokenizer hash of the loaded model."""
-        return self._info
-
-    @property
-    def tasks(self) -> list[str]:
-        """Task names, e.g. ``["intent", "sentiment"]``."""
-        return [t.name for t in self._info.tasks]
+        super().__init__(loaded.tokenizer, loaded.info, loaded.calibration, top_k=top_k,
+                         max_texts=max_texts, max_tokens=max_tokens)
 
     @torch.inference_mode()
     def _forward(
@@ -120,20 +172,6 @@ class AttentionTextClassifier:
             for name, out in outputs.items()
         }
 
-    def predict(self, texts: Sequence[str], tasks: Sequence[str] | None = None) -> list[Prediction]:
-        """Classify a batch; every task's word weights of a text sum to one."""
-        return predict_with(
-            self._forward,
-            self._tokenizer,
-            texts,
-            self._rules,
-            tasks if tasks is not None else self.tasks,
-            max_length=self._info.max_length,
-            top_k=self._top_k,
-            max_texts=self._max_texts,
-            max_tokens=self._max_tokens,
-        )
-
 
 def task_rules(info: ModelInfo, calibration: Mapping[str, Any] | None) -> dict[str, TaskRule]:
     """Each task's labels and decision rule (intent: calibrated temperature and threshold)."""
@@ -151,26 +189,3 @@ def task_rules(info: ModelInfo, calibration: Mapping[str, Any] | None) -> dict[s
         else:
             rules[spec.name] = TaskRule(spec.labels)
     return rules
-
-
-def predict_with(
-    forward: Forward,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    rules: Mapping[str, TaskRule],
-    tasks: Sequence[str],
-    **options: int,
-) -> list[Prediction]:
-    """Run :func:`models.inference.run_batched` for ``tasks`` and wrap the answers."""
-    if not texts:
-        return []
-    unknown = [t for t in tasks if t not in rules]
-    if unknown:
-        msg = f"unknown task(s) {unknown}; the model has {list(rules)}"
-        raise KeyError(msg)
-    wanted = {name: rules[name] for name in tasks}
-    answers = run_batched(forward, tokenizer, texts, wanted, **options)
-    return [
-        {name: TaskPrediction(a.label, a.score, a.top, a.words) for name, a in row.items()}
-        for row in answers
-    ]

@@ -147,11 +147,7 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         profile=options.profile,
     )
     pipeline = run_in_child(plan, messages)
-    null_model = run_in_child(
-        replace(plan, null_model=True, batch_sizes=(pipeline.best.batch_size,), loads=(),
-                profile=False),
-        messages,
-    ).best
+    null_model = backlog_only(plan, messages, pipeline.best.batch_size, null_model=True).best
     tiers = [measure_tier(plan, messages, tier, pipeline.best) for tier in options.tiers]
     return HarnessResult(
         options=options,
@@ -170,15 +166,21 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
     )
 
 
+def backlog_only(
+    plan: PipelinePlan, messages: Sequence[Message], batch_size: int, **changes: Any
+) -> PipelineSide:
+    """One backlog run of ``plan`` with ``changes`` at ``batch_size`` in a fresh child:
+    no paced runs, no profile."""
+    return run_in_child(
+        replace(plan, batch_sizes=(batch_size,), loads=(), profile=False, **changes), messages
+    )
+
+
 def measure_tier(
     plan: PipelinePlan, messages: Sequence[Message], model_dir: Path, default: BacklogRun
 ) -> TierRun:
     """The run loop with ``model_dir`` (any runtime) on the same backlog, in a fresh child."""
-    side = run_in_child(
-        replace(plan, model_dir=model_dir, batch_sizes=(default.batch_size,), loads=(),
-                profile=False),
-        messages,
-    )
+    side = backlog_only(plan, messages, default.batch_size, model_dir=model_dir)
     info = read_info(model_dir)
     return TierRun(
         model_dir=str(model_dir),

@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 from numpy.typing import NDArray
 
-from models.classifier import Prediction, predict_with, task_rules
+from models.classifier import BatchedClassifier
 from models.encoding import load_tokenizer, tokenizer_hash
 from models.inference import TaskArrays
 from models.saving import (
@@ -97,7 +97,7 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-class OnnxTextClassifier:
+class OnnxTextClassifier(BatchedClassifier):
     """The attention classifier loaded from an ONNX model directory (ONNX Runtime).
 
     Implements :class:`~models.classifier.TextClassifier`; ``max_texts`` and ``max_tokens``
@@ -114,9 +114,9 @@ class OnnxTextClassifier:
         max_tokens: int = 4096,
         threads: int | None = None,
     ) -> None:
-        self._info = read_onnx_info(directory)
-        self._tokenizer = load_tokenizer(directory)
-        if tokenizer_hash(self._tokenizer) != self._info.tokenizer_hash:
+        info = read_onnx_info(directory)
+        tokenizer = load_tokenizer(directory)
+        if tokenizer_hash(tokenizer) != info.tokenizer_hash:
             msg = (
                 f"{directory}: tokenizer files do not match the tokenizer the model was saved with"
             )
@@ -126,20 +126,8 @@ class OnnxTextClassifier:
             sess_options=session_options(threads),
             providers=providers_for(device),
         )
-        self._rules = task_rules(self._info, read_calibration(directory))
-        self._top_k = top_k
-        self._max_texts = max_texts
-        self._max_tokens = max_tokens
-
-    @property
-    def info(self) -> ModelInfo:
-        """Name, version (``model.onnx``'s hash) and tokenizer hash of the loaded model."""
-        return self._info
-
-    @property
-    def tasks(self) -> list[str]:
-        """Task names, e.g. ``["intent", "sentiment"]``."""
-        return [t.name for t in self._info.tasks]
+        super().__init__(tokenizer, info, read_calibration(directory), top_k=top_k,
+                         max_texts=max_texts, max_tokens=max_tokens)
 
     @property
     def providers(self) -> list[str]:
@@ -163,17 +151,3 @@ class OnnxTextClassifier:
             )
             for i, task in enumerate(tasks)
         }
-
-    def predict(self, texts: Sequence[str], tasks: Sequence[str] | None = None) -> list[Prediction]:
-        """Classify a batch; every task's word weights of a text sum to one."""
-        return predict_with(
-            self._forward,
-            self._tokenizer,
-            texts,
-            self._rules,
-            tasks if tasks is not None else self.tasks,
-            max_length=self._info.max_length,
-            top_k=self._top_k,
-            max_texts=self._max_texts,
-            max_tokens=self._max_tokens,
-        )
