@@ -191,6 +191,13 @@ class Settings(BaseSettings):
         description="Runtime of the model: auto (what the model directory was saved for), "
         "torch, or onnx (a directory from `attnwatch model export-onnx`: the fast tier).",
     )
+    model_watch_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="How often `run` checks model_dir for a new model (a link repointed by "
+        "`attnwatch model promote`, or a new version) and swaps it in between batches; "
+        "SIGHUP checks at once; 0 disables hot reload.",
+    )
 
     # Store and metrics
     # repr=False: a PostgreSQL URL carries its password.

@@ -99,6 +99,12 @@ class Metrics:
             ["name", "version", "tokenizer_hash"],
             registry=r,
         )
+        self.model_reloads = Counter(
+            "attnwatch_model_reloads_total",
+            "Hot model reloads, by result (loaded: swapped in; refused: old model kept).",
+            ["result"],
+            registry=r,
+        )
         # Alerting (pipeline.alerting): set by the evaluator holding the lease.
         scope = ["scope_kind", "scope", "stream"]
         self.negative_share = Gauge(

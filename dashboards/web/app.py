@@ -8,7 +8,8 @@ browsers, ``{"detail": ...}`` for everything else.
 
 Pages: ``/`` (live feed; fragment ``/feed``, JSON ``/api/events``, live ``/events/stream``),
 ``/trends`` (JSON ``/api/trends``), ``/conversations/{id}``, ``/tickers/{symbol}``,
-``/alerts``, ``/model``.  Writes: ``POST /events/{input_id}/corrections``.  Files:
+``/alerts``, ``/model``.  Writes: ``POST /events/{input_id}/corrections`` and
+Alertmanager's ``POST /hooks/alertmanager`` (:mod:`dashboards.web.hooks`).  Files:
 ``/corrections.csv``, ``/export.csv``, ``/export.parquet``.  ``/healthz`` needs no token.
 """
 
@@ -49,8 +50,9 @@ from dashboards.data.filters import (
 )
 from dashboards.data.indexes import ensure_indexes
 from dashboards.data.model_info import read_labels, read_summary
+from dashboards.data.ops_alerts import OpsAlertTable
 from dashboards.data.queries import MAX_EXPORT_ROWS, MAX_PAGE, MAX_TURNS, EventRow, Queries
-from dashboards.web import pages, views
+from dashboards.web import hooks, pages, views
 from dashboards.web.auth import BearerTokenMiddleware, check_bind
 from dashboards.web.forms import local_path, read_form, same_origin
 from dashboards.web.live import live_events
@@ -111,8 +113,8 @@ def create_app(
 
     Refuses (:class:`~pipeline.errors.ConfigError`) a non-loopback ``dashboard_host``
     without ``dashboard_token``; with a token every path but ``/healthz`` needs
-    ``Authorization: Bearer <token>``.  Opens the store (creating the ``corrections``
-    table and the dashboard's indexes) before returning.  ``live_poll_s`` and
+    ``Authorization: Bearer <token>``.  Opens the store (creating the ``corrections`` and
+    ``ops_alerts`` tables and the dashboard's indexes) before returning.  ``live_poll_s`` and
     ``live_max_s`` are the live stream's poll interval and connection bound.
     """
     # What dashboards.web.auth.guard does, kept on the FastAPI object so every way of
@@ -124,6 +126,7 @@ def create_app(
         ensure_indexes(store.engine)
         corrections = CorrectionTable(store.engine)
         alert_table = AlertTable(store.engine)
+        ops_table = OpsAlertTable(store.engine)
     except StoreError:
         store.close()
         raise
@@ -338,8 +341,9 @@ def create_app(
         request: Request, status: str = "all", limit: Annotated[int, Query(ge=1, le=500)] = 100
     ) -> Response:
         views_ = pages.alerts(alert_table, status, limit, lead)
+        ops = pages.ops_alerts(ops_table, status, limit)
         return templates.TemplateResponse(
-            request, "alerts.html", {"alerts": views_, "status": status}
+            request, "alerts.html", {"alerts": views_, "ops": ops, "status": status}
         )
 
     @app.get("/model", response_class=HTMLResponse)
@@ -356,5 +360,6 @@ def create_app(
             headers={"Cache-Control": "public, max-age=86400"},
         )
 
+    app.include_router(hooks.router(ops_table, token))
     app.mount("/static", StaticFiles(directory=views.STATIC_DIR), name="static")
     return app

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from dashboards.data import aggregates
 from dashboards.data.filters import BadParameter, EventFilter, Window
 from dashboards.data.model_info import ModelSummary
+from dashboards.data.ops_alerts import OpsAlert, OpsAlertTable
 from dashboards.data.queries import EventRow, Queries
 from dashboards.web import charts
 from pipeline.alerting.model import AlertEvent
@@ -30,6 +31,8 @@ SCOPE_PARAMS = {
 }
 #: Alert list filters.
 ALERT_STATUSES = ("all", "firing", "resolved")
+#: Resolved Alertmanager alerts listed on the alerts page.
+RECENT_OPS_RESOLVED = 20
 #: Headlines on a ticker page.
 HEADLINES = 20
 
@@ -183,6 +186,24 @@ def alerts(table: AlertTable, status: str, limit: int, lead: timedelta) -> list[
             trend["until"] = (row["ends_at"] + 4 * lead).isoformat()
         views.append(AlertView(row, event, params, trend, problems))
     return views
+
+
+@dataclass
+class OpsAlertsView:
+    """Alertmanager's operational alerts: those firing, and the recently resolved ones."""
+
+    firing: list[OpsAlert]
+    resolved: list[OpsAlert]
+
+
+def ops_alerts(table: OpsAlertTable, status: str, limit: int) -> OpsAlertsView:
+    """Firing alerts (most severe first) and the latest resolved, as ``status`` filters."""
+    if status not in ALERT_STATUSES:
+        msg = f"unknown status {status!r}: use one of {', '.join(ALERT_STATUSES)}"
+        raise BadParameter(msg)
+    firing = table.firing(limit) if status != "resolved" else []
+    resolved = table.resolved(min(limit, RECENT_OPS_RESOLVED)) if status != "firing" else []
+    return OpsAlertsView(firing, resolved)
 
 
 def confusion_figures(summary: ModelSummary) -> dict[str, charts.Figure]:

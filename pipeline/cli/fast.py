@@ -1,16 +1,21 @@
-"""The ``attnwatch model`` command group: faster runtimes of a saved model (``export-onnx``)."""
+"""The ``attnwatch model`` command group: faster runtimes (``export-onnx``) and rollout.
+
+``promote`` and ``rollback`` repoint the serving model link (``model_dir``) that running
+``attnwatch run`` processes watch; see :mod:`models.rollout` and
+:mod:`pipeline.stream.model_watch`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.app import fail
+from pipeline.cli.app import fail, state
 
 model_app = typer.Typer(
-    help="Faster runtimes of a saved model: `attnwatch model export-onnx MODEL_DIR --out DIR`.",
+    help="Faster runtimes and rollout of saved models: `export-onnx`, `promote`, `rollback`.",
     no_args_is_help=True,
 )
 
@@ -53,3 +58,61 @@ def export_onnx_command(
     except (OSError, ValueError) as exc:
         fail(exc)
     typer.echo(f"saved {info.name}@{info.version} to {path}")
+
+
+LinkOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--link",
+        help="The serving model link to repoint (default: the model_dir setting, which "
+        "`attnwatch run` watches).",
+    ),
+]
+
+
+@model_app.command("promote")
+def promote_command(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory to serve from now on.")],
+    link: LinkOption = None,
+) -> None:
+    """Serve MODEL_DIR: load and smoke-test it, then repoint the model link atomically.
+
+    Running `attnwatch run` processes swap to it between batches within
+    model_watch_interval_s (or at once on SIGHUP); a model they cannot load is refused
+    there too and the old one keeps running.  The replaced target is kept for `rollback`.
+    """
+    from models.rollout import promote
+
+    _report(promote, model_dir, link)
+
+
+@model_app.command("rollback")
+def rollback_command(link: LinkOption = None) -> None:
+    """Serve the model the link pointed at before the last `promote` (tested the same way)."""
+    from models.rollout import rollback
+
+    _report(lambda _dir, where, load: rollback(where, load), None, link)
+
+
+def _report(action: Any, model_dir: Path | None, link: Path | None) -> None:
+    from models.saving import ModelDirError
+    from models.smoke import SmokeTestError
+    from pipeline.errors import AttnwatchError
+    from pipeline.stream.service import load_classifier
+
+    settings = state.settings
+    where = link or settings.model_dir
+
+    def load(path: Path) -> Any:
+        return load_classifier(settings.model_copy(update={"model_dir": path}))
+
+    try:
+        done = action(model_dir, where, load)
+    except (ModelDirError, SmokeTestError, AttnwatchError, OSError) as exc:
+        fail(exc)
+    before = f" (was {done.previous})" if done.previous else ""
+    typer.echo(f"{done.link} -> {done.target}: {done.info.name}@{done.info.version}{before}")
+    typer.echo(
+        "running loops swap to it between batches within model_watch_interval_s "
+        f"({settings.model_watch_interval_s:g} s) or at once on SIGHUP"
+    )

@@ -128,3 +128,16 @@ def _print(report: PurgeReport, tables: tuple[str, ...]) -> None:
     width = max(len(name) for name in tables)
     for name in tables:
         typer.echo(f"  {name:<{width}}  {counts[name]}")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or migrate the store's schema (--store-url) and exit: run once before a rollout."""
+    from pipeline.store.migrate import migrate as migrate_store
+
+    settings = state.settings
+    try:
+        version, tables = migrate_store(settings.store_url)
+    except AttnwatchError as exc:
+        fail(exc)
+    typer.echo(f"store schema version {version}: {', '.join(tables)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -33,6 +34,10 @@ def run(
             metrics.serve(settings.metrics_port, settings.metrics_host, health)
         connection = settings.kafka()
         with service(settings, connection, metrics=metrics, health=health) as svc:
+            if svc.model_watch is not None:
+                # SIGHUP: look for a new model now rather than at the next interval.
+                watch = svc.model_watch
+                signal.signal(signal.SIGHUP, lambda _signum, _frame: watch.request())
             report = svc.runner.run(stop, idle_exit_s=idle_exit)
     except AttnwatchError as exc:
         fail(exc)

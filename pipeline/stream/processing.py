@@ -123,6 +123,10 @@ class BatchProcessor:
         self._clock = clock
         self._on_sink_state = on_sink_state
 
+    def use(self, classifier: TextClassifier) -> None:
+        """Classify later batches with ``classifier`` (the runner calls it between batches)."""
+        self._classifier = classifier
+
     def process(
         self, records: Sequence[SourceRecord], report: RunReport, abort: threading.Event
     ) -> Offsets:

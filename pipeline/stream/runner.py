@@ -20,6 +20,7 @@ the partitions go; on shutdown it is drained within ``shutdown_timeout_s``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ from pipeline.store.dedup import StoredLookup
 from pipeline.stream.batching import MicroBatcher
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT
+from pipeline.stream.model_watch import ModelWatcher
 from pipeline.stream.processing import BatchProcessor, Limits, RunReport
 from pipeline.stream.retry import Abandoned, Backoff
 
@@ -109,6 +111,7 @@ class Runner:
         shutdown_timeout_s: float = 30.0,
         privacy: PrivacyPolicy | None = None,
         raw_sink: RawSink | None = None,
+        model_watch: ModelWatcher | None = None,
     ) -> None:
         tasks = [t.name for t in classifier.info.tasks]
         if SENTIMENT not in tasks:
@@ -134,6 +137,8 @@ class Runner:
             privacy=privacy,
             raw_sink=raw_sink,
         )
+        self._model_watch = model_watch
+        self._classifier = classifier
         self._lag_interval_s = lag_interval_s
         self._shutdown_timeout_s = shutdown_timeout_s
         self._last_lag = 0.0
@@ -186,6 +191,7 @@ class Runner:
                 self._retry_commit()
                 if stop.is_set():
                     break
+                self._swap_model()
                 records = self._next_batch(poll_timeout_s)
                 if records:
                     self._start(records, report)
@@ -212,6 +218,30 @@ class Runner:
             },
         )
         return report
+
+    def _swap_model(self) -> None:
+        """Between batches (none in flight, the last committed): take a reloaded model."""
+        if self._model_watch is None:
+            return
+        new = self._model_watch.ready()
+        if new is None:
+            return
+        old = self._classifier.info
+        self._classifier = new
+        self._processor.use(new)
+        info = new.info
+        with contextlib.suppress(KeyError):
+            self._metrics.model_info.remove(old.name, old.version, old.tokenizer_hash)
+        self._metrics.model_info.labels(info.name, info.version, info.tokenizer_hash).set(1)
+        self._metrics.model_reloads.labels("loaded").inc()
+        log.info(
+            "model swapped",
+            extra={
+                "old_version": old.version,
+                "model": info.name,
+                "model_version": info.version,
+            },
+        )
 
     def _next_batch(self, poll_timeout_s: float) -> list[SourceRecord]:
         records = self._batcher.next_batch(poll_timeout_s)

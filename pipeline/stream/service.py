@@ -32,6 +32,7 @@ from pipeline.store.dedup import StoredLookup
 from pipeline.store.raw import RawStore
 from pipeline.store.retention import Retention
 from pipeline.store.retention_worker import retention_worker
+from pipeline.stream.model_watch import ModelWatcher
 from pipeline.stream.runner import HealthReporter, Limits, Runner
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Service:
     store: Store
     metrics: Metrics
     source: KafkaSource
+    #: Hot reload of ``model_dir`` (None when disabled or the classifier was passed in).
+    model_watch: ModelWatcher | None = None
 
 
 def privacy_policy(settings: Settings) -> PrivacyPolicy:
@@ -89,6 +92,7 @@ def service(
     health: HealthReporter | None = None,
 ) -> Iterator[Service]:
     """Build the run loop's parts and close them (source last, each bounded) on exit."""
+    watch = classifier is None and settings.model_watch_interval_s > 0
     classifier = classifier or load_classifier(settings)
     metrics = metrics or Metrics()
     store = open_store(settings.store_url)
@@ -109,6 +113,17 @@ def service(
     )
     raw_store = RawStore(settings.raw_store_url) if settings.raw_store_url else None
     raw_sink = RawSink(raw_store) if raw_store is not None else None
+    model_watch = (
+        ModelWatcher(
+            settings.model_dir,
+            classifier,
+            lambda path: load_classifier(settings.model_copy(update={"model_dir": path})),
+            metrics,
+            settings.model_watch_interval_s,
+        )
+        if watch
+        else None
+    )
     try:
         runner = Runner(
             source=source,
@@ -145,6 +160,7 @@ def service(
             shutdown_timeout_s=settings.shutdown_timeout_s,
             privacy=privacy_policy(settings),
             raw_sink=raw_sink,
+            model_watch=model_watch,
         )
         log.info(
             "run loop ready",
@@ -171,8 +187,10 @@ def service(
             alerting(settings, store.engine, metrics, publish=publish),
             retention_worker(store.engine, retention, settings.retention_interval_s, owner),
         ):
-            yield Service(runner, store, metrics, source)
+            yield Service(runner, store, metrics, source, model_watch)
     finally:
+        if model_watch is not None:
+            model_watch.close()
         producer.close(timeout=settings.io_timeout_s)
         source.close(timeout_s=settings.io_timeout_s)
         store.close()
