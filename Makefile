@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test unit lint bench system-deps promtool browser clean
+.PHONY: install demo test unit lint bench system-deps promtool browser kubectl clean
 
 # torch first: the pinned CPU build lies on this machine's disk; a looser spec
 # resolved by pip would pull a multi-GB CUDA build.
@@ -36,21 +36,29 @@ system-deps:
 	fi
 
 # promtool and the prometheus server (Debian's prometheus package) for the alert-rule tests and
-# the Grafana panels' PromQL parse; installed if missing, never
-# skipped. The package also ships the Prometheus server: without recommends (no node exporter),
-# and a server the postinst started (hosts running systemd) is stopped and disabled so nothing
-# listens on :9090 during the tests.
+# the Grafana panels' PromQL parse, and amtool (prometheus-alertmanager) for the deploy/ config
+# check; installed if missing, never skipped. Without recommends (no node exporter); servers the
+# postinst started (hosts running systemd) are stopped and disabled so nothing listens on
+# :9090/:9093 during the tests.
 promtool:
-	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
-		echo "installing promtool and prometheus (Debian package prometheus) for the rule and dashboard tests"; \
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null \
+			|| ! command -v amtool >/dev/null; then \
+		echo "installing promtool, prometheus and amtool (Debian packages) for the rule, dashboard and deploy tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends prometheus || exit 1; \
-		if systemctl is-active --quiet prometheus 2>/dev/null; then \
-			systemctl disable --now prometheus; \
-		elif service prometheus status >/dev/null 2>&1; then \
-			service prometheus stop; \
-		fi; \
+			--no-install-recommends prometheus prometheus-alertmanager || exit 1; \
+		for unit in prometheus prometheus-alertmanager; do \
+			if systemctl is-active --quiet $$unit 2>/dev/null; then \
+				systemctl disable --now $$unit; \
+			elif service $$unit status >/dev/null 2>&1; then \
+				service $$unit stop; \
+			fi; \
+		done; \
 	fi
+
+# kubectl (with kustomize v5) renders deploy/k8s for the manifest tests; it comes with this
+# machine image. Debian's kubernetes-client (1.20) is too old, so a missing one fails loudly.
+kubectl:
+	@command -v kubectl >/dev/null || { echo "kubectl >= 1.27 is needed for the deploy/k8s tests (https://pkgs.k8s.io)"; exit 1; }
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it through
 # executable_path: no browser download); installed if missing, never skipped.
@@ -61,7 +69,7 @@ browser:
 			--no-install-recommends chromium || exit 1; \
 	fi
 
-test: install system-deps promtool browser lint
+test: install system-deps promtool browser kubectl lint
 	$(BIN)/python -m pytest
 
 unit: install

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from consumers.broker import EmbeddedBroker
 from pipeline.config import Settings
 from pipeline.store import read_events
+from pipeline.store.engine import create_engine, normalise_url
 from tests.integration.helpers import committed_offsets, make_topics, unique_settings
 from tests.integration.processes import ROOT, Worker, wait_for, worker_env
 from tests.integration.test_crash_recovery import (
@@ -79,6 +81,22 @@ def balanced(workers: list[Worker], total: int) -> bool:
     return all(held) and sum(map(len, held)) == len(union) == total
 
 
+def lease_holder(store_url: str) -> int | None:
+    """The pid of the process holding the alert evaluator's lease (owner is host:pid)."""
+    engine = create_engine(normalise_url(store_url))
+    try:
+        with engine.connect() as conn:
+            owners = (
+                conn.execute(sa.text("SELECT owner FROM leases WHERE name = 'alert-evaluator'"))
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    assert len(owners) <= 1
+    return int(owners[0].rsplit(":", 1)[1]) if owners else None
+
+
 def rate(store_url: str, ids: set[str]) -> float:
     """Messages per second over the span of processing times of ``ids``."""
     events = read_events(store_url)
@@ -103,6 +121,8 @@ def test_three_processes_share_the_partitions_and_a_stopped_one_hands_over(
         # keeps the rejoin of the others quick.
         session_timeout_ms=6000,
         shutdown_timeout_s=15.0,
+        # Every replica starts an alert evaluator; the store's lease lets one evaluate.
+        alert_interval_s=1.0,
     )
     make_topics(settings, broker.connection)
     env = worker_env(settings)
@@ -165,6 +185,9 @@ def test_three_processes_share_the_partitions_and_a_stopped_one_hands_over(
         assert counts == (len(sent), 0), two.tail()
         for worker in (two, three):
             assert worker.returncode is None, worker.tail()
+        # One evaluator across the replicas, held by a process that is still running.
+        holder = wait_for(lambda: lease_holder(store_url), 30.0)
+        assert holder in {two.process.pid, three.process.pid}, holder
 
     events = read_events(store_url)
     assert len(events) == len(sent) == 5 * WAVE
