@@ -25,7 +25,9 @@ def run(
     from pipeline.stream.service import service
 
     settings = state.settings
-    stop = stop_on_signals(settings.shutdown_timeout_s)
+    # The drain (shutdown_timeout_s), then the producer and the consumer close, each bounded
+    # by io_timeout_s: the watchdog must not cut those closes short.
+    stop = stop_on_signals(settings.shutdown_timeout_s + 2 * settings.io_timeout_s)
     metrics = Metrics()
     health = Health(metrics=metrics)
     try:

@@ -49,6 +49,9 @@ __all__ = ["HealthReporter", "Limits", "RunReport", "Runner"]
 
 log = logging.getLogger(__name__)
 
+#: ``/readyz`` detail of a member that joined its group but got no partitions.
+IDLE_DETAIL = "0 partitions: idle standby (more members than partitions)"
+
 
 def utc_now() -> datetime:
     """Processing time, timezone-aware UTC."""
@@ -347,8 +350,13 @@ class Runner:
                 pass
 
     def _on_assigned(self, partitions: Partitions) -> None:
+        # Joined the group: ready even with no partitions.  A member beyond the partition
+        # count is a hot standby that takes partitions at the next rebalance; calling it
+        # not ready would have an orchestrator restart it, and every restart rebalances the
+        # whole group.
         owned = self._source.assignment()
-        self._report("assignment", bool(owned), f"{len(owned)} partitions")
+        detail = f"{len(owned)} partitions" if owned else IDLE_DETAIL
+        self._report("assignment", True, detail)
 
     def _report(self, component: str, ok: bool, detail: str = "") -> None:
         if self._health is not None:

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "deploy" / "prometheus"
 RULES = RULES_DIR / "alerts.yml"
 RULE_TESTS = RULES_DIR / "alerts_test.yml"
+OPERATIONS = ROOT / "docs" / "operations.md"
 INSTALL_HINT = (
     "promtool is not on PATH: run `make promtool` "
     "(apt-get install --no-install-recommends prometheus)"
@@ -120,22 +121,49 @@ def test_the_rules_use_only_metrics_attnwatch_exports():
 
 
 def github_anchor(heading: str) -> str:
-    """The id GitHub gives a Markdown heading."""
+    """The id GitHub gives a Markdown heading (before de-duplication)."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
     return text.replace(" ", "-")
 
 
-def test_runbook_urls_point_at_readme_headings():
-    # Code blocks hold shell comments, not headings.
-    readme = re.sub(
-        r"^```.*?^```",
-        "",
-        (ROOT / "README.md").read_text(encoding="utf-8"),
-        flags=re.MULTILINE | re.DOTALL,
-    )
-    anchors = {github_anchor(h) for h in re.findall(r"^#+ (.+)$", readme, flags=re.MULTILINE)}
-    prefix = "https://github.com/attnwatch/attnwatch/blob/main/README.md#"
+def markdown_anchors(markdown: str) -> set[str]:
+    """Every heading anchor of ``markdown`` as GitHub renders it.
+
+    A repeated heading gets ``-1``, ``-2``, ... on GitHub, so a link to the plain anchor
+    reaches only the first one.  Code blocks hold shell comments, not headings.
+    """
+    text = re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+    seen: dict[str, int] = {}
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE):
+        anchor = github_anchor(heading)
+        count = seen.get(anchor, 0)
+        seen[anchor] = count + 1
+        anchors.add(f"{anchor}-{count}" if count else anchor)
+    return anchors
+
+
+def test_runbook_urls_point_at_their_own_runbook_in_the_operations_guide():
+    anchors = markdown_anchors(OPERATIONS.read_text(encoding="utf-8"))
+    prefix = "https://github.com/attnwatch/attnwatch/blob/main/docs/operations.md#"
     for rule in alert_rules():
         url = rule["annotations"]["runbook_url"]
         assert url.startswith(prefix), url
-        assert url.removeprefix(prefix) in anchors, f"{rule['alert']}: no README heading for {url}"
+        anchor = url.removeprefix(prefix)
+        assert anchor in anchors, f"{rule['alert']}: no heading in docs/operations.md for {url}"
+        # Each alert's own section (`### AttnwatchStoreDown`), not a shared one.
+        assert anchor == github_anchor(rule["alert"]), f"{rule['alert']}: links to #{anchor}"
+
+
+def test_markdown_anchors_follow_github():
+    markdown = "# Runbooks\n```\n# not a heading\n```\n## Upgrades and rollback\n## Runbooks\n"
+    assert markdown_anchors(markdown) == {"runbooks", "upgrades-and-rollback", "runbooks-1"}
+
+
+def test_the_operations_guide_links_only_to_headings_it_has():
+    # The runbooks send the reader between sections; a renamed heading must not strand them.
+    guide = OPERATIONS.read_text(encoding="utf-8")
+    anchors = markdown_anchors(guide)
+    links = set(re.findall(r"\]\(#([^)]+)\)", guide))
+    assert links, "no in-page links found"
+    assert links <= anchors, sorted(links - anchors)
