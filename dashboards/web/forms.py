@@ -40,13 +40,26 @@ def same_origin(request: Request) -> None:
         raise HTTPException(403, "cross-site form posts are refused")
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """A URL-encoded (or JSON) form body as a dict of strings."""
-    body = b""
+async def read_capped(request: Request, limit: int, too_large: str) -> bytes:
+    """The request body; ``413`` (``too_large``) as soon as it is known to exceed ``limit``.
+
+    Refused from ``Content-Length`` before reading, or once that much has arrived: a huge
+    body never sits in memory.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, too_large)
+    body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:  # stop reading: a huge body never sits in memory
-            raise HTTPException(413, f"form larger than {MAX_FORM_BYTES} bytes")
+        if len(body) > limit:
+            raise HTTPException(413, too_large)
+    return bytes(body)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A URL-encoded (or JSON) form body as a dict of strings."""
+    body = await read_capped(request, MAX_FORM_BYTES, f"form larger than {MAX_FORM_BYTES} bytes")
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     msg = "the form is not URL-encoded UTF-8 or a JSON object"
     try:

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException
 
 from dashboards.data.ops_alerts import OpsAlertTable
 from dashboards.web.auth import authorized
-from dashboards.web.forms import same_origin
+from dashboards.web.forms import read_capped, same_origin
 from pipeline.alerting.payloads import AlertmanagerWebhook
 
 log = logging.getLogger(__name__)
@@ -75,20 +75,6 @@ def check_json(request: Request) -> None:
     if kind != "application/json":
         msg = f"Content-Type must be application/json, not {kind or 'missing'!r}"
         raise HTTPException(415, msg)
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body; ``413`` as soon as it is known to exceed ``limit`` bytes."""
-    too_large = HTTPException(413, f"an Alertmanager notification may be at most {limit} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:  # stop reading: a huge body never sits in memory
-            raise too_large
-    return bytes(body)
 
 
 def parse_notification(body: bytes) -> AlertmanagerWebhook:
@@ -132,7 +118,12 @@ def router(table: OpsAlertTable, token: SecretStr | None) -> APIRouter:
         same_origin(request)
         check_json(request)
         try:
-            notification = parse_notification(await read_body(request))
+            body = await read_capped(
+                request,
+                MAX_BODY_BYTES,
+                f"an Alertmanager notification may be at most {MAX_BODY_BYTES} bytes",
+            )
+            notification = parse_notification(body)
         except HTTPException as exc:
             log.warning(
                 "alertmanager notification refused",

@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeline.cli.app import fail, state
+
+if TYPE_CHECKING:
+    from models.classifier import TextClassifier
 
 model_app = typer.Typer(
     help="Faster runtimes and rollout of saved models: `export-onnx`, `promote`, `rollback`.",
@@ -81,20 +84,18 @@ def promote_command(
     model_watch_interval_s (or at once on SIGHUP); a model they cannot load is refused
     there too and the old one keeps running.  The replaced target is kept for `rollback`.
     """
-    from models.rollout import promote
-
-    _report(promote, model_dir, link)
+    _switch(model_dir, link)
 
 
 @model_app.command("rollback")
 def rollback_command(link: LinkOption = None) -> None:
     """Serve the model the link pointed at before the last `promote` (tested the same way)."""
-    from models.rollout import rollback
-
-    _report(lambda _dir, where, load: rollback(where, load), None, link)
+    _switch(None, link)
 
 
-def _report(action: Any, model_dir: Path | None, link: Path | None) -> None:
+def _switch(model_dir: Path | None, link: Path | None) -> None:
+    """Promote ``model_dir`` (None: roll back) on ``link`` (default ``model_dir`` setting)."""
+    from models.rollout import promote, rollback
     from models.saving import ModelDirError
     from models.smoke import SmokeTestError
     from pipeline.errors import AttnwatchError
@@ -103,11 +104,11 @@ def _report(action: Any, model_dir: Path | None, link: Path | None) -> None:
     settings = state.settings
     where = link or settings.model_dir
 
-    def load(path: Path) -> Any:
-        return load_classifier(settings.model_copy(update={"model_dir": path}))
+    def load(path: Path) -> TextClassifier:
+        return load_classifier(settings, path)
 
     try:
-        done = action(model_dir, where, load)
+        done = rollback(where, load) if model_dir is None else promote(model_dir, where, load)
     except (ModelDirError, SmokeTestError, AttnwatchError, OSError) as exc:
         fail(exc)
     before = f" (was {done.previous})" if done.previous else ""

@@ -123,6 +123,11 @@ class BatchProcessor:
         self._clock = clock
         self._on_sink_state = on_sink_state
 
+    @property
+    def classifier(self) -> TextClassifier:
+        """The model that classifies the next batch."""
+        return self._classifier
+
     def use(self, classifier: TextClassifier) -> None:
         """Classify later batches with ``classifier`` (the runner calls it between batches)."""
         self._classifier = classifier

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from consumers.source import CommitError, Offsets, Partitions, Source, SourceRecord
 from models.classifier import TextClassifier
+from models.saving import ModelInfo
 from pipeline.errors import ConfigError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy
@@ -141,7 +142,6 @@ class Runner:
             raw_sink=raw_sink,
         )
         self._model_watch = model_watch
-        self._classifier = classifier
         self._lag_interval_s = lag_interval_s
         self._shutdown_timeout_s = shutdown_timeout_s
         self._last_lag = 0.0
@@ -153,8 +153,7 @@ class Runner:
         self._next_commit_try = 0.0
         #: Totals of the current (or last) :meth:`run`, readable while it runs.
         self.totals = RunReport()
-        info = classifier.info
-        metrics.model_info.labels(info.name, info.version, info.tokenizer_hash).set(1)
+        self._publish_model_info(classifier.info)
         self._report("model", True)
         source.on_rebalance(self._on_revoked, self._on_assigned)
 
@@ -229,13 +228,10 @@ class Runner:
         new = self._model_watch.ready()
         if new is None:
             return
-        old = self._classifier.info
-        self._classifier = new
+        old = self._processor.classifier.info
         self._processor.use(new)
         info = new.info
-        with contextlib.suppress(KeyError):
-            self._metrics.model_info.remove(old.name, old.version, old.tokenizer_hash)
-        self._metrics.model_info.labels(info.name, info.version, info.tokenizer_hash).set(1)
+        self._publish_model_info(info, replaces=old)
         self._metrics.model_reloads.labels("loaded").inc()
         log.info(
             "model swapped",
@@ -245,6 +241,15 @@ class Runner:
                 "model_version": info.version,
             },
         )
+
+    def _publish_model_info(self, info: ModelInfo, replaces: ModelInfo | None = None) -> None:
+        """``attnwatch_model_info`` names the serving model only."""
+        if replaces is not None:
+            with contextlib.suppress(KeyError):
+                self._metrics.model_info.remove(
+                    replaces.name, replaces.version, replaces.tokenizer_hash
+                )
+        self._metrics.model_info.labels(info.name, info.version, info.tokenizer_hash).set(1)
 
     def _next_batch(self, poll_timeout_s: float) -> list[SourceRecord]:
         records = self._batcher.next_batch(poll_timeout_s)

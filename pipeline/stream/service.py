@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -38,13 +39,16 @@ from pipeline.stream.runner import HealthReporter, Limits, Runner
 log = logging.getLogger(__name__)
 
 
-def load_classifier(settings: Settings) -> TextClassifier:
-    """Load the model named by ``settings.model_dir``; a clear error if it is not there."""
+def load_classifier(settings: Settings, directory: Path | None = None) -> TextClassifier:
+    """Load the model at ``directory`` (default: ``settings.model_dir``); a clear error if absent.
+
+    Device, runtime and torch threads come from ``settings``.
+    """
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     try:
         return open_classifier(
-            settings.model_dir,
+            directory or settings.model_dir,
             settings.device,
             settings.model_runtime,
         )
@@ -117,7 +121,7 @@ def service(
         ModelWatcher(
             settings.model_dir,
             classifier,
-            lambda path: load_classifier(settings.model_copy(update={"model_dir": path})),
+            lambda path: load_classifier(settings, path),
             metrics,
             settings.model_watch_interval_s,
         )
