@@ -198,7 +198,7 @@ def accuracy_by_group(
 
 
 def logged_word_scores(text: str, logged: Sequence[Any]) -> list[float]:
-    """The logged word weights on the whitespace words of ``text`` (0 for words not logged)."""
+    """The logged word weights on the display words of ``text`` (0 for words not logged)."""
     words = split_words(text)
     scores = [0.0] * len(words)
     position = 0

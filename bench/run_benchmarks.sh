@@ -46,3 +46,6 @@ for level in 50Agree AllAgree; do
       --epochs 5 --average-last 3 --attention-entropy 0.3 --faithfulness 300 \
       --results "var/bench/phrasebank_${level,,}.jsonl" > "var/bench/phrasebank_$level.log" 2>&1
 done
+
+# Out-of-scope intents (issue 16): Banking77-OOS, 50 intents in scope, 27 held out.
+$BIN/python bench/banking77_oos.py --data "$DATA/banking77" > var/bench/banking77_oos.log 2>&1

@@ -107,6 +107,8 @@ def main() -> None:
                     "accuracy": metrics.accuracy,
                     "macro_f1": metrics.macro_f1,
                     "train_seconds": result.seconds,
+                    # training's own check on its validation slice (models.training.trust)
+                    "trust": {task: t.to_dict() for task, t in result.trust.items()},
                 }
             )
             if args.faithfulness and number < args.faithfulness_folds:

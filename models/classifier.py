@@ -29,10 +29,12 @@ UNKNOWN = "unknown"
 class TaskPrediction:
     """One task's answer for one text.
 
-    ``words`` carries the head's attention merged to words; with several
-    pooling heads it is the mean of the heads' weights.  For intent, scores are
-    temperature-calibrated and ``label`` is ``unknown`` when the top score is
-    below the model's threshold (``top`` still lists the best known intents).
+    ``words`` carries the head's attention merged to display words (words split from
+    their punctuation, each with its character span in the text: see
+    :mod:`models.words`); with several pooling heads it is the mean of the heads'
+    weights.  For intent, scores are temperature-calibrated and ``label`` is ``unknown``
+    when the top score is below the model's threshold (``top`` still lists the best
+    known intents).
     """
 
     label: str
@@ -147,8 +149,14 @@ class AttentionTextClassifier(BatchedClassifier):
         self._device = resolve_device(device)
         loaded = load_model(directory, self._device)
         self._model = loaded.model
-        super().__init__(loaded.tokenizer, loaded.info, loaded.calibration, top_k=top_k,
-                         max_texts=max_texts, max_tokens=max_tokens)
+        super().__init__(
+            loaded.tokenizer,
+            loaded.info,
+            loaded.calibration,
+            top_k=top_k,
+            max_texts=max_texts,
+            max_tokens=max_tokens,
+        )
 
     @torch.inference_mode()
     def _forward(

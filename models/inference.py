@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 from transformers import PreTrainedTokenizerBase
 
-from models.words import WordWeight, word_spans
+from models.words import WordWeight, piece_shares, spans_array, word_spans
 
 
 class TaskArrays(NamedTuple):
@@ -165,38 +165,58 @@ class TaskAnswer:
 
 
 class _Pieces(NamedTuple):
-    """Which token positions of a text are words, and which word each belongs to."""
+    """How a text's pooled pieces feed its display words, computed once per text.
+
+    Row ``i`` gives ``share[i]`` of the weight at token ``positions[i]`` to word
+    ``word_of[i]``; a piece spanning several words (a sentencepiece ``ed.``) has a row per
+    word.  ``used`` lists the words that get a piece, in text order.
+    """
 
     positions: NDArray[np.intp]
     word_of: NDArray[np.intp]
-    words: tuple[str, ...]
+    share: NDArray[np.float64]
+    used: list[int]
+    spans: list[tuple[int, int]]
+    text: str
+
+
+_NO_PIECES = _Pieces(
+    np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.float64), [], [], ""
+)
 
 
 def _pieces(text: str, offsets: Sequence[tuple[int, int]], pool_row: NDArray[np.bool_]) -> _Pieces:
-    """Map pooled, non-empty pieces to whitespace words (vectorised; once per text)."""
+    """Map pooled, non-empty pieces to display words (vectorised; once per text)."""
     spans = word_spans(text)
-    keep = [i for i in np.flatnonzero(pool_row).tolist() if offsets[i][1] > offsets[i][0]]
-    if not keep or not spans:
-        return _Pieces(np.zeros(0, np.intp), np.zeros(0, np.intp), ())
-    starts = np.fromiter((offsets[i][0] for i in keep), dtype=np.intp, count=len(keep))
-    ends = np.fromiter((e for _, e in spans), dtype=np.intp, count=len(spans))
-    # The first word ending after the piece's start holds it (pieces never straddle spaces).
-    word_of = np.searchsorted(ends, starts, side="right")
-    if int(word_of.max()) >= len(spans):
-        msg = f"a piece span lies outside the text ({len(text)} characters)"
-        raise ValueError(msg)
+    pooled = np.flatnonzero(pool_row[: len(offsets)])
+    if not spans or pooled.size == 0:
+        return _NO_PIECES
+    piece_spans = spans_array(offsets)[pooled]
+    keep = piece_spans[:, 1] > piece_spans[:, 0]
+    shares = piece_shares(spans_array(spans), piece_spans[keep], len(text))
+    if shares.unit.size == 0:
+        return _NO_PIECES
     return _Pieces(
-        np.asarray(keep, dtype=np.intp), word_of, tuple(text[s:e] for s, e in spans)
+        pooled[keep][shares.piece].astype(np.intp),
+        shares.unit,
+        shares.share,
+        np.unique(shares.unit).tolist(),
+        spans,
+        text,
     )
 
 
 def _word_weights(pieces: _Pieces, alpha: NDArray[np.float32]) -> tuple[WordWeight, ...]:
     if pieces.positions.size == 0:
         return ()
-    sums = np.bincount(pieces.word_of, weights=alpha[pieces.positions], minlength=len(pieces.words))
-    used = np.unique(pieces.word_of)
-    total = float(sums[used].sum()) or 1.0
-    return tuple(WordWeight(pieces.words[i], float(sums[i]) / total) for i in used.tolist())
+    values = alpha[pieces.positions].astype(np.float64) * pieces.share
+    sums = np.bincount(pieces.word_of, weights=values, minlength=len(pieces.spans))
+    weights = (sums[pieces.used] / (float(sums[pieces.used].sum()) or 1.0)).tolist()
+    text = pieces.text
+    return tuple(
+        WordWeight(text[s:e], weight, s, e)
+        for (s, e), weight in zip((pieces.spans[i] for i in pieces.used), weights, strict=True)
+    )
 
 
 def _softmax(logits: NDArray[np.float32]) -> NDArray[np.float64]:
@@ -219,7 +239,8 @@ def run_batched(
     """Classify ``texts`` for every task in ``rules``; answers in input order.
 
     Every task's word weights of a text sum to one (pieces cut by truncation or with an
-    empty span carry none).
+    empty span carry none); the words are :mod:`models.words`' display words, each with
+    its character span in its text.
     """
     if not texts:
         return []
@@ -230,9 +251,7 @@ def run_batched(
     for rows in length_buckets(tokenized.lengths, max_texts, max_tokens):
         input_ids, attention_mask, pool_mask = pad(tokenized, rows, int(pad_id))
         outputs = forward(input_ids, attention_mask, pool_mask, tasks)
-        pieces = [
-            _pieces(texts[r], tokenized.offsets[r], pool_mask[i]) for i, r in enumerate(rows)
-        ]
+        pieces = [_pieces(texts[r], tokenized.offsets[r], pool_mask[i]) for i, r in enumerate(rows)]
         for name, rule in rules.items():
             arrays = outputs[name]
             probs = _softmax(arrays.logits / rule.temperature)

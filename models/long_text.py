@@ -8,8 +8,14 @@ Aggregation, per task: the article's class probabilities are the weighted
 mean of the sentences' probabilities, the headline weighing
 :data:`HEADLINE_WEIGHT` and every body sentence 1.  The *evidence* is the
 sentence contributing most to the winning label (weight x probability of that
-label).  Word weights are each sentence's word weights scaled by the
-sentence's share of the total weight, so the article's words still sum to one.
+label), and it keeps its own word weights, unscaled, for shading on their own.
+Word weights are each sentence's word weights scaled by the sentence's share of
+the winning label (weight x probability of the label, over all sentences; the
+aggregation weights' shares if no sentence gives the label any probability), so
+the article's words still sum to one and follow the sentences that carry the
+label; their offsets point into
+the article text (sentences have their whitespace normalised, so each sentence is
+first located in the article: :func:`locate_sentences`).
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
+import numpy as np
 import pysbd  # type: ignore[import-untyped]
+from numpy.typing import NDArray
 
 from models.classifier import Prediction, TaskPrediction
 from models.words import WordWeight
@@ -36,15 +45,24 @@ _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 #: Where a long paragraph may be cut between windows: . ! ? (and closing quotes or
 #: brackets), a space, then an upper-case letter, digit or opening quote.
 _LIKELY_END = re.compile(r"[.!?][\"'”’)\]]*\s(?=[\"'“‘(]?[A-Z0-9])")
+# re's \s is str.split()'s whitespace, the whitespace split_sentences normalises.
+_RUN = re.compile(r"\S+")
+_GAP = re.compile(r"\s*")
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """The sentence that carried the most weight for a task's label."""
+    """The sentence that carried the most weight for a task's label.
+
+    ``words`` are the sentence's own word weights as the classifier gave them for that
+    sentence alone (summing to one, not scaled by its share; offsets into ``sentence``),
+    so the sentence can be shaded on its own.
+    """
 
     sentence: str
     index: int
     share: float
+    words: tuple[WordWeight, ...] = ()
 
 
 def split_sentences(text: str) -> list[str]:
@@ -98,21 +116,75 @@ def article_sentences(headline: str, body: str | None) -> tuple[list[str], list[
     return sentences, weights
 
 
+class Placement(NamedTuple):
+    """Where a sentence lies in its article: the starts of its non-space runs in both."""
+
+    in_sentence: NDArray[np.intp]
+    in_text: NDArray[np.intp]
+
+    def move(self, words: Sequence[WordWeight], scale: float = 1.0) -> list[WordWeight]:
+        """``words`` (offsets into the sentence) with offsets into the article.
+
+        A word never holds whitespace, so it lies inside one non-space run and keeps its
+        distance from that run's start.  Weights are multiplied by ``scale``.
+        """
+        starts = np.fromiter((w.start for w in words), dtype=np.intp, count=len(words))
+        run = np.searchsorted(self.in_sentence, starts, side="right") - 1
+        shifts = (self.in_text - self.in_sentence)[np.maximum(run, 0)].tolist()
+        return [
+            WordWeight(w.word, w.weight * scale, w.start + shift, w.end + shift)
+            for w, shift in zip(words, shifts, strict=True)
+        ]
+
+
+def locate_sentences(text: str, sentences: Sequence[str]) -> list[Placement]:
+    """Where each of ``sentences`` lies in ``text``, which they were cut from in order.
+
+    The sentences must hold ``text``'s non-space characters in order (any prefix of
+    them, with any whitespace between): as :func:`split_sentences` and
+    :func:`article_sentences` give them for the body or for a headline, a line break and
+    the body.
+    Raises ``ValueError`` when a sentence is not the next stretch of ``text``.
+    """
+    placements = []
+    cursor = 0
+    for index, sentence in enumerate(sentences):
+        in_sentence, in_text = [], []
+        for run in _RUN.finditer(sentence):
+            gap = _GAP.match(text, cursor)
+            cursor = gap.end() if gap else cursor
+            if not text.startswith(run.group(), cursor):
+                msg = f"sentence {index} is not the next stretch of the text at {cursor}"
+                raise ValueError(msg)
+            in_sentence.append(run.start())
+            in_text.append(cursor)
+            cursor += len(run.group())
+        placements.append(
+            Placement(np.asarray(in_sentence, dtype=np.intp), np.asarray(in_text, dtype=np.intp))
+        )
+    return placements
+
+
 def combine(
     sentences: Sequence[str],
     predictions: Sequence[Prediction],
     weights: Sequence[float],
     labels: Mapping[str, Sequence[str]],
+    *,
+    text: str | None = None,
 ) -> tuple[Prediction, dict[str, Evidence]]:
     """Aggregate sentence predictions into one article prediction plus evidence per task.
 
     ``labels`` gives each task's label list, to look up every sentence's
     probability of each label in its ``top`` (labels outside a sentence's
-    top-k count as probability 0 there).
+    top-k count as probability 0 there).  ``text`` is the article the sentences were
+    cut from (see :func:`locate_sentences`): the article's words get offsets into it;
+    without it, into the sentences joined by single spaces.
     """
     if not predictions or not len(predictions) == len(weights) == len(sentences):
         msg = f"{len(predictions)} sentence predictions for {len(weights)} weights"
         raise ValueError(msg)
+    placements = locate_sentences(" ".join(sentences) if text is None else text, sentences)
     total = float(sum(weights))
     combined: Prediction = {}
     evidence: dict[str, Evidence] = {}
@@ -130,15 +202,24 @@ def combine(
             w * probs.get(label, 0.0) for probs, w in zip(per_sentence, weights, strict=True)
         ]
         best = max(range(len(contributions)), key=contributions.__getitem__)
+        # Words follow the sentences that carry the label (the evidence's measure), not the
+        # aggregation weights: with the latter the headline (weight 2) kept the most weight
+        # however neutral it was, and on articles padded with neutral sentences the logged
+        # words fell to 0.4x those of this scaling (bench/RESULTS.md, long news).
+        carried = sum(contributions)
+        shares = (
+            [c / carried for c in contributions] if carried > 0 else [w / total for w in weights]
+        )
         words = tuple(
-            WordWeight(word.word, word.weight * weight / total)
-            for prediction, weight in zip(predictions, weights, strict=True)
-            for word in prediction[task].words
+            word
+            for prediction, share, placement in zip(predictions, shares, placements, strict=True)
+            for word in placement.move(prediction[task].words, share)
         )
         combined[task] = TaskPrediction(label, score, tuple(ranked[:3]), words)
         evidence[task] = Evidence(
             sentence=sentences[best],
             index=best,
             share=contributions[best] / (sum(contributions) or 1.0),
+            words=tuple(predictions[best][task].words),
         )
     return combined, evidence

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,10 @@ class ModelInfo:
     tasks: tuple[TaskSpec, ...]
     encoder_source: str
     created_at: str
+    #: Per task: did training find its logged attention faithful (``metrics.json``'s
+    #: ``faithfulness``, see ``models.training.trust``)?  ``None`` = not judged; a task
+    #: missing = not measured (a model saved before training measured it).
+    attention_faithful: Mapping[str, bool | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,6 +138,7 @@ def save_model(
         tasks=tasks,
         encoder_source=encoder_source,
         created_at=created_at,
+        attention_faithful=trust_verdicts(metrics),
     )
     config = {
         "format_version": FORMAT_VERSION,
@@ -176,6 +182,7 @@ def read_info(directory: Path) -> ModelInfo:
         tasks=tasks,
         encoder_source=config["encoder_source"],
         created_at=config["created_at"],
+        attention_faithful=read_trust(directory),
     )
 
 
@@ -227,6 +234,31 @@ def read_calibration(directory: Path) -> dict[str, Any] | None:
         return None
     calibration: dict[str, Any] = _read_json(directory, CALIBRATION)
     return calibration
+
+
+def read_trust(directory: Path) -> dict[str, bool | None]:
+    """Each task's attention-faithfulness verdict from ``metrics.json`` (empty if none)."""
+    path = directory / "metrics.json"
+    if not path.is_file():
+        return {}
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        msg = f"{directory}: metrics.json is unreadable ({exc})"
+        raise ModelDirError(msg) from exc
+    return trust_verdicts(metrics) if isinstance(metrics, dict) else {}
+
+
+def trust_verdicts(metrics: Mapping[str, Any]) -> dict[str, bool | None]:
+    """Each task's ``faithful`` verdict from a ``metrics.json`` mapping (empty if unmeasured)."""
+    found = metrics.get("faithfulness")
+    if not isinstance(found, Mapping):
+        return {}
+    verdicts: dict[str, bool | None] = {}
+    for task, entry in found.items():
+        value = entry.get("faithful") if isinstance(entry, Mapping) else None
+        verdicts[str(task)] = value if isinstance(value, bool) else None
+    return verdicts
 
 
 def file_hash(path: Path) -> str:

@@ -353,10 +353,26 @@ def _summarise(errors: list[ErrorDetails]) -> str:
 
 
 class WordWeight(BaseModel):
-    """One word of the message and the attention weight the head gave it."""
+    """One word of the message and the attention weight the head gave it.
+
+    Words are split from their punctuation (``models.words``).  Offsets count in the text
+    the word was weighed in: the event's ``text`` for ``attention``, ``evidence`` for
+    ``evidence_attention``.  Events written before offsets were logged have ``start`` and
+    ``end`` None and are shaded by matching words.
+    """
 
     word: str
     weight: float
+    start: int | None = Field(
+        None,
+        ge=0,
+        description="Character offset of the word in the event's ``text`` (in ``evidence`` "
+        "for ``evidence_attention``): ``text[start:end] == word``.  None in events written "
+        "before offsets were logged.",
+    )
+    end: int | None = Field(
+        None, ge=0, description="Character offset just past the word (see ``start``)."
+    )
 
 
 class LabelScore(BaseModel):
@@ -370,7 +386,8 @@ class TaskResult(BaseModel):
     """One head's decision: the label, its probability, runners-up and the words behind it.
 
     For a news article with a body the decision aggregates its sentences (see
-    ``models.long_text``) and ``evidence`` names the sentence that carried it.
+    ``models.long_text``) and ``evidence`` names the sentence that carried it;
+    ``evidence_attention`` is that sentence's own shading.
     """
 
     label: str
@@ -380,10 +397,24 @@ class TaskResult(BaseModel):
     evidence: str | None = Field(
         None, description="Long news: the sentence that carried the most weight for the label."
     )
+    evidence_attention: list[WordWeight] | None = Field(
+        None,
+        description="Long news: the evidence sentence's own word weights (summing to 1, not "
+        "scaled by its share of the article; word offsets count from the start of "
+        "``evidence``).  None without evidence, in events written before it existed, or "
+        "when dropped so that the enriched record fits max_message_bytes.",
+    )
     attention_truncated: int | None = Field(
         None,
         description="Words dropped from ``attention`` (its lowest weights) so that the "
         "enriched record fits max_message_bytes; None when nothing was dropped.",
+    )
+    attention_faithful: bool | None = Field(
+        None,
+        description="Did training find this task's logged attention faithful (its top words "
+        "carry the decision: ERASER comprehensiveness >= 2x random words and >= gradient x "
+        "input on validation)? False: the shading does not explain the label. None: not "
+        "measured or not judged.",
     )
 
 

@@ -36,6 +36,9 @@ def tiny_args(output_dir: Path, **overrides: object) -> TrainingArgs:
         "max_length": 48,
         "device": "cpu",
         "progress": False,
+        # Measuring faithfulness (and retraining on failure) is tested on its own
+        # (tests/unit/models/test_trust.py); the other tests keep their training fast.
+        "faithfulness_sample": 0,
     }
     values.update(overrides)
     return TrainingArgs(**values)  # type: ignore[arg-type]

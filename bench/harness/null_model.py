@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from models.classifier import Prediction, TaskPrediction
 from models.saving import ModelInfo
-from models.words import WordWeight
+from models.words import WordWeight, word_spans
 
 
 class NullClassifier:
@@ -34,11 +34,13 @@ class NullClassifier:
         labels = {t.name: t.labels for t in self._info.tasks}
         out: list[Prediction] = []
         for text in texts:
-            words = text.split()
-            weight = 1.0 / len(words) if words else 0.0
-            shared = tuple(WordWeight(w, weight) for w in words)
-            out.append({
-                name: TaskPrediction(labels[name][0], 1.0, ((labels[name][0], 1.0),), shared)
-                for name in wanted
-            })
+            spans = word_spans(text)
+            weight = 1.0 / len(spans) if spans else 0.0
+            shared = tuple(WordWeight(text[s:e], weight, s, e) for s, e in spans)
+            out.append(
+                {
+                    name: TaskPrediction(labels[name][0], 1.0, ((labels[name][0], 1.0),), shared)
+                    for name in wanted
+                }
+            )
         return out

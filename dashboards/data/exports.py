@@ -59,7 +59,9 @@ def _json_type(column: str) -> pa.DataType:
     if column.endswith("_top"):
         return pa.list_(pa.struct([("label", pa.string()), ("score", pa.float64())]))
     if column.endswith("_attention"):
-        return pa.list_(pa.struct([("word", pa.string()), ("weight", pa.float64())]))
+        # start/end: the word's character offsets (null in events logged before them).
+        word = [("word", pa.string()), ("weight", pa.float64())]
+        return pa.list_(pa.struct([*word, ("start", pa.int64()), ("end", pa.int64())]))
     return pa.string()
 
 

@@ -46,6 +46,21 @@ class Evaluation:
     per_class: dict[str, dict[str, float]]
 
 
+@dataclass(frozen=True)
+class TaskTrustRow:
+    """One task's attention faithfulness as training measured it (``models.training.trust``)."""
+
+    task: str
+    n: int
+    comp_attention: float
+    comp_gradient: float
+    comp_random: float
+    vs_random: float | None
+    vs_gradient: float | None
+    faithful: bool | None
+    reason: str
+
+
 @dataclass
 class ModelSummary:
     """Everything the model page shows; empty fields were not found in the directory."""
@@ -61,6 +76,10 @@ class ModelSummary:
     calibration: dict[str, float] = field(default_factory=dict)
     evaluations: list[Evaluation] = field(default_factory=list)
     faithfulness: list[Table] = field(default_factory=list)
+    #: Training's own faithfulness measurement per task (``metrics.json``'s ``faithfulness``).
+    trust: list[TaskTrustRow] = field(default_factory=list)
+    #: Calibration fields that are not numbers (e.g. which rule set the threshold).
+    calibration_notes: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -136,6 +155,35 @@ def faithfulness_tables(card: str) -> list[Table]:
     return tables
 
 
+def trust_rows(metrics: Any) -> list[TaskTrustRow]:
+    """Training's faithfulness verdicts from ``metrics.json`` (none for older models)."""
+    found = metrics.get("faithfulness") if isinstance(metrics, dict) else None
+    if not isinstance(found, dict):
+        return []
+    rows = []
+    for task, t in sorted(found.items()):
+        comp = t.get("comprehensiveness", {})
+        faithful = t.get("faithful")
+        rows.append(
+            TaskTrustRow(
+                task=str(task),
+                n=int(t.get("n", 0)),
+                comp_attention=float(comp["attention"]),
+                comp_gradient=float(comp["grad_x_input"]),
+                comp_random=float(comp["random"]),
+                vs_random=_optional_float(t.get("vs_random")),
+                vs_gradient=_optional_float(t.get("vs_gradient")),
+                faithful=faithful if isinstance(faithful, bool) else None,
+                reason=str(t.get("reason", "")),
+            )
+        )
+    return rows
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def read_summary(directory: Path) -> ModelSummary:
     """What the model directory says about the model; problems are listed, not raised."""
     summary = ModelSummary(directory)
@@ -154,15 +202,22 @@ def read_summary(directory: Path) -> ModelSummary:
         problems.append("config.json is missing: not a saved attnwatch model")
     summary.labels = read_labels(directory)
     # A file from another attnwatch version may be laid out differently: say so, show the rest.
+    metrics = _json(directory, "metrics.json", problems)
     try:
-        summary.test_metrics = _test_metrics(_json(directory, "metrics.json", problems))
-    except (TypeError, ValueError, AttributeError) as exc:
+        summary.test_metrics = _test_metrics(metrics)
+        summary.trust = trust_rows(metrics)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
         problems.append(f"metrics.json has an unexpected layout: {exc}")
     calibration = _json(directory, "calibration.json", problems)
     try:
         if isinstance(calibration, dict):
             summary.calibration = {
-                str(k): float(v) for k, v in calibration.items() if v is not None
+                str(k): float(v)
+                for k, v in calibration.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            summary.calibration_notes = {
+                str(k): str(v) for k, v in calibration.items() if isinstance(v, str)
             }
     except (TypeError, ValueError) as exc:
         problems.append(f"calibration.json has an unexpected layout: {exc}")

@@ -65,6 +65,9 @@ _ROW_COLUMNS = (
     _T.c.sentiment_top,
     _T.c.sentiment_attention,
     _T.c.sentiment_evidence,
+    _T.c.intent_faithful,
+    _T.c.sentiment_faithful,
+    _T.c.sentiment_evidence_attention,
     _T.c.model_name,
     _T.c.model_version,
     _T.c.event_time,
@@ -97,6 +100,11 @@ class EventRow:
     model_version: str
     event_time: datetime
     processed_time: datetime
+    #: Training's verdict on the task's attention (None: not measured, or an older row).
+    intent_faithful: bool | None = None
+    sentiment_faithful: bool | None = None
+    #: The evidence sentence's own words (None: no evidence, or a row older than store v4).
+    sentiment_evidence_attention: list[dict[str, Any]] | None = None
     corrections: list[Correction] = field(default_factory=list)
 
     def label(self, task: str) -> str | None:

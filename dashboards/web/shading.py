@@ -7,10 +7,14 @@ stay.  ``data-weight`` holds the logged weight exactly (``repr`` of the float), 
 weights a browser test reads from a message sum to what the store holds (1, or less when
 the pipeline trimmed the lowest weights to fit the topic's record size).
 
-Words are matched in order against the attention list, which the pipeline logs over the
-text's whitespace words; a word whose weight was trimmed gets a span without
-``data-weight``.  If the list does not follow the text at all (e.g. a text edited after
-classification), the logged words are shown instead, so no weight is ever dropped.
+The pipeline logs each word with its character offsets in the text (``start``, ``end``:
+words split from their punctuation, see :mod:`models.words`), and those exact spans are
+shaded; the text between them is whitespace, kept as it is, or words whose weight was
+trimmed, which get a span without ``data-weight``.  Events logged before offsets (over
+whitespace words) are matched in order against the text's whitespace words instead, with
+the same rule for trimmed words.  If the list does not follow the text at all (e.g. a
+text edited after classification), the logged words are shown instead, so no weight is
+ever dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from markupsafe import Markup, escape
+
+from models.words import word_spans
 
 #: Background colour per task (Okabe-Ito sky blue and orange: black text stays readable
 #: on both at full strength, contrast above 8:1).
@@ -50,9 +56,54 @@ def _span(word: str, weight: float | None, heaviest: float, task: str) -> str:
     )
 
 
+def _offsets(
+    text: str, attention: Sequence[Mapping[str, Any]] | None
+) -> list[tuple[int, int]] | None:
+    """Every entry's ``(start, end)`` when all hold their word in ``text`` in order, else None."""
+    spans: list[tuple[int, int]] = []
+    previous_end = 0
+    for entry in attention or ():
+        start, end = entry.get("start"), entry.get("end")
+        if not isinstance(start, int) or not isinstance(end, int):
+            return None
+        if not previous_end <= start < end or text[start:end] != entry.get("word"):
+            return None
+        spans.append((start, end))
+        previous_end = end
+    return spans if spans else None
+
+
+def _shade_spans(
+    text: str, spans: list[tuple[int, int]], weights: list[tuple[str, float]], task: str
+) -> Markup:
+    """``text`` with the logged ``spans`` shaded, and what lies between them unweighted."""
+    heaviest = max((w for _, w in weights), default=0.0)
+    parts: list[str] = []
+    cursor = 0
+    for (start, end), (word, weight) in zip(spans, weights, strict=True):
+        parts += [_unlogged(text[cursor:start], task), _span(word, weight, heaviest, task)]
+        cursor = end
+    parts.append(_unlogged(text[cursor:], task))
+    return Markup("".join(parts))  # noqa: S704 (every piece escaped)
+
+
+def _unlogged(gap: str, task: str) -> str:
+    """Whitespace as it is, and each word in it (its weight trimmed) as an unweighted span."""
+    parts: list[str] = []
+    cursor = 0
+    for start, end in word_spans(gap):
+        parts += [str(escape(gap[cursor:start])), _span(gap[start:end], None, 0.0, task)]
+        cursor = end
+    parts.append(str(escape(gap[cursor:])))
+    return "".join(parts)
+
+
 def shade(text: str, attention: Sequence[Mapping[str, Any]] | None, task: str) -> Markup:
     """``text`` as HTML with each word shaded by its weight in ``attention`` (``task``'s)."""
     weights = _weights(attention)
+    spans = _offsets(text, attention)
+    if spans is not None:
+        return _shade_spans(text, spans, weights, task)
     heaviest = max((w for _, w in weights), default=0.0)
     parts: list[str] = []
     next_weight = 0

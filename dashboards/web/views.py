@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from dashboards.data.queries import EventRow
 from dashboards.web.shading import shade, top_words
@@ -78,6 +78,24 @@ def attention_task(row: EventRow, task: str) -> str:
     return "intent" if task == "intent" and row.intent_attention else "sentiment"
 
 
+def unfaithful(row: EventRow, task: str) -> bool:
+    """Whether training found the attention :func:`shaded` shows for ``row`` not faithful."""
+    shown = attention_task(row, task)
+    return (row.intent_faithful if shown == "intent" else row.sentiment_faithful) is False
+
+
+def evidence_shaded(row: EventRow) -> Markup:
+    """Long news: the evidence sentence shaded by its own sentiment words.
+
+    Its words sum to one within the sentence (the article's shading scales them by the
+    sentence's share), so the sentence reads on its own; plain text for rows without them.
+    """
+    sentence = row.sentiment_evidence or ""
+    if row.sentiment_evidence_attention is None:
+        return escape(sentence)
+    return shade(sentence, row.sentiment_evidence_attention, "sentiment")
+
+
 def heaviest(row: EventRow, task: str, n: int = 3) -> Sequence[tuple[str, float]]:
     """The row's ``n`` heaviest words for the task :func:`shaded` shows."""
     if attention_task(row, task) == "intent":
@@ -101,6 +119,8 @@ def templates() -> Jinja2Templates:
         anchor=event_anchor,
         shaded=shaded,
         attention_task=attention_task,
+        unfaithful=unfaithful,
+        evidence_shaded=evidence_shaded,
         heaviest=heaviest,
     )
     return Jinja2Templates(env=env)

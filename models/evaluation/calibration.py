@@ -18,46 +18,118 @@ MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
 
 
+#: The threshold was fitted on in-scope and out-of-scope validation rows.
+RULE_OOS = "oos-validation"
+#: No threshold was set: every message gets its best intent.
+RULE_NONE = "none"
+#: A model saved before the rule was recorded (``calibration.json`` without ``threshold_rule``).
+RULE_UNRECORDED = "unrecorded"
+_COVERAGE_PREFIX = "coverage-"
+
+
+def coverage_rule(target_coverage: float) -> str:
+    """The rule name of a coverage threshold, e.g. ``coverage-0.97``."""
+    return f"{_COVERAGE_PREFIX}{target_coverage:g}"
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A fitted temperature and, for tasks that can say ``unknown``, a threshold.
 
     ``unknown_threshold`` applies to temperature-scaled top-label confidence:
     a prediction whose confidence is below it becomes ``unknown``.
+    ``threshold_rule`` says how it was chosen (:data:`RULE_OOS`,
+    :func:`coverage_rule`, :data:`RULE_NONE` or, for old files,
+    :data:`RULE_UNRECORDED`) and ``n_in_scope``/``n_oos`` how many validation
+    rows it was chosen on; :meth:`describe` puts that in words.
     """
 
     temperature: float
     unknown_threshold: float | None
     ece_before: float
     ece_after: float
+    threshold_rule: str = RULE_UNRECORDED
+    n_in_scope: int = 0
+    n_oos: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             msg = f"temperature must be a positive finite number, got {self.temperature}"
+            raise ValueError(msg)
+        rule = self.threshold_rule
+        if rule.startswith(_COVERAGE_PREFIX):
+            _coverage(rule)  # raises on a malformed share
+        elif rule not in {RULE_OOS, RULE_NONE, RULE_UNRECORDED}:
+            msg = (
+                f"threshold_rule must be {RULE_OOS!r}, 'coverage-<share>', {RULE_NONE!r} or "
+                f"{RULE_UNRECORDED!r}, got {rule!r}"
+            )
+            raise ValueError(msg)
+        # A rule that contradicts the threshold would make the model card say something false.
+        if (rule == RULE_NONE) != (self.unknown_threshold is None) and rule != RULE_UNRECORDED:
+            msg = f"threshold_rule {rule!r} does not fit unknown_threshold={self.unknown_threshold}"
+            raise ValueError(msg)
+        if rule == RULE_OOS and self.n_oos < 1:
+            msg = f"threshold_rule {RULE_OOS!r} needs out-of-scope rows, got n_oos={self.n_oos}"
             raise ValueError(msg)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities, ``softmax(logits / temperature)``."""
         return torch.softmax(logits.float() / self.temperature, dim=-1)
 
-    def to_dict(self) -> dict[str, float | None]:
+    def describe(self) -> str:
+        """How the ``unknown`` threshold was chosen, in one plain sentence."""
+        rule = self.threshold_rule
+        if rule == RULE_OOS:
+            return (
+                f"fitted on {self.n_in_scope} in-scope and {self.n_oos} out-of-scope validation "
+                "rows, maximising (in-scope accuracy + out-of-scope recall) / 2"
+            )
+        if rule.startswith(_COVERAGE_PREFIX):
+            kept = _coverage(rule)
+            return (
+                f"no out-of-scope examples in validation, so a coverage rule: the "
+                f"{1 - kept:.0%} least confident of {self.n_in_scope} in-scope validation rows "
+                f"fall below it ({kept:.0%} coverage); real out-of-scope recall is unmeasured"
+            )
+        if rule == RULE_NONE:
+            return "no threshold: every message gets its most likely intent"
+        return "not recorded (saved before attnwatch recorded the threshold rule)"
+
+    def to_dict(self) -> dict[str, float | int | str | None]:
         """A JSON-ready mapping; :meth:`from_dict` reads it back."""
         return {
             "temperature": self.temperature,
             "unknown_threshold": self.unknown_threshold,
             "ece_before": self.ece_before,
             "ece_after": self.ece_after,
+            "threshold_rule": self.threshold_rule,
+            "n_in_scope": self.n_in_scope,
+            "n_oos": self.n_oos,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Calibration:
-        """Rebuild from :meth:`to_dict`'s output; ``ValueError`` on missing or bad fields."""
+        """Rebuild from :meth:`to_dict`'s output; ``ValueError`` on missing or bad fields.
+
+        Files written before the rule was recorded load with :data:`RULE_UNRECORDED`
+        (or :data:`RULE_NONE` when they hold no threshold) and zero row counts.
+        """
         threshold = data.get("unknown_threshold")
+        rule = data.get("threshold_rule")
+        if rule is None:
+            rule = RULE_NONE if threshold is None else RULE_UNRECORDED
+        if not isinstance(rule, str):
+            msg = f"calibration field 'threshold_rule' must be a string, got {rule!r}"
+            raise ValueError(msg)
         return cls(
             temperature=_number(data, "temperature"),
             unknown_threshold=None if threshold is None else _number(data, "unknown_threshold"),
             ece_before=_number(data, "ece_before"),
             ece_after=_number(data, "ece_after"),
+            threshold_rule=rule,
+            n_in_scope=_count(data, "n_in_scope"),
+            n_oos=_count(data, "n_oos"),
         )
 
 
@@ -185,7 +257,8 @@ def calibrate(
 
     OOS rows (``is_oos`` true; their ``labels`` are ignored, e.g. ``-1``) are
     left out of temperature fitting and ECE and used only for the threshold.
-    With ``target_coverage=None`` and no OOS rows, no threshold is set.
+    With ``target_coverage=None`` and no OOS rows, no threshold is set. The result
+    records which rule set the threshold and on how many in-scope and OOS rows.
     """
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         msg = f"expected logits (n, classes) and labels (n,), got {tuple(logits.shape)} and "
@@ -207,13 +280,17 @@ def calibrate(
     ece_after = expected_calibration_error(scaled[in_scope], in_labels)
 
     threshold: float | None = None
+    rule = RULE_NONE
     if bool(oos.any()) or target_coverage is not None:
         confidence, predicted = scaled.max(dim=-1)
         correct = (predicted == labels) & in_scope
-        threshold = choose_unknown_threshold(
-            confidence, correct, oos, 1.0 if target_coverage is None else target_coverage
-        )
-    return Calibration(temperature, threshold, ece_before, ece_after)
+        coverage = 1.0 if target_coverage is None else target_coverage
+        threshold = choose_unknown_threshold(confidence, correct, oos, coverage)
+        rule = RULE_OOS if bool(oos.any()) else coverage_rule(coverage)
+    n_in_scope = int(in_scope.sum())
+    return Calibration(
+        temperature, threshold, ece_before, ece_after, rule, n_in_scope, len(oos) - n_in_scope
+    )
 
 
 def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -231,6 +308,25 @@ def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
         msg = f"labels must lie in [0, {logits.shape[1]}), got {int(labels.min())}.."
         msg += f"{int(labels.max())}"
         raise ValueError(msg)
+
+
+def _coverage(rule: str) -> float:
+    try:
+        kept = float(rule.removeprefix(_COVERAGE_PREFIX))
+    except ValueError:
+        kept = math.nan
+    if not 0.0 < kept <= 1.0:
+        msg = f"threshold_rule {rule!r}: the coverage must be a share in (0, 1]"
+        raise ValueError(msg)
+    return kept
+
+
+def _count(data: Mapping[str, object], key: str) -> int:
+    value = data.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = f"calibration field {key!r} must be a count, got {value!r}"
+        raise ValueError(msg)
+    return value
 
 
 def _number(data: Mapping[str, object], key: str) -> float:

@@ -10,7 +10,9 @@ where ``y`` is the model's arg-max on the full text.  High comprehensiveness
 and low sufficiency mean the ranked words really drive the prediction.  AOPC
 is the mean over ERASER's bins (1, 5, 10, 20 and 50 %).
 
-Words are whitespace words, the unit the pipeline logs.  Four rankings are
+Words are the display words the pipeline logs (:mod:`models.words`: words split
+from their punctuation), and a perturbed text is the original with words deleted
+from it, so what is left keeps its own spelling and spacing.  Four rankings are
 compared: the pooling attention as logged, attention scaled by the norm of the
 value vectors (Kobayashi et al. 2020), gradient x input on the word-piece
 embeddings and a seeded random permutation (the baseline every explanation
@@ -19,10 +21,8 @@ should beat).
 
 from __future__ import annotations
 
-import bisect
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -35,7 +35,7 @@ from transformers import PreTrainedTokenizerBase
 from models.encoding import Encoded, encode
 from models.modeling import AttentionClassifier, TaskHead
 from models.saving import load_model
-from models.words import merge_word_pieces
+from models.words import merge_word_pieces, word_spans
 
 #: Fractions of words reported one by one.
 DEFAULT_KS: tuple[float, ...] = (0.1, 0.2, 0.5)
@@ -50,7 +50,6 @@ PROB_CHUNK = 64
 
 ProbFn = Callable[[list[str]], torch.Tensor]
 
-_WORD = re.compile(r"\S+")
 # ceil(0.07 * 100) must be 7, not 8 (0.07 * 100 == 7.000000000000001 in binary floating point).
 _CEIL_SLACK = 1e-9
 
@@ -71,8 +70,40 @@ class FaithfulnessResult:
 
 
 def split_words(text: str) -> list[str]:
-    """The whitespace words of ``text`` (the unit attention is logged in)."""
-    return _WORD.findall(text)
+    """The display words of ``text``, the unit attention is logged in (:mod:`models.words`)."""
+    return [text[start:end] for start, end in word_spans(text)]
+
+
+def delete_words(text: str, spans: Sequence[tuple[int, int]], drop: Container[int]) -> str:
+    """``text`` without the words whose indices are in ``drop``.
+
+    ``spans`` are all of ``text``'s display words (:func:`models.words.word_spans`).
+    Everything kept stays as written; the whitespace a deletion leaves behind collapses:
+    to nothing at either end of the text, to nothing before punctuation that was attached
+    to the deleted word (``"It was slow."`` without ``slow`` is ``"It was."``), else to
+    its first run (a space stays a space, a line break a line break).  Deleting nothing
+    gives the text itself.
+    """
+    parts: list[str] = []
+    gaps: list[str] = []  # the whitespace since the last kept word
+    dropped = False  # whether a word was deleted since the last kept word
+    cursor = 0
+    for index, (start, end) in enumerate(spans):
+        gaps.append(text[cursor:start])
+        cursor = end
+        if index in drop:
+            dropped = True
+            continue
+        word = text[start:end]
+        if not dropped:
+            parts.append(gaps[0])  # one gap, as written
+        elif parts and (gaps[-1] or word[0].isalnum()):
+            parts.append(next((g for g in gaps if g), ""))
+        parts.append(word)
+        gaps, dropped = [], False
+    if not dropped:
+        parts.append(text[cursor:])
+    return "".join(parts)
 
 
 def top_count(fraction: float, n_words: int) -> int:
@@ -106,15 +137,17 @@ def faithfulness(
 
     ``prob_fn`` maps texts to class probabilities [N, C]; ``rankings[method][i]``
     orders all word indices of ``texts[i]``, most important first.  Perturbed
-    texts are the kept words joined by single spaces ("" when none is left);
-    each distinct text is scored once, in chunks of :data:`PROB_CHUNK`.  Texts
-    without a word are skipped (there is nothing to rank).
+    texts are the original with the top words deleted, or all but them
+    (:func:`delete_words`); each distinct text is scored once, in chunks of
+    :data:`PROB_CHUNK`.
+    Texts without a word are skipped (there is nothing to rank).
     """
     fractions = sorted({*ks, *aopc_bins})
     if not aopc_bins or any(not 0 < k <= 1 for k in fractions):
         msg = f"fractions must lie in (0, 1] and aopc_bins must not be empty: {fractions}"
         raise ValueError(msg)
-    words = [split_words(t) for t in texts]
+    spans = [word_spans(t) for t in texts]
+    words = [[t[s:e] for s, e in text_spans] for t, text_spans in zip(texts, spans, strict=True)]
     for method, ranks in rankings.items():
         _check_rankings(method, ranks, words)
     used = [i for i, w in enumerate(words) if w]
@@ -128,9 +161,11 @@ def faithfulness(
         for k in fractions:
             for i in used:
                 top = set(ranks[i][: top_count(k, len(words[i]))])
-                removed = " ".join(w for j, w in enumerate(words[i]) if j not in top)
-                kept = " ".join(w for j, w in enumerate(words[i]) if j in top)
-                variants[method, k, i] = (removed, kept)
+                rest = set(range(len(words[i]))) - top
+                variants[method, k, i] = (
+                    delete_words(texts[i], spans[i], top),
+                    delete_words(texts[i], spans[i], rest),
+                )
     perturbed = [t for pair in variants.values() for t in pair]
     unique = list(dict.fromkeys([texts[i] for i in used] + perturbed))
     probs = dict(zip(unique, _probabilities(prob_fn, unique, progress), strict=True))
@@ -170,7 +205,7 @@ def word_attributions(
     batch_size: int = 32,
     progress: bool = False,
 ) -> dict[str, list[list[float]]]:
-    """One score per whitespace word, per method, per text, for the predicted class.
+    """One score per display word, per method, per text, for the predicted class.
 
     * ``attention``: the head's weights (mean over pooling heads) merged to words,
       exactly what the pipeline logs;
@@ -370,17 +405,14 @@ def _piece_scores(
 
 
 def _word_scores(text: str, spans: list[tuple[int, int]], weights: list[float]) -> list[float]:
-    """Sum piece scores into every whitespace word of ``text`` and normalise to one."""
-    words = list(_WORD.finditer(text))
-    scores = [0.0] * len(words)
+    """Sum piece scores into every display word of ``text`` and normalise to one."""
+    index = {start: i for i, (start, _) in enumerate(word_spans(text))}
+    scores = [0.0] * len(index)
     pairs = [(s, w) for s, w in zip(spans, weights, strict=True) if s[1] > s[0]]
     if not pairs:
         return scores
-    merged = merge_word_pieces(text, [s for s, _ in pairs], [w for _, w in pairs])
-    # merge_word_pieces leaves out words without a piece; find which words it kept.
-    ends = [m.end() for m in words]
-    covered = sorted({bisect.bisect_right(ends, start) for (start, _), _ in pairs})
-    for index, word in zip(covered, merged, strict=True):
-        scores[index] = word.weight
+    # merge_word_pieces leaves out words without a piece (0 here) and says where each is.
+    for word in merge_word_pieces(text, [s for s, _ in pairs], [w for _, w in pairs]):
+        scores[index[word.start]] = word.weight
     total = sum(scores)
     return [s / total for s in scores] if total > 0 else scores

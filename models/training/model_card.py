@@ -12,6 +12,7 @@ import torch
 from models.evaluation.calibration import Calibration
 from models.evaluation.metrics import TaskMetrics
 from models.training.training_args import TrainingArgs
+from models.training.trust import TaskTrust, card_section
 
 
 def hardware() -> str:
@@ -46,6 +47,7 @@ def render_card(
     distillation: str | None = None,
     calibration: Calibration | None = None,
     kept_layers: Sequence[int] | None = None,
+    trust: Mapping[str, TaskTrust] | None = None,
 ) -> str:
     """Render the card as Markdown."""
     lines = [
@@ -108,7 +110,10 @@ def render_card(
             f"- temperature {calibration.temperature:.3f}; ECE {calibration.ece_before:.4f} "
             f"before, {calibration.ece_after:.4f} after",
             f"- unknown-intent threshold on calibrated confidence: {threshold}",
+            f"- threshold rule `{calibration.threshold_rule}`: {calibration.describe()}",
         ]
+    if trust is not None:
+        lines += card_section(trust, args.faithfulness_sample)
     lines += ["", "## Labels", ""]
     for task, names in labels.items():
         lines.append(f"- {task}: {', '.join(names)}")

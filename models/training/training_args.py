@@ -63,6 +63,12 @@ class TrainingArgs:
     resume: bool = False
     #: Coverage kept above the unknown-intent threshold when validation has no OOS examples.
     unknown_coverage: float = 0.97
+    #: Validation texts per task on which training measures its attention's faithfulness
+    #: (``models.training.trust``); 0 = skip (the card then says the shading is unverified).
+    faithfulness_sample: int = 200
+    #: If a task's attention fails the faithfulness bar, train again from scratch with this
+    #: attention-entropy penalty (when it is above ``attention_entropy``; 0 = never retry).
+    faithfulness_retry_entropy: float = 0.3
     device: str = "auto"
     progress: bool = True
     extra_card_notes: tuple[str, ...] = field(default_factory=tuple)
@@ -95,6 +101,8 @@ class TrainingArgs:
             (self.distill_temperature > 0, "distill_temperature must be > 0"),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
             (0 < self.unknown_coverage <= 1, "unknown_coverage must be in (0, 1]"),
+            (self.faithfulness_sample >= 0, "faithfulness_sample must be >= 0"),
+            (self.faithfulness_retry_entropy >= 0, "faithfulness_retry_entropy must be >= 0"),
             (self.length_group >= 1, f"length_group must be >= 1, got {self.length_group}"),
             (self.num_heads >= 1, f"num_heads must be >= 1, got {self.num_heads}"),
             (8 <= self.max_length <= 512, f"max_length must be in [8, 512], got {self.max_length}"),

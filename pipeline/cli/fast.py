@@ -117,3 +117,12 @@ def _switch(model_dir: Path | None, link: Path | None) -> None:
         "running loops swap to it between batches within model_watch_interval_s "
         f"({settings.model_watch_interval_s:g} s) or at once on SIGHUP"
     )
+    unfaithful = [t for t, ok in done.info.attention_faithful.items() if ok is False]
+    if unfaithful:
+        typer.secho(
+            f"WARNING: training found this model's attention not faithful for "
+            f"{', '.join(unfaithful)}: its highlighted words do not explain those labels "
+            "(events say attention_faithful=false; see the model card)",
+            fg=typer.colors.RED,
+            err=True,
+        )

@@ -30,6 +30,10 @@ def _examples(path: Path, fmt: str, split: str) -> list[Example]:
         fail(exc)
 
 
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
 def _default(name: str) -> Any:
     """``TrainingArgs``' own default of ``name``: the CLI never repeats a default."""
     return _TRAINING_DEFAULTS[name]
@@ -45,11 +49,20 @@ def train_model(
     data: Path | None = None,
     data_format: str = "csv",
     test_data: Path | None = None,
+    val_data: Path | None = None,
 ) -> TrainResult:
-    """The one training path of ``train`` and ``demo``: seed data unless ``data`` is given."""
+    """The one training path of ``train`` and ``demo``: seed data unless ``data`` is given.
+
+    Validation (early stopping, calibration) is ``val_data`` in ``data_format``, else
+    CLINC150's official ``val`` split, else a stratified slice of the training data.  Rows
+    labelled out of scope (``oos``, ``out_of_scope``, ``unknown``) are never trained on: they
+    join validation, where they and any intent the model was not trained on fit the
+    ``unknown`` threshold (see ``models.data.out_of_scope``).
+    """
     from models.data.loading import seed_examples
+    from models.data.out_of_scope import split_out_of_scope, validation_scope
     from models.data.seed import data_hash
-    from models.training.trainer import Trainer
+    from models.training.trainer import Trainer, restrict, split_validation
 
     if data is None:
         train_set, test_set, digest = seed_examples()
@@ -57,7 +70,34 @@ def train_model(
         train_set = _examples(data, data_format, "train")
         test_set = _examples(test_data, data_format, "test") if test_data else []
         digest = data_hash(data)
-    return Trainer(args).train(train_set, test_set, digest)
+    train_set, oos_rows = split_out_of_scope(restrict(train_set, args.tasks))
+    validation: list[Example] | None = None
+    source = ""
+    if val_data is not None:
+        validation, source = _examples(val_data, data_format, "val"), str(val_data)
+    elif data is not None and data_format == "clinc150":
+        validation, source = _examples(data, data_format, "val"), f"{data} (CLINC150 val split)"
+    elif oos_rows:  # carved here, as the trainer would, so the OOS rows can join it
+        if args.val_fraction <= 0:
+            msg = (
+                f"{data or 'the training data'} has {len(oos_rows)} out-of-scope rows, which "
+                "only a validation split can use: give --val-data or a --val-fraction above 0"
+            )
+            fail(ValueError(msg))
+        train_set, validation = split_validation(train_set, args.val_fraction, args.validation_seed)
+        source = f"{data or 'seed data'} (stratified {args.val_fraction:g} of training)"
+    if validation is not None:
+        validation = restrict(validation, args.tasks) + oos_rows
+        trained: dict[str, set[str]] = {}
+        for example in train_set:
+            for task, label in example.labels.items():
+                trained.setdefault(task, set()).add(label)
+        try:
+            scope = validation_scope(validation, trained, source)
+        except ValueError as exc:
+            fail(exc)
+        typer.echo(f"validation {source}: {scope.summary()}")
+    return Trainer(args).train(train_set, test_set, digest, validation)
 
 
 @app.command()
@@ -68,6 +108,15 @@ def train(
     data_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "csv",
     test_data: Annotated[
         Path | None, typer.Option(help="Held-out data to report on (never used to choose).")
+    ] = None,
+    val_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Validation data (same --format) for early stopping and calibration, instead "
+            "of a --val-fraction slice of --data (CLINC150: its val split). Intent rows "
+            "labelled oos/out_of_scope/unknown, or with an intent not in --data, fit the "
+            "unknown-intent threshold."
+        ),
     ] = None,
     task: Annotated[
         list[str] | None, typer.Option(help="Train only this task (repeatable): intent, sentiment.")
@@ -132,9 +181,21 @@ def train(
     split_seed: Annotated[
         int | None, typer.Option(help="Seed of the validation split (default: --seed).")
     ] = _default("split_seed"),
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = _default(
-        "resume"
-    ),
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = _default("resume"),
+    faithfulness_sample: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Validation texts per task to measure attention faithfulness on (0 = skip)."
+        ),
+    ] = _default("faithfulness_sample"),
+    faithfulness_retry_entropy: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="If a task's attention fails the faithfulness bar, train again with this "
+            "attention-entropy penalty (0 = never).",
+        ),
+    ] = _default("faithfulness_retry_entropy"),
     name: Annotated[
         str, typer.Option(help="Model name recorded with every prediction.")
     ] = _default("name"),
@@ -167,21 +228,33 @@ def train(
             split_seed=split_seed,
             tasks=tuple(task) if task else None,
             resume=resume,
+            faithfulness_sample=faithfulness_sample,
+            faithfulness_retry_entropy=faithfulness_retry_entropy,
             device=settings.device,
         )
-        result = train_model(args, data, data_format, test_data)
+        result = train_model(args, data, data_format, test_data, val_data)
     except ValueError as exc:
         fail(exc)
     typer.echo(
         f"saved {result.info.name}@{result.info.version} to {result.directory} "
         f"in {result.seconds:.0f} s"
     )
+    if result.calibration is not None:
+        typer.echo(f"  unknown-intent threshold: {result.calibration.describe()}")
     for task_name, groups in result.metrics.items():
         for group, m in groups.items():
             typer.echo(
                 f"  {task_name:<9} {group:<10} accuracy {m.accuracy:.4f}  macro-F1 "
                 f"{m.macro_f1:.4f}  (n={m.n})"
             )
+    for task_name, trust in result.trust.items():
+        typer.echo(
+            f"  {task_name:<9} attention comprehensiveness {_ratio(trust.vs_random)} random, "
+            f"{_ratio(trust.vs_gradient)} gradient x input: "
+            + {True: "faithful", False: "NOT FAITHFUL", None: "not judged"}[trust.faithful]
+        )
+    for warning in result.warnings:
+        typer.secho(f"WARNING: {warning}", fg=typer.colors.RED, bold=True, err=True)
 
 
 @app.command()
@@ -256,12 +329,28 @@ def explain_eval(
     limit: Annotated[int, typer.Option(min=1, help="Examples scored.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
     card: Annotated[bool, typer.Option(help="Add the table to the model card.")] = True,
+    articles: Annotated[
+        bool,
+        typer.Option(
+            "--articles",
+            help="Score long news instead: article-level attention through the sentence path, "
+            "top words removed across the article; --data is then JSON Lines with headline "
+            "and body (default: the seed news with a body).",
+        ),
+    ] = False,
 ) -> None:
-    """ERASER comprehensiveness/sufficiency of attention vs. random and gradient x input."""
+    """ERASER comprehensiveness/sufficiency of attention vs. random and gradient x input.
+
+    With ``--articles``: of long news's article-level attention vs. random words and each
+    sentence's share spread evenly over its words, classified as the run loop does it.
+    """
     from models.classifier import resolve_device
     from models.explain.faithfulness import explain_eval as run_eval
     from models.explain.faithfulness import render_markdown
 
+    if articles:
+        _explain_articles(model, data, task, limit, seed, card)
+        return
     if data is None:
         from models.data import seed as seed_data
 
@@ -279,6 +368,38 @@ def explain_eval(
     typer.echo(table)
     if card:
         _update_card(model / "README.md", f"Explanation faithfulness: {task}", table)
+
+
+def _explain_articles(
+    model: Path, data: Path | None, task: str, limit: int, seed: int, card: bool
+) -> None:
+    """``explain-eval --articles``: the served classifier (``model_runtime``) on long news."""
+    from models.explain.article import (
+        article_faithfulness,
+        load_articles,
+        render_article_markdown,
+        seed_articles,
+    )
+    from pipeline.stream.service import load_classifier
+
+    settings = state.settings
+    try:
+        found = seed_articles() if data is None else load_articles(data)
+        classifier = load_classifier(settings, model)
+        report = article_faithfulness(
+            classifier,
+            found[:limit],
+            task,
+            seed=seed,
+            max_sentences=settings.max_sentences,
+            progress=True,
+        )
+    except (OSError, ValueError, AttnwatchError) as exc:
+        fail(exc)
+    table = render_article_markdown(report)
+    typer.echo(table)
+    if card:
+        _update_card(model / "README.md", f"Explanation faithfulness: {task}/articles", table)
 
 
 def _update_card(path: Path, title: str, body: str) -> None:

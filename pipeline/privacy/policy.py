@@ -2,11 +2,12 @@
 
 :class:`PrivacyPolicy` is the one place the run loop asks.  By default every decoded event is
 redacted before the classifier sees it, so everything downstream (the enriched event, its
-attention words, the news evidence sentence, alerts built from the store, logs) only ever
-holds redacted text.  With ``classify_redacted=False`` the classifier reads the raw text (in
-memory only) and :meth:`PrivacyPolicy.redact_output` rewrites the enriched event: redacted text,
-and attention moved onto the redacted words (the weights of a card number's four words become
-the one ``[CARD]`` word's weight), so what is stored and produced is the same either way.
+attention words, the news evidence sentence and its words, alerts built from the store, logs)
+only ever holds redacted text.  With ``classify_redacted=False`` the classifier reads the raw
+text (in memory only) and :meth:`PrivacyPolicy.redact_output` rewrites the enriched event:
+redacted text, and attention moved onto the redacted words (the weights of a card number's
+four words become the one ``[CARD]`` word's weight; the evidence sentence's own words
+likewise), so what is stored and produced is the same either way.
 Dead letters hold the input's bytes: by default a redacted copy (:meth:`redact_bytes`).
 """
 
@@ -14,15 +15,13 @@ from __future__ import annotations
 
 import bisect
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.words import word_spans
 from pipeline.privacy.redact import Finding, Redactor
 from pipeline.schema import ChatEvent, EnrichedEvent, InputEvent, TaskResult, WordWeight
-
-_WORD = re.compile(r"\S+")
 
 
 @dataclass
@@ -74,9 +73,19 @@ class PrivacyPolicy:
                 "attention": move_attention(text, findings, redacted, result.attention)
             }
             if result.evidence is not None:
-                changes["evidence"] = self.redactor.redact(result.evidence).text
+                changes.update(self._redact_evidence(result.evidence, result.evidence_attention))
             update[task] = result.model_copy(update=changes)
         return out.model_copy(update=update)
+
+    def _redact_evidence(self, sentence: str, words: list[WordWeight] | None) -> dict[str, Any]:
+        """The evidence sentence redacted, and its own words moved onto the redacted words."""
+        assert self.redactor is not None  # noqa: S101 - callers check
+        findings = self.redactor.find(sentence)
+        redacted = _apply(sentence, findings)
+        changes: dict[str, Any] = {"evidence": redacted}
+        if words is not None:
+            changes["evidence_attention"] = move_attention(sentence, findings, redacted, words)
+        return changes
 
     def redact_bytes(self, raw: bytes | None) -> bytes | None:
         r"""A dead letter's value as kept: the raw bytes only by opt-in, else a redacted copy.
@@ -126,32 +135,44 @@ def _apply(text: str, findings: list[Finding]) -> str:
 def move_attention(
     text: str, findings: list[Finding], redacted: str, words: list[WordWeight]
 ) -> list[WordWeight]:
-    """Attention over ``text``'s words moved onto ``redacted``'s words.
+    """Attention over ``text``'s words moved onto ``redacted``'s display words.
 
     Each raw word lands on the redacted word that holds its first character (a word inside
-    an identifier lands on the placeholder); weights that land together add up, so the
-    total is unchanged.  ``words`` must be whitespace words of ``text`` in text order, as
-    the classifier gives them.
+    an identifier lands on the placeholder, one word); weights that land together add up,
+    so the total is unchanged.  The words returned carry their offsets in ``redacted``.
+    ``words`` come in text order, as the classifier gives them; one without offsets (or
+    whose offsets do not hold it) is found by searching on from the previous word.
     """
-    raw_spans = [m.span() for m in _WORD.finditer(text)]
-    new_spans = [m.span() for m in _WORD.finditer(redacted)]
+    new_spans = word_spans(redacted)
     new_starts = [s for s, _ in new_spans]
     totals: dict[int, float] = {}
-    j = 0
+    cursor = 0
     for word in words:
-        while j < len(raw_spans) and text[raw_spans[j][0] : raw_spans[j][1]] != word.word:
-            j += 1
-        if j == len(raw_spans):
-            msg = f"attention word {word.word!r} is not a word of the text in order"
-            raise ValueError(msg)
-        position = _map_position(raw_spans[j][0], findings)
+        start = _raw_start(text, word, cursor)
+        position = _map_position(start, findings)
         index = max(0, bisect.bisect_right(new_starts, position) - 1)
         totals[index] = totals.get(index, 0.0) + word.weight
-        j += 1
+        cursor = start + len(word.word)
     return [
-        WordWeight(word=redacted[new_spans[i][0] : new_spans[i][1]], weight=totals[i])
+        WordWeight(
+            word=redacted[new_spans[i][0] : new_spans[i][1]],
+            weight=totals[i],
+            start=new_spans[i][0],
+            end=new_spans[i][1],
+        )
         for i in sorted(totals)
     ]
+
+
+def _raw_start(text: str, word: WordWeight, cursor: int) -> int:
+    """Where ``word`` starts in ``text``: its offset, else its next occurrence."""
+    if word.start is not None and text[word.start : word.end] == word.word:
+        return word.start
+    found = text.find(word.word, cursor) if word.word else -1
+    if found < 0:
+        msg = f"attention word {word.word!r} is not a word of the text in order"
+        raise ValueError(msg)
+    return found
 
 
 def _map_position(position: int, findings: list[Finding]) -> int:
@@ -164,4 +185,3 @@ def _map_position(position: int, findings: list[Finding]) -> int:
             return f.start + shift
         shift += len(f"[{f.kind}]") - (f.end - f.start)
     return position + shift
-

@@ -8,6 +8,11 @@ own version, :data:`STORE_SCHEMA_VERSION`, recorded in ``store_meta``:
 - 2: ``dead_letters`` also keeps the input's ``key``, ``headers`` and
   ``source_timestamp``, and ``replayed_time`` (set by ``attnwatch deadletter replay``).
   A version-1 store gains these columns (empty for old rows) when it is opened.
+- 3: ``events`` also keeps ``intent_faithful`` and ``sentiment_faithful``: whether
+  training found the task's logged attention faithful (NULL: not measured, or a row
+  written before version 3).
+- 4: ``events`` also keeps ``sentiment_evidence_attention``: the news evidence sentence's
+  own word weights (NULL without evidence, or in a row written before version 4).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sqlalchemy.engine import Dialect
 from pipeline.schema import DeadLetter, EnrichedEvent
 
 #: Version of the store's layout this code writes (see the module docstring).
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 4
 
 JSON_COLUMNS = (
     "tickers",
@@ -32,6 +37,7 @@ JSON_COLUMNS = (
     "intent_attention",
     "sentiment_top",
     "sentiment_attention",
+    "sentiment_evidence_attention",
 )
 
 
@@ -157,6 +163,11 @@ events_table = sa.Table(
     sa.Column("sentiment_top", JSONText, nullable=False),
     sa.Column("sentiment_attention", JSONText, nullable=False),
     sa.Column("sentiment_evidence", sa.Text),
+    # Version 3 (NULL in older rows): the model's verdict on its own attention per task.
+    sa.Column("intent_faithful", sa.Boolean),
+    sa.Column("sentiment_faithful", sa.Boolean),
+    # Version 4 (NULL without evidence and in older rows): the evidence sentence's own words.
+    sa.Column("sentiment_evidence_attention", JSONText),
     sa.Column("model_name", sa.Text, nullable=False),
     sa.Column("model_version", sa.Text, nullable=False),
     sa.Column("tokenizer_hash", sa.Text, nullable=False),
@@ -206,9 +217,11 @@ store_meta_table = sa.Table(
 )
 
 DEAD_LETTER_KEY = ("source_topic", "source_partition", "source_offset")
-#: Columns added to ``dead_letters`` by each store version (what a migration adds).
-ADDED_COLUMNS: dict[int, tuple[str, ...]] = {
-    2: ("key", "headers", "source_timestamp", "replayed_time"),
+#: Columns added by each store version, as (table, column) pairs: what a migration adds.
+ADDED_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
+    2: tuple(("dead_letters", c) for c in ("key", "headers", "source_timestamp", "replayed_time")),
+    3: (("events", "intent_faithful"), ("events", "sentiment_faithful")),
+    4: (("events", "sentiment_evidence_attention"),),
 }
 
 
@@ -240,6 +253,13 @@ def event_row(event: EnrichedEvent) -> dict[str, Any]:
         "sentiment_top": [t.model_dump() for t in sentiment.top],
         "sentiment_attention": [a.model_dump() for a in sentiment.attention],
         "sentiment_evidence": sentiment.evidence,
+        "intent_faithful": intent.attention_faithful if intent else None,
+        "sentiment_faithful": sentiment.attention_faithful,
+        "sentiment_evidence_attention": (
+            None
+            if sentiment.evidence_attention is None
+            else [a.model_dump() for a in sentiment.evidence_attention]
+        ),
         "model_name": event.model.name,
         "model_version": event.model.version,
         "tokenizer_hash": event.model.tokenizer_hash,

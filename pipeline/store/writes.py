@@ -82,16 +82,17 @@ def _migrate(conn: Connection, version: int) -> None:
     a dependency for four statements); ``CreateColumn`` renders the column as
     ``CREATE TABLE`` would, quoting and types included.
     """
-    table_name = conn.dialect.identifier_preparer.format_table(dead_letters_table)
-    for added_in, names in sorted(ADDED_COLUMNS.items()):
+    for added_in, columns in sorted(ADDED_COLUMNS.items()):
         if added_in <= version:
             continue
-        existing = {c["name"] for c in sa.inspect(conn).get_columns(dead_letters_table.name)}
-        for name in names:
+        for table_name, name in columns:
+            table = metadata.tables[table_name]
+            existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
             if name in existing:
                 continue
-            spec = CreateColumn(dead_letters_table.c[name]).compile(dialect=conn.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE {table_name} ADD COLUMN {spec}")
+            spec = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            quoted = conn.dialect.identifier_preparer.format_table(table)
+            conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {spec}")
 
 
 class Store:

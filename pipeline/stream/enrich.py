@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from consumers.source import SourceRecord
 from models.classifier import Prediction, TaskPrediction, TextClassifier
-from models.long_text import Evidence, article_sentences, combine
+from models.long_text import Evidence, article_sentences, combine, locate_sentences
 from models.saving import ModelInfo
+from models.words import WordWeight as ModelWordWeight
 from pipeline.schema import (
     ChatEvent,
     EnrichedEvent,
@@ -32,13 +34,21 @@ def tasks_for(event: InputEvent) -> tuple[str, ...]:
     return (SENTIMENT,)
 
 
-def _result(prediction: TaskPrediction, evidence: str | None = None) -> TaskResult:
+def _words(words: Sequence[ModelWordWeight]) -> list[WordWeight]:
+    return [WordWeight(word=w.word, weight=w.weight, start=w.start, end=w.end) for w in words]
+
+
+def _result(
+    prediction: TaskPrediction, faithful: bool | None, evidence: Evidence | None = None
+) -> TaskResult:
     return TaskResult(
         label=prediction.label,
         score=prediction.score,
         top=[LabelScore(label=label, score=score) for label, score in prediction.top],
-        attention=[WordWeight(word=w.word, weight=w.weight) for w in prediction.words],
-        evidence=evidence,
+        attention=_words(prediction.words),
+        evidence=evidence.sentence if evidence else None,
+        evidence_attention=_words(evidence.words) if evidence else None,
+        attention_faithful=faithful,
     )
 
 
@@ -82,14 +92,29 @@ def classify_events(
     labels = {t.name: t.labels for t in classifier.info.tasks}
     out: list[tuple[Prediction, dict[str, Evidence]]] = []
     start = 0
-    for sentences, weights in plans:
+    for event, (sentences, weights) in zip(events, plans, strict=True):
         chunk = predictions[start : start + len(sentences)]
         start += len(sentences)
         if len(sentences) == 1:
-            out.append((chunk[0], {}))
+            out.append((_in_text(chunk[0], sentences[0], event.text), {}))
         else:
-            out.append(combine(sentences, chunk, weights, labels))
+            out.append(combine(sentences, chunk, weights, labels, text=event.text))
     return out
+
+
+def _in_text(prediction: Prediction, sentence: str, text: str) -> Prediction:
+    """``prediction`` of ``sentence`` with its words' offsets moved into ``text``.
+
+    An article cut to its headline (``max_sentences=1``) is classified on the stripped
+    headline alone; the logged offsets must still point into the event's text.
+    """
+    if sentence == text:
+        return prediction
+    placement = locate_sentences(text, [sentence])[0]
+    return {
+        task: replace(answer, words=tuple(placement.move(answer.words)))
+        for task, answer in prediction.items()
+    }
 
 
 def enrich(
@@ -108,9 +133,8 @@ def enrich(
     )
     latency_ms = (processed_time - event.ts).total_seconds() * 1000.0
     found = evidence or {}
-    sentiment = _result(
-        prediction[SENTIMENT], found[SENTIMENT].sentence if SENTIMENT in found else None
-    )
+    faithful = model.attention_faithful
+    sentiment = _result(prediction[SENTIMENT], faithful.get(SENTIMENT), found.get(SENTIMENT))
     if isinstance(event, ChatEvent):
         intent = prediction.get(INTENT) if INTENT in tasks_for(event) else None
         return EnrichedEvent(
@@ -122,7 +146,7 @@ def enrich(
             channel=event.channel,
             role=event.role,
             text=event.text,
-            intent=_result(intent) if intent else None,
+            intent=_result(intent, faithful.get(INTENT)) if intent else None,
             sentiment=sentiment,
             model=model_ref,
             event_time=event.ts,

@@ -4,7 +4,8 @@ A long article's attention has one entry per word, which can take an enriched
 record past the producer's request size even though the input was accepted;
 the topic flush would then fail after the store had committed.  Only attention
 is trimmed (to each task's highest-weight words); the text, labels and scores
-are never touched.
+are never touched.  The evidence sentence's own shading (``evidence_attention``,
+one sentence long) is kept whole while that suffices, else dropped whole.
 """
 
 from __future__ import annotations
@@ -30,10 +31,26 @@ def fit_to_size(event: EnrichedEvent, max_bytes: int) -> EnrichedEvent | None:
 
     The copy keeps each task's highest-weight attention words (in their
     original order), as many as fit, the same number for every task, and sets
-    that task's ``attention_truncated`` to how many words were dropped.  None
-    means the event is too large even without attention (the caller
-    dead-letters it as ``too_large``).
+    that task's ``attention_truncated`` to how many words were dropped.  Only
+    if no attention at all would fit is ``evidence_attention`` dropped too (set
+    to None: a partial sentence shading would no longer sum to one).  None
+    means the event is too large even without them (the caller dead-letters it
+    as ``too_large``).
     """
+    if record_size(event) <= max_bytes:
+        return event
+    fitted = _fit_attention(event, max_bytes)
+    if fitted is None and any(t.evidence_attention is not None for t in _tasks(event).values()):
+        bare = {
+            name: task.model_copy(update={"evidence_attention": None})
+            for name, task in _tasks(event).items()
+        }
+        fitted = _fit_attention(event.model_copy(update=bare), max_bytes)
+    return fitted
+
+
+def _fit_attention(event: EnrichedEvent, max_bytes: int) -> EnrichedEvent | None:
+    """``event`` with each task's attention cut to the largest common top-k that fits."""
     if record_size(event) <= max_bytes:
         return event
     ranked = {name: _by_weight(task.attention) for name, task in _tasks(event).items()}

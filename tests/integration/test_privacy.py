@@ -19,6 +19,7 @@ import pytest
 from kafka import KafkaProducer
 
 from consumers.broker import EmbeddedBroker
+from models.words import split_words
 from pipeline.alerting.evaluator import Evaluator
 from pipeline.metrics import Metrics
 from pipeline.store import open_store, read_dead_letters, read_events
@@ -52,12 +53,22 @@ def test_no_identifier_of_the_corpus_survives_anywhere(
     for i, sample in enumerate(samples):
         if i % 5 == 4:
             topic = settings.topic_news
-            value: dict[str, object] = {"article_id": f"a{i}", "source": "wire",
-                                        "headline": sample.text, "ts": now.isoformat()}
+            value: dict[str, object] = {
+                "article_id": f"a{i}",
+                "source": "wire",
+                "headline": sample.text,
+                "ts": now.isoformat(),
+            }
         else:
             topic = settings.topic_chat
-            value = {"message_id": f"m{i}", "conversation_id": f"c{i}", "channel": "app",
-                     "role": "customer", "text": sample.text, "ts": now.isoformat()}
+            value = {
+                "message_id": f"m{i}",
+                "conversation_id": f"c{i}",
+                "channel": "app",
+                "role": "customer",
+                "text": sample.text,
+                "ts": now.isoformat(),
+            }
         if i % 7 == 6:
             del value["ts"]  # a schema violation: the raw value is a dead letter
             bad += 1
@@ -81,8 +92,10 @@ def test_no_identifier_of_the_corpus_survives_anywhere(
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("privacy.db*"))
     # 2. The topics: values, keys and headers.
     topics = b""
-    for topic, n in ((settings.topic_enriched, report.enriched),
-                     (settings.topic_deadletter, report.dead_letters)):
+    for topic, n in (
+        (settings.topic_enriched, report.enriched),
+        (settings.topic_deadletter, report.dead_letters),
+    ):
         for record in read_topic(connection, topic, n):
             topics += (record.value or b"") + (record.key or b"")
             topics += b"".join(v for _, v in record.headers or [])
@@ -101,8 +114,12 @@ def test_no_identifier_of_the_corpus_survives_anywhere(
 
     leaks = {
         where: sorted(i for i in identifiers if i.encode() in searchable(blob))
-        for where, blob in (("store", stored), ("topics", topics),
-                            ("alerts", alert_text.encode()), ("logs", logs.encode()))
+        for where, blob in (
+            ("store", stored),
+            ("topics", topics),
+            ("alerts", alert_text.encode()),
+            ("logs", logs.encode()),
+        )
     }
     assert leaks == {"store": [], "topics": [], "alerts": [], "logs": []}
 
@@ -110,10 +127,11 @@ def test_no_identifier_of_the_corpus_survives_anywhere(
     events = read_events(settings.store_url)
     assert events["text"].str.contains(r"\[CARD\]|\[IBAN\]|\[EMAIL\]|\[PHONE\]").sum() > 50
     for text, attention in zip(events["text"], events["sentiment_attention"], strict=True):
-        tokens = iter(text.split())
-        # Every attention word is a word of the redacted text, in order (a truncated tail
-        # may be missing).
+        tokens = iter(split_words(text))
+        # Every attention word is a display word of the redacted text, in order and at its
+        # offsets (a truncated tail may be missing); a placeholder is one word.
         assert all(any(t == w["word"] for t in tokens) for w in attention), text
+        assert all(text[w["start"] : w["end"]] == w["word"] for w in attention), text
         assert math.isclose(sum(w["weight"] for w in attention), 1.0, rel_tol=1e-4)
     letters = read_dead_letters(settings.store_url)
     assert len(letters) == bad and all(b"[" in (raw or b"[") for raw in letters["raw"])

@@ -86,7 +86,7 @@ def test_parquet_types_do_not_depend_on_the_rows(client, monkeypatch):
     mixed = pq.read_table(io.BytesIO(client.get("/export.parquet").content))
     assert news_only.schema == mixed.schema
     assert str(mixed.schema.field("intent_attention").type) == (
-        "list<element: struct<word: string, weight: double>>"
+        "list<element: struct<word: string, weight: double, start: int64, end: int64>>"
     )
     assert mixed.num_rows == N_CHATS + N_NEWS
     assert mixed.to_pandas()["intent_label"].notna().sum() == 36

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 
 import pytest
 
-from tests.unit.dashboards.conftest import MINUTE, N_CHATS, N_NEWS, T0
+from models.words import word_spans
+from pipeline.schema import WordWeight
+from pipeline.store import open_store
+from tests.unit.dashboards.conftest import MINUTE, N_CHATS, N_NEWS, T0, news
 from tests.unit.dashboards.html import event_ids, events, html_lang, shaded_spans
 
 ALL = N_CHATS + N_NEWS
+#: The evidence paragraph's sentence, and each shaded word's text and weight in it.
+EVIDENCE = re.compile(r'<p class="evidence"[^>]*><span class="label">[^<]*</span> (.*?)</p>')
+SPAN = re.compile(r'<span class="w" data-word="([^"]*)" data-weight="([^"]*)"')
 
 
 def api(client, **params):
@@ -147,6 +154,37 @@ def test_news_show_their_evidence_sentence_and_ticker_links(client):
     html = dict(events(page.text))["news:1"]
     assert "Evidence sentence:" in html and "Analysts expect more gains next year." in html
     assert 'href="/tickers/NWBX"' in html
+
+
+def test_the_evidence_sentence_is_shaded_by_its_own_words(client, store_url):
+    sentence = "Analysts expect more gains next year."
+    spans = word_spans(sentence)
+    weights = [0.05, 0.1, 0.1, 0.5, 0.1, 0.1, 0.05]
+    own = [
+        WordWeight(word=sentence[a:b], weight=w, start=a, end=b)
+        for (a, b), w in zip(spans, weights, strict=True)
+    ]
+    base = news(1)
+    event = base.model_copy(
+        update={
+            "input_id": "news:own",
+            "article_id": "own",
+            "event_time": base.event_time + timedelta(hours=1),
+            "sentiment": base.sentiment.model_copy(update={"evidence_attention": own}),
+        }
+    )
+    with open_store(store_url) as store:
+        store.write([event], [])
+    page = client.get("/", params={"stream": "news", "limit": 200})
+    shown = dict(events(page.text))
+    (paragraph,) = EVIDENCE.findall(shown["news:own"])
+    found = SPAN.findall(paragraph)
+    assert [word for word, _ in found] == [w.word for w in own]
+    assert [float(weight) for _, weight in found] == weights
+    # The article text keeps the article's own shading; a row from before keeps plain text.
+    assert sum(float(s["data-weight"]) for s in shaded_spans(shown["news:own"])) == pytest.approx(1)
+    (older,) = EVIDENCE.findall(shown["news:1"])
+    assert older == sentence and not SPAN.findall(older)
 
 
 def test_the_fragment_has_the_rows_without_the_page(client):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import html as html_module
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dashboards.web.shading import shade, top_words
+from models.words import split_words, word_spans
 from tests.unit.dashboards.html import shaded_spans
 
 
@@ -20,7 +24,66 @@ def spans(html: str):
     return shaded_spans(f'<p data-attention="x">{html}</p>')
 
 
+def with_offsets(text: str) -> list[dict[str, object]]:
+    """Display words with offsets, as the pipeline logs them now."""
+    found = word_spans(text)
+    raw = [i + 1.0 for i in range(len(found))]
+    return [
+        {"word": text[s:e], "weight": x / sum(raw), "start": s, "end": e}
+        for (s, e), x in zip(found, raw)
+    ]
+
+
+def text_content(html: str) -> str:
+    """What a browser shows: the markup's text, unescaped."""
+    return html_module.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_offsets_shade_the_exact_spans_and_keep_the_text_between():
+    text = "  My card, sadly, was <b>declined</b>!\n\tno no 👍  "
+    attention = with_offsets(text)
+    html = str(shade(text, attention, "sentiment"))
+    found = spans(html)
+    assert [s["data-word"] for s in found] == split_words(text)
+    assert [float(s["data-weight"]) for s in found] == [a["weight"] for a in attention]
+    assert text_content(html) == text  # spacing, line breaks and punctuation as written
+    assert "<b>" not in html and 'data-word="&lt;"' in html
+
+
+def test_offsets_pick_the_occurrence_that_was_weighed():
+    text = "no, no no"
+    attention = [{"word": "no", "weight": 1.0, "start": 7, "end": 9}]  # only the last "no"
+    found = spans(shade(text, attention, "intent"))
+    assert [s["data-word"] for s in found] == ["no", ",", "no", "no"]
+    assert [s.get("data-weight") for s in found] == [None, None, None, "1.0"]
+    assert all(s["title"] == "weight not logged" for s in found[:3])
+
+
+def test_words_between_trimmed_offsets_have_no_weight():
+    text = "one two, three four"
+    full = with_offsets(text)
+    kept = [full[0], full[-1]]  # the pipeline dropped the middle to fit a record
+    found = spans(shade(text, kept, "sentiment"))
+    assert [s["data-word"] for s in found] == ["one", "two", ",", "three", "four"]
+    assert [s.get("data-weight") for s in found] == [
+        repr(full[0]["weight"]),
+        None,
+        None,
+        None,
+        repr(full[-1]["weight"]),
+    ]
+
+
+def test_offsets_that_do_not_hold_their_words_fall_back_to_matching():
+    text = "my card was declined"
+    shifted = [{**a, "start": 1, "end": 1 + len(str(a["word"]))} for a in weights(text)]
+    found = spans(shade(text, shifted, "sentiment"))
+    assert [s["data-word"] for s in found] == text.split()
+    assert sum(float(s["data-weight"]) for s in found) == pytest.approx(1.0)
+
+
 def test_every_word_is_a_span_with_its_exact_weight():
+    # Events logged before offsets: whitespace words, matched in order.
     text = "my card was declined"
     attention = weights(text)
     found = spans(shade(text, attention, "sentiment"))
@@ -66,6 +129,15 @@ def test_no_attention_leaves_plain_spans():
 def test_top_words():
     attention = weights("a b c d")
     assert top_words(attention, 2) == [("d", 0.4), ("c", 0.3)]
+
+
+@given(st.text(max_size=80))
+def test_offsets_keep_the_text_and_every_weight(text):
+    attention = with_offsets(text)
+    html = str(shade(text, attention, "sentiment"))
+    assert text_content(html) == text
+    found = [s for s in spans(html) if s.get("data-weight")]
+    assert [float(s["data-weight"]) for s in found] == [a["weight"] for a in attention]
 
 
 @given(

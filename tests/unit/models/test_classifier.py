@@ -14,6 +14,7 @@ from models.saving import ModelDirError, load_model, read_info
 from models.training import trainer as trainer_module
 from models.training.trainer import Trainer
 from models.training.training_args import TrainingArgs
+from models.words import split_words, word_spans
 from tests.conftest import TINY_BERT, tiny_args
 
 
@@ -78,13 +79,15 @@ def test_word_weights_sum_to_one_and_cover_the_words(trained):
         "My card was DECLINED at the pharmacy!!",
         "ok",
         "Northwind (NWB) cuts guidance; shares slide 12%",
+        "  thanks 👍 café, no no  ",  # emoji ([UNK] over "👍"), accents, a repeated word
     ]
     threshold = json.loads((result.directory / "calibration.json").read_text())["unknown_threshold"]
     for text, prediction in zip(texts, classifier.predict(texts), strict=True):
         assert set(prediction) == {"intent", "sentiment"}
         for name, task in prediction.items():
             assert sum(w.weight for w in task.words) == pytest.approx(1.0, abs=1e-5)
-            assert [w.word for w in task.words] == text.split()
+            assert [w.word for w in task.words] == split_words(text)
+            assert [(w.start, w.end) for w in task.words] == word_spans(text)
             best, best_score = task.top[0]
             assert best_score == task.score
             if task.label == UNKNOWN:  # below the calibrated threshold: top keeps the best known
@@ -101,6 +104,7 @@ def test_truncated_text_keeps_weights_on_the_words_seen(trained):
     prediction = classifier.predict([text], ["sentiment"])[0]["sentiment"]
     assert 0 < len(prediction.words) < 200
     assert sum(w.weight for w in prediction.words) == pytest.approx(1.0, abs=1e-5)
+    assert [(w.start, w.end) for w in prediction.words] == word_spans(text)[: len(prediction.words)]
 
 
 def test_tampered_tokenizer_is_detected(trained, tmp_path):
@@ -194,12 +198,17 @@ def test_length_bucketed_predict_matches_one_padded_forward_in_input_order(train
         mine = got[row]["sentiment"]
         assert mine.label == labels[int(probs[row].argmax())]
         assert mine.score == pytest.approx(float(probs[row].max()), abs=1e-5)
-        keep = [i for i in batch.pool_mask[row].nonzero().flatten().tolist()
-                if batch.offsets[row][i][1] > batch.offsets[row][i][0]]
-        words = merge_word_pieces(text, [batch.offsets[row][i] for i in keep],
-                                  alpha[row, keep].tolist())
+        keep = [
+            i
+            for i in batch.pool_mask[row].nonzero().flatten().tolist()
+            if batch.offsets[row][i][1] > batch.offsets[row][i][0]
+        ]
+        words = merge_word_pieces(
+            text, [batch.offsets[row][i] for i in keep], alpha[row, keep].tolist()
+        )
         total = sum(w.weight for w in words)
         assert [w.word for w in mine.words] == [w.word for w in words]
+        assert [(w.start, w.end) for w in mine.words] == [(w.start, w.end) for w in words]
         for a, b in zip(mine.words, words, strict=True):
             assert a.weight == pytest.approx(b.weight / total, abs=1e-5)
 

@@ -10,15 +10,18 @@ from models.data import seed
 from models.explain.faithfulness import (
     ERASER_BINS,
     FaithfulnessResult,
+    delete_words,
     explain_eval,
     faithfulness,
     random_rankings,
     ranking_from_scores,
     render_markdown,
+    split_words,
     top_count,
     word_attributions,
 )
 from models.saving import load_model
+from models.words import word_spans
 
 # Ten words; "good" is word 3.
 TEN = "the agent was good and fixed my card very fast"
@@ -103,9 +106,33 @@ def test_perturbed_texts_are_rebuilt_batched_and_scored_once():
     seen = [t for call in calls for t in call]
     assert all(len(call) <= 64 for call in calls)
     assert len(seen) == len(set(seen))  # identical rankings do not double the work
-    assert "day" in seen and "good day" in seen and "" in seen
+    # Words are deleted from the text: the whitespace a deletion leaves at an edge goes,
+    # the rest stays as written.
+    assert "day  " in seen and "  good" in seen and "" in seen
     assert result["a"].comprehensiveness[1.0] == pytest.approx(0.8)  # nothing left: ""
     assert result["a"] == result["b"]
+
+
+@pytest.mark.parametrize(
+    ("drop", "expected"),
+    [
+        (set(), "  My card, sadly, was\nDECLINED!  "),
+        ({1}, "  My, sadly, was\nDECLINED!  "),  # attached punctuation stays attached
+        ({2}, "  My card sadly, was\nDECLINED!  "),
+        ({0}, "card, sadly, was\nDECLINED!  "),  # whitespace left at an edge goes
+        ({6, 7}, "  My card, sadly, was"),
+        ({4}, "  My card, sadly was\nDECLINED!  "),
+        ({3, 4}, "  My card, was\nDECLINED!  "),
+        ({4, 5}, "  My card, sadly DECLINED!  "),  # the first whitespace run left
+        ({5, 6}, "  My card, sadly,!  "),
+        ({0, 1, 2, 3, 4, 5, 6, 7}, ""),
+    ],
+)
+def test_deleting_words_keeps_the_rest_as_written(drop, expected):
+    text = "  My card, sadly, was\nDECLINED!  "
+    assert split_words(text) == ["My", "card", ",", "sadly", ",", "was", "DECLINED", "!"]
+    assert delete_words(text, word_spans(text), drop) == expected
+    assert delete_words("a\nb c", word_spans("a\nb c"), {1}) == "a\nc"
 
 
 def test_bad_rankings_and_fractions_fail_fast():
@@ -152,7 +179,7 @@ def test_word_attributions_give_one_score_per_word(tiny_model, chat_texts):
     )
     assert set(scores) == {"attention", "attention_value_norm", "grad_x_input"}
     for per_text in scores.values():
-        assert [len(s) for s in per_text] == [len(t.split()) for t in texts]
+        assert [len(s) for s in per_text] == [len(split_words(t)) for t in texts]
         assert all(math.isfinite(v) for s in per_text for v in s)
     for s in scores["attention"]:
         assert sum(s) == pytest.approx(1.0, abs=1e-5)

@@ -1,6 +1,8 @@
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.classifier import TaskPrediction
 from models.long_text import (
@@ -8,9 +10,10 @@ from models.long_text import (
     SEGMENT_WINDOW,
     article_sentences,
     combine,
+    locate_sentences,
     split_sentences,
 )
-from models.words import WordWeight
+from models.words import merge_word_pieces, split_words, word_spans
 
 
 def _known_miss(reason):
@@ -211,7 +214,8 @@ def test_article_sentences_put_the_headline_first_with_its_weight():
 
 def sentence(label_probs, text):
     top = tuple(sorted(label_probs.items(), key=lambda kv: -kv[1]))
-    words = tuple(WordWeight(w, 1 / len(text.split())) for w in text.split())
+    spans = word_spans(text)
+    words = tuple(merge_word_pieces(text, spans, [1 / max(1, len(spans))] * len(spans)))
     return {"sentiment": TaskPrediction(top[0][0], top[0][1], top, words)}
 
 
@@ -233,5 +237,79 @@ def test_weighted_mean_evidence_and_words_summing_to_one():
     assert evidence["sentiment"].share == pytest.approx(1.4 / 2.25)
     assert sum(w.weight for w in result.words) == pytest.approx(1.0)
     assert [w.word for w in result.words] == " ".join(texts).split()
+    # Without the article text, offsets point into the sentences joined by spaces.
+    assert all(" ".join(texts)[w.start : w.end] == w.word for w in result.words)
     with pytest.raises(ValueError, match="sentence predictions"):
         combine(texts[:2], predictions, [1.0, 1.0, 1.0], labels)
+
+
+def test_article_words_point_into_the_article_text():
+    headline = "  NWB beats\testimates "
+    body = (
+        "Northwind Corp. said   profit\nrose 12%.It fell.\n\n  Shares jumped 👍 in\n early trade!"
+    )
+    article = f"{headline}\n{body}"  # NewsEvent.text
+    sentences, weights = article_sentences(headline, body)
+    assert sentences[2] == "It fell."  # cut inside "12%.It": no whitespace between them
+    predictions = [sentence({"neutral": 1.0}, t) for t in sentences]
+    combined, _ = combine(
+        sentences, predictions, weights, {"sentiment": ("neutral",)}, text=article
+    )
+    words = combined["sentiment"].words
+    assert [w.word for w in words] == split_words(article)
+    assert [(w.start, w.end) for w in words] == word_spans(article)
+    assert sum(w.weight for w in words) == pytest.approx(1.0)
+
+
+def test_sentences_that_are_not_cut_from_the_text_are_refused():
+    placements = locate_sentences("a  b\nc. d", ["a b", "c.", "d"])
+    assert [p.in_text.tolist() for p in placements] == [[0, 3], [5], [8]]
+    with pytest.raises(ValueError, match="sentence 1"):
+        locate_sentences("a b c", ["a", "c"])
+
+
+def test_the_evidence_keeps_its_sentence_own_words_summing_to_one():
+    def weighed(text, probs, heavy):
+        spans = word_spans(text)
+        weights = [4.0 if text[a:b] == heavy else 1.0 for a, b in spans]
+        words = merge_word_pieces(text, spans, [w / sum(weights) for w in weights])
+        top = tuple(sorted(probs.items(), key=lambda kv: -kv[1]))
+        return {"sentiment": TaskPrediction(top[0][0], top[0][1], top, tuple(words))}
+
+    texts = ["Bank results due", "Regulator fines the bank heavily."]
+    predictions = [
+        weighed(texts[0], {"negative": 0.2, "neutral": 0.7, "positive": 0.1}, "due"),
+        weighed(texts[1], {"negative": 0.95, "neutral": 0.04, "positive": 0.01}, "fines"),
+    ]
+    labels = {"sentiment": ("negative", "neutral", "positive")}
+    combined, evidence = combine(texts, predictions, [1.0, 1.0], labels)
+    found = evidence["sentiment"]
+    assert combined["sentiment"].label == "negative" and found.sentence == texts[1]
+    # The sentence's own weights: unscaled by its share, offsets into the sentence.
+    assert found.words == predictions[1]["sentiment"].words
+    assert sum(w.weight for w in found.words) == pytest.approx(1.0)
+    assert all(found.sentence[w.start : w.end] == w.word for w in found.words)
+    assert max(found.words, key=lambda w: w.weight).word == "fines"
+    article = [w for w in combined["sentiment"].words if w.word == "fines"]
+    # In the article the sentence's words are scaled by its share of the label "negative":
+    # 0.95 of (0.2 + 0.95), not by its half of the aggregation weight.
+    share = 0.95 / (0.2 + 0.95)
+    assert article[0].weight == pytest.approx(share * max(w.weight for w in found.words))
+    assert found.share == pytest.approx(share)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from("ab U.S1%?!\"'()\n\t é"), max_size=20),
+    st.text(alphabet=st.sampled_from("ab U.S1%?!\"'()\n\t é"), min_size=1, max_size=120),
+)
+def test_every_article_word_lands_on_its_own_characters(headline, body):
+    article = f"{headline}\n{body}"
+    sentences, weights = article_sentences(headline, body)
+    predictions = [sentence({"neutral": 1.0}, t) for t in sentences]
+    combined, _ = combine(
+        sentences, predictions, weights, {"sentiment": ("neutral",)}, text=article
+    )
+    words = combined["sentiment"].words
+    assert all(article[w.start : w.end] == w.word for w in words)
+    assert [w.start for w in words] == sorted({w.start for w in words})

@@ -63,6 +63,8 @@ def test_fp32_matches_torch_labels_and_word_weights(onnx_dirs, torch_classifier)
             assert [lb for lb, _ in h.top] == [lb for lb, _ in w.top], (text, task)
             assert h.score == pytest.approx(w.score, abs=1e-4)
             assert [x.word for x in h.words] == [x.word for x in w.words], (text, task)
+            assert [(x.start, x.end) for x in h.words] == [(x.start, x.end) for x in w.words]
+            assert all(text[x.start : x.end] == x.word for x in h.words), (text, task)
             for hw, ww in zip(h.words, w.words):
                 assert hw.weight == pytest.approx(ww.weight, abs=1e-4), (text, task, hw.word)
     long_words = got[TEXTS.index(LONG)]["intent"].words

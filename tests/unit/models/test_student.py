@@ -185,12 +185,15 @@ def test_train_command_passes_encoder_layers(tmp_path, monkeypatch):
     class Result:
         seconds = 1.0
         metrics: dict[str, object] = {}
+        calibration = None
         directory = tmp_path
+        trust: dict[str, object] = {}
+        warnings: list[str] = []
 
         class info:  # noqa: N801
             name, version = "m", "v"
 
-    def fake_train_model(args, data=None, data_format="csv", test_data=None):
+    def fake_train_model(args, data=None, data_format="csv", test_data=None, val_data=None):
         seen.append(args)
         return Result()
 

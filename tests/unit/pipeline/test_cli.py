@@ -132,6 +132,24 @@ def test_explain_eval_reports_faithfulness_in_the_model_card(tiny_model, tmp_pat
     assert card.count("### Faithfulness (sentiment") == 1
 
 
+def test_explain_eval_articles_scores_long_news_into_the_card(tiny_model, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    data = tmp_path / "articles.jsonl"
+    rows = [
+        {"headline": "Northwind profit jumps", "body": "Sales rose. Costs were flat."},
+        {"headline": "Contoso fined by regulator", "body": "The fine is large. Shares fell."},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = attnwatch("explain-eval", str(model), "--articles", "--data", str(data))
+    for method in ("attention", "sentence_uniform", "random"):
+        assert f"| {method} |" in result.stdout
+    assert "2 articles, 3.0 sentences" in result.stdout
+    card = (model / "README.md").read_text()
+    assert card.count("## Explanation faithfulness: sentiment/articles") == 1
+    assert "## Explanation faithfulness: sentiment\n" not in card
+
+
 def test_train_rejects_bad_distillation_settings(tmp_path):
     out = str(tmp_path / "m")
     bad_weight = attnwatch("train", "--output", out, "--distill-weight", "2", check=False)

@@ -13,6 +13,7 @@ from pipeline.schema import (
     Limits,
     NewsEvent,
     TaskResult,
+    WordWeight,
     decode,
 )
 
@@ -146,6 +147,31 @@ def test_configured_limits_replace_the_defaults():
 def test_task_result_reads_records_written_before_the_truncation_marker():
     old = {"label": "positive", "score": 0.9, "top": [], "attention": [], "evidence": None}
     assert TaskResult.model_validate(old).attention_truncated is None
+
+
+def test_evidence_attention_round_trips_and_older_results_have_none():
+    old = {"label": "negative", "score": 0.9, "top": [], "attention": [], "evidence": "It fell."}
+    assert TaskResult.model_validate(old).evidence_attention is None
+    words = [
+        {"word": "It", "weight": 0.2, "start": 0, "end": 2},
+        {"word": "fell", "weight": 0.7, "start": 3, "end": 7},
+        {"word": ".", "weight": 0.1, "start": 7, "end": 8},
+    ]
+    result = TaskResult.model_validate({**old, "evidence_attention": words})
+    again = TaskResult.model_validate_json(result.model_dump_json())
+    assert again == result and again.evidence_attention is not None
+    assert [w.model_dump() for w in again.evidence_attention] == words
+
+
+def test_word_offsets_round_trip_and_older_words_have_none():
+    old = {"word": "fell.", "weight": 0.5}
+    assert WordWeight.model_validate(old).start is None
+    assert WordWeight.model_validate(old).end is None
+    word = WordWeight(word="fell", weight=0.5, start=3, end=7)
+    again = WordWeight.model_validate_json(word.model_dump_json())
+    assert again == word and (again.start, again.end) == (3, 7)
+    with pytest.raises(ValidationError):
+        WordWeight(word="x", weight=1.0, start=-1, end=0)
 
 
 def test_unknown_fields_are_ignored_and_version_defaults_to_1():

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 import pytest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from models.words import word_spans
 from pipeline.schema import (
     EnrichedEvent,
     LabelScore,
@@ -34,12 +35,16 @@ def article_body(chars: int, seed: int = 3) -> str:
 
 
 def attention_for(text: str, seed: int = 4) -> list[WordWeight]:
-    """One entry per word, weights summing to one, as models.long_text.combine gives."""
+    """One entry per display word with its offsets, weights summing to one, as
+    models.long_text.combine gives."""
     rng = random.Random(seed)
-    words = text.split()
-    raw = [rng.random() ** 3 for _ in words]
+    spans = word_spans(text)
+    raw = [rng.random() ** 3 for _ in spans]
     total = sum(raw)
-    return [WordWeight(word=w, weight=x / total) for w, x in zip(words, raw)]
+    return [
+        WordWeight(word=text[s:e], weight=x / total, start=s, end=e)
+        for (s, e), x in zip(spans, raw)
+    ]
 
 
 def task(text: str, attention: list[WordWeight] | None = None) -> TaskResult:
@@ -114,6 +119,9 @@ def test_the_kept_words_are_the_highest_weighted_in_their_order(long_article):
     by_weight = sorted(range(len(original)), key=lambda i: -original[i].weight)
     top = sorted(by_weight[: len(kept)])
     assert kept == [original[i] for i in top]
+    # Kept words keep their offsets, through the JSON the topic carries.
+    again = EnrichedEvent.model_validate_json(fitted.model_dump_json())
+    assert all(again.text[w.start : w.end] == w.word for w in again.sentiment.attention)
     # As few removed as needed: the next word by weight would not have fitted.
     one_more = sorted(by_weight[: len(kept) + 1])
     bigger = fitted.model_copy(
@@ -179,3 +187,37 @@ def test_the_size_counts_utf8_bytes_key_and_overhead():
     assert kafka_estimate(event) <= record_size(event)
     assert fit_to_size(event, record_size(event)) is event
     assert fit_to_size(event, record_size(event) - 1) is not event
+
+
+def with_evidence_words(event: EnrichedEvent) -> EnrichedEvent:
+    sentence = event.sentiment.evidence or ""
+    words = attention_for(sentence, seed=5)
+    return event.model_copy(
+        update={"sentiment": event.sentiment.model_copy(update={"evidence_attention": words})}
+    )
+
+
+def test_the_evidence_shading_is_kept_whole_while_article_attention_is_trimmed(long_article):
+    event = with_evidence_words(long_article)
+    fitted = fit_to_size(event, LIMIT)
+    assert fitted is not None and record_size(fitted) <= LIMIT
+    assert fitted.sentiment.attention_truncated
+    assert fitted.sentiment.evidence_attention == event.sentiment.evidence_attention
+
+
+def test_the_evidence_shading_goes_whole_when_no_attention_would_fit():
+    def bare(chars: int) -> EnrichedEvent:
+        sentiment = task("x", attention=[]).model_copy(update={"evidence": evidence})
+        return news(article_body(chars), sentiment=sentiment)
+
+    evidence = article_body(3_000, seed=6)
+    extra = record_size(with_evidence_words(bare(0))) - record_size(bare(0))
+    # A body that leaves room for the event without the evidence words, not with them.
+    chars = LIMIT - record_size(bare(0)) - extra // 2
+    for _ in range(3):
+        chars += LIMIT - extra // 2 - record_size(bare(chars))
+    event = with_evidence_words(bare(chars))
+    assert record_size(bare(chars)) <= LIMIT < record_size(event)
+    fitted = fit_to_size(event, LIMIT)
+    assert fitted is not None and fitted.sentiment.evidence_attention is None
+    assert fitted.sentiment.evidence == evidence and fitted.text == event.text

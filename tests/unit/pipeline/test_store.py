@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from models.words import word_spans
 from pipeline.errors import StoreError
 from pipeline.schema import (
     ENRICHED_SCHEMA_VERSION,
@@ -29,6 +30,7 @@ from pipeline.sinks.store import StoreSink
 from pipeline.store import Store, open_store, read_dead_letters, read_events
 from pipeline.store.engine import create_engine, normalise_url
 from pipeline.store.tables import (
+    ADDED_COLUMNS,
     STORE_SCHEMA_VERSION,
     UTCDateTime,
     event_row,
@@ -132,7 +134,7 @@ def test_open_creates_store_and_schema_version(store: Store, store_url: str) -> 
     assert store.count() == 0
     with store.engine.connect() as conn:
         version = conn.execute(sa.select(store_meta_table.c.value)).scalar_one()
-    assert int(version) == STORE_SCHEMA_VERSION == 2
+    assert int(version) == STORE_SCHEMA_VERSION == 4
     # The store has its own version; the enriched event's stays where it was.
     assert ENRICHED_SCHEMA_VERSION == 1
     if store_url.startswith("sqlite"):
@@ -208,9 +210,9 @@ def test_json_columns_round_trip(store: Store) -> None:
     assert row["intent_label"] == "refund"
     assert row["intent_score"] == pytest.approx(0.9)
     assert row["intent_top"] == [t.model_dump() for t in chat.intent.top]
-    assert row["intent_attention"] == [
-        {"word": "refund", "weight": 0.5},
-        {"word": "please", "weight": 0.5},
+    assert row["intent_attention"] == [  # words without offsets, as older events have
+        {"word": "refund", "weight": 0.5, "start": None, "end": None},
+        {"word": "please", "weight": 0.5, "start": None, "end": None},
     ]
     assert row["sentiment_attention"] == [a.model_dump() for a in chat.sentiment.attention]
     assert row["tickers"] == []
@@ -221,6 +223,25 @@ def test_json_columns_round_trip(store: Store) -> None:
     assert news_row["tickers"] == ["BRK.B", "AAPL"]
     assert news_row["intent_top"] is None
     assert news_row["sentiment_top"] == [t.model_dump() for t in news.sentiment.top]
+
+
+def test_word_offsets_round_trip(store: Store) -> None:
+    event = make_event(1)
+    spans = word_spans(event.text)
+    words = [
+        WordWeight(word=event.text[s:e], weight=1 / len(spans), start=s, end=e) for s, e in spans
+    ]
+    sentiment = event.sentiment.model_copy(update={"attention": words})
+    store.write([event.model_copy(update={"sentiment": sentiment})], [])
+    stored = read_events(store).set_index("input_id").loc["chat:m1", "sentiment_attention"]
+    assert stored == [w.model_dump() for w in words]
+    assert [event.text[w["start"] : w["end"]] for w in stored] == [
+        "message",
+        "number",
+        "1",
+        "—",
+        "ünïcode",
+    ]
 
 
 def test_timestamps_are_tz_aware_utc(store: Store) -> None:
@@ -383,10 +404,22 @@ def original_letter(
     )
 
 
+V3_COLUMNS = {column for _, column in ADDED_COLUMNS[3]}
+
+
 def v1_metadata() -> sa.MetaData:
     """The version-1 layout, as version 1 of the store created it."""
     old = sa.MetaData()
-    events_table.to_metadata(old)  # unchanged in version 2
+    # events was unchanged in version 2; version 3 added the faithfulness verdicts
+    sa.Table(
+        "events",
+        old,
+        *(
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in events_table.columns
+            if c.name not in V3_COLUMNS
+        ),
+    )
     sa.Table(
         "dead_letters",
         old,
@@ -423,7 +456,8 @@ def create_v1_store(url: str) -> None:
     try:
         with engine.begin() as conn:
             old.create_all(conn)
-            conn.execute(old.tables["events"].insert(), [event_row(make_event(1))])
+            row = {k: v for k, v in event_row(make_event(1)).items() if k not in V3_COLUMNS}
+            conn.execute(old.tables["events"].insert(), [row])
             conn.execute(
                 old.tables["dead_letters"].insert(),
                 [
@@ -451,10 +485,19 @@ def test_version_1_store_is_migrated_on_open(store_url: str) -> None:
         with store.engine.connect() as conn:
             columns = {c["name"] for c in sa.inspect(conn).get_columns("dead_letters")}
             version = conn.execute(sa.select(store_meta_table.c.value)).scalar_one()
+            event_columns = {c["name"] for c in sa.inspect(conn).get_columns("events")}
         assert {"key", "headers", "source_timestamp", "replayed_time"} <= columns
-        assert version == "2"
+        assert V3_COLUMNS <= event_columns
+        assert version == str(STORE_SCHEMA_VERSION)
         # The old rows are kept, their new fields unknown.
         assert list(read_events(store)["input_id"]) == ["chat:m1"]
+        assert read_events(store)["sentiment_faithful"].isna().all()
+        # New events carry the model's verdict on its attention.
+        new_event = make_event(2)
+        verdict = new_event.sentiment.model_copy(update={"attention_faithful": False})
+        store.write([new_event.model_copy(update={"sentiment": verdict})], [])
+        stored = read_events(store).set_index("input_id")["sentiment_faithful"]
+        assert not bool(stored["chat:m2"]) and stored["chat:m2"] is not None
         (old,) = read_dead_letters(store).to_dict("records")
         assert (old["source_offset"], old["raw"], old["key"], old["headers"]) == (
             41,
@@ -569,3 +612,43 @@ def test_mark_replayed(store: Store) -> None:
     later = T0 + timedelta(days=1)
     assert store.mark_replayed([first], later) == 1
     assert list(read_dead_letters(store, replayed=True)["replayed_time"]) == [pd.Timestamp(later)]
+
+
+def with_evidence(event: EnrichedEvent, sentence: str) -> EnrichedEvent:
+    words = [
+        WordWeight(word="fell", weight=0.75, start=7, end=11),
+        WordWeight(word="Shares", weight=0.25, start=0, end=6),
+    ]
+    sentiment = event.sentiment.model_copy(
+        update={"evidence": sentence, "evidence_attention": words}
+    )
+    return event.model_copy(update={"sentiment": sentiment})
+
+
+def test_the_evidence_sentence_words_round_trip(store: Store) -> None:
+    news = with_evidence(make_event(1, kind="news"), "Shares fell.")
+    store.write([news, make_event(2, kind="news")], [])
+    frame = read_events(store).set_index("input_id")
+    assert frame.loc["news:a1", "sentiment_evidence"] == "Shares fell."
+    assert frame.loc["news:a1", "sentiment_evidence_attention"] == [
+        {"word": "fell", "weight": 0.75, "start": 7, "end": 11},
+        {"word": "Shares", "weight": 0.25, "start": 0, "end": 6},
+    ]
+    assert frame.loc["news:a2", "sentiment_evidence_attention"] is None
+
+
+def test_a_version_3_store_gains_the_evidence_words_column(store_url: str) -> None:
+    with open_store(store_url) as store, store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE events DROP COLUMN sentiment_evidence_attention")
+        old = event_row(make_event(1))
+        del old["sentiment_evidence_attention"]
+        conn.execute(sa.insert(events_table).values(old))
+        conn.execute(sa.update(store_meta_table).values(value="3"))
+    with open_store(store_url) as store:
+        store.write([with_evidence(make_event(2, kind="news"), "Shares fell.")], [])
+        frame = read_events(store).set_index("input_id")
+        with store.engine.connect() as conn:
+            version = conn.execute(sa.select(store_meta_table.c.value)).scalar_one()
+    assert int(version) == STORE_SCHEMA_VERSION
+    assert frame.loc["chat:m1", "sentiment_evidence_attention"] is None
+    assert len(frame.loc["news:a2", "sentiment_evidence_attention"]) == 2

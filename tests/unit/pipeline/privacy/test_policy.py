@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, datetime
 
+from models.words import split_words, word_spans
 from pipeline.privacy import PrivacyPolicy, Redactor, move_attention
 from pipeline.schema import (
     ChatEvent,
@@ -30,9 +31,13 @@ def chat(text: str = RAW) -> ChatEvent:
 
 
 def words_of(text: str, weights: list[float] | None = None) -> list[WordWeight]:
-    tokens = text.split()
-    weights = weights or [1.0 / len(tokens)] * len(tokens)
-    return [WordWeight(word=w, weight=x) for w, x in zip(tokens, weights, strict=True)]
+    """The display words of ``text`` with offsets, as the classifier logs them."""
+    spans = word_spans(text)
+    weights = weights or [1.0 / len(spans)] * len(spans)
+    return [
+        WordWeight(word=text[s:e], weight=x, start=s, end=e)
+        for (s, e), x in zip(spans, weights, strict=True)
+    ]
 
 
 def test_a_chat_is_redacted_with_counts_and_the_raw_event_is_untouched() -> None:
@@ -64,16 +69,32 @@ def test_redaction_off_returns_the_event_itself() -> None:
 
 
 def test_attention_moves_onto_the_placeholder_and_keeps_its_total() -> None:
-    weights = [0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.05, 0.1, 0.05, 0.05, 0.05, 0.0]
+    # my card 4111 1111 1111 1111 was declined , mail me at jo @ example.com
+    weights = [0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.01, 0.04, 0.05, 0.05, 0.01, 0.01, 0.0]
     weights[-1] = 1.0 - sum(weights[:-1])
     redactor = Redactor()
     findings = redactor.find(RAW)
     redacted = redactor.redact(RAW).text
     moved = move_attention(RAW, findings, redacted, words_of(RAW, weights))
-    assert [w.word for w in moved] == redacted.split()
+    assert [w.word for w in moved] == split_words(redacted)
+    assert [(w.start, w.end) for w in moved] == word_spans(redacted)
     assert math.isclose(sum(w.weight for w in moved), 1.0)
     card = next(w for w in moved if w.word == "[CARD]")
     assert math.isclose(card.weight, sum(weights[2:6]))
+    email = next(w for w in moved if w.word == "[EMAIL]")
+    assert math.isclose(email.weight, sum(weights[12:]))
+
+
+def test_words_without_offsets_still_move_and_get_offsets() -> None:
+    # Whitespace words, as events logged before offsets held them.
+    tokens = RAW.split()
+    old = [WordWeight(word=w, weight=1 / len(tokens)) for w in tokens]
+    redactor = Redactor()
+    redacted = redactor.redact(RAW).text
+    moved = move_attention(RAW, redactor.find(RAW), redacted, old)
+    assert math.isclose(sum(w.weight for w in moved), 1.0)
+    assert all(redacted[w.start : w.end] == w.word for w in moved)
+    assert [w.word for w in moved][:4] == ["my", "card", "[CARD]", "was"]
 
 
 def enriched(text: str, attention: list[WordWeight], evidence: str | None = None) -> EnrichedEvent:
@@ -111,7 +132,8 @@ def test_raw_classification_still_stores_and_produces_only_redacted_text() -> No
     assert out.text == "my card [CARD] was declined, mail me at [EMAIL]"
     for result in (out.intent, out.sentiment):
         assert result is not None
-        assert [w.word for w in result.attention] == out.text.split()
+        assert [w.word for w in result.attention] == split_words(out.text)
+        assert all(out.text[w.start : w.end] == w.word for w in result.attention)
         assert math.isclose(sum(w.weight for w in result.attention), 1.0)
         assert result.evidence == "card [CARD]"
 
@@ -138,3 +160,25 @@ def test_dead_letter_bytes_are_a_redacted_copy_unless_raw_is_opted_in() -> None:
     for clean in (b'{"text":  "hello"}', b"\xff\xfe not utf-8", b'{"n": 1.0e3}'):
         assert PrivacyPolicy().redact_bytes(clean) is clean
     assert PrivacyPolicy().redact_bytes(None) is None
+
+
+def test_the_evidence_sentence_words_are_moved_onto_its_redacted_words() -> None:
+    body = f"Customer card {CARD} was posted online. Shares fell."
+    news = NewsEvent(article_id="a", source="wire", headline="Card leak at lender", body=body, ts=T)
+    sentence = f"Customer card {CARD} was posted online."
+    weights = [0.1, 0.1, 0.15, 0.15, 0.15, 0.15, 0.05, 0.05, 0.05, 0.05]
+    out = enriched(news.text, words_of(news.text), evidence=sentence)
+    sentiment = out.sentiment.model_copy(update={"evidence_attention": words_of(sentence, weights)})
+    out = out.model_copy(update={"sentiment": sentiment, "intent": None})
+
+    redacted = PrivacyPolicy(classify_redacted=False).redact_output(out, news)
+
+    assert "1111" not in redacted.model_dump_json()
+    result = redacted.sentiment
+    assert result.evidence == "Customer card [CARD] was posted online."
+    assert result.evidence_attention is not None
+    assert [w.word for w in result.evidence_attention] == split_words(result.evidence)
+    assert all(result.evidence[w.start : w.end] == w.word for w in result.evidence_attention)
+    assert math.isclose(sum(w.weight for w in result.evidence_attention), 1.0)
+    card = next(w for w in result.evidence_attention if w.word == "[CARD]")
+    assert math.isclose(card.weight, 0.6)
