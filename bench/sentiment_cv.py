@@ -61,6 +61,12 @@ def main() -> None:
     parser.add_argument("--attention-entropy", type=float, default=0.0)
     parser.add_argument("--average-last", type=int, default=0)
     parser.add_argument(
+        "--faithfulness-retry-entropy",
+        type=float,
+        default=None,
+        help="penalty of the retry when attention fails the bar (default: TrainingArgs'; 0 = off)",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         default=None,
@@ -97,6 +103,11 @@ def main() -> None:
                     attention_entropy=args.attention_entropy,
                     average_last=args.average_last,
                     patience=0,
+                    **(
+                        {}
+                        if args.faithfulness_retry_entropy is None
+                        else {"faithfulness_retry_entropy": args.faithfulness_retry_entropy}
+                    ),
                     device="cpu",
                 )
             ).train(train, test, data_hash(args.data))
@@ -109,6 +120,8 @@ def main() -> None:
                     "train_seconds": result.seconds,
                     # training's own check on its validation slice (models.training.trust)
                     "trust": {task: t.to_dict() for task, t in result.trust.items()},
+                    # set when the plain run failed the bar and the penalty run was kept
+                    "first_attempt": result.first_attempt or None,
                 }
             )
             if args.faithfulness and number < args.faithfulness_folds:

@@ -279,7 +279,16 @@ def classify(
                     "label": p.label,
                     "score": round(p.score, 4),
                     "top": [{"label": lb, "score": round(s, 4)} for lb, s in p.top],
-                    "attention": [{"word": w.word, "weight": round(w.weight, 4)} for w in p.words],
+                    "attention": [
+                        {
+                            "word": w.word,
+                            "weight": round(w.weight, 4),
+                            "start": w.start,
+                            "end": w.end,
+                        }
+                        for w in p.words
+                    ],
+                    "attention_faithful": classifier.info.attention_faithful.get(task_name),
                 }
             payload["model"] = f"{classifier.info.name}@{classifier.info.version}"
             typer.echo(json.dumps(payload))
@@ -288,7 +297,12 @@ def classify(
         for task_name, p in prediction.items():
             words = sorted(p.words, key=lambda w: -w.weight)[:top_words]
             shown = ", ".join(f"{w.word} {w.weight:.2f}" for w in words)
-            typer.echo(f"  {task_name:<9} {p.label} ({p.score:.2f})   words: {shown}")
+            flag = (
+                "  (attention not faithful for this task)"
+                if classifier.info.attention_faithful.get(task_name) is False
+                else ""
+            )
+            typer.echo(f"  {task_name:<9} {p.label} ({p.score:.2f})   words: {shown}{flag}")
 
 
 @app.command()

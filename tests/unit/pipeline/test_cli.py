@@ -67,6 +67,8 @@ def test_classify_prints_labels_and_top_words(tiny_model):
     assert result["text"] == text
     assert sum(w["weight"] for w in result["sentiment"]["attention"]) == pytest.approx(1, abs=1e-3)
     assert [w["word"] for w in result["intent"]["attention"]] == text.split()
+    assert all(text[w["start"] : w["end"]] == w["word"] for w in result["intent"]["attention"])
+    assert result["intent"]["attention_faithful"] is None  # the tiny model was not measured
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
