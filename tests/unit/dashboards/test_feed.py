@@ -192,3 +192,30 @@ def test_the_fragment_has_the_rows_without_the_page(client):
     assert fragment.status_code == 200
     assert "<html" not in fragment.text
     assert event_ids(fragment.text) == ["news:11", "news:10", "news:9"]
+
+
+def test_shading_that_training_found_unfaithful_says_so(client, store_url):
+    base = news(2)
+    event = base.model_copy(
+        update={
+            "input_id": "news:unfaithful",
+            "article_id": "unfaithful",
+            "event_time": base.event_time + timedelta(hours=2),
+            "sentiment": base.sentiment.model_copy(update={"attention_faithful": False}),
+        }
+    )
+    trusted = base.model_copy(
+        update={
+            "input_id": "news:faithful",
+            "article_id": "faithful",
+            "event_time": base.event_time + timedelta(hours=2, minutes=1),
+            "sentiment": base.sentiment.model_copy(update={"attention_faithful": True}),
+        }
+    )
+    with open_store(store_url) as store:
+        store.write([event, trusted], [])
+    shown = dict(events(client.get("/", params={"stream": "news", "limit": 200}).text))
+    assert "Attention not faithful for sentiment" in shown["news:unfaithful"]
+    assert 'class="text unfaithful"' in shown["news:unfaithful"]
+    for fine in ("news:faithful", "news:2"):  # measured faithful; an older row, not measured
+        assert "not faithful" not in shown[fine] and "unfaithful" not in shown[fine]

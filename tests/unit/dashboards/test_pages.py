@@ -162,6 +162,35 @@ def test_the_model_page(client):
     assert "not measured" not in page
 
 
+def test_the_model_page_shows_training_s_faithfulness_verdict(client, model_dir):
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    check = {"n": 200, "k": 0.2, "sufficiency": {}}
+    metrics["faithfulness"] = {
+        "intent": {
+            **check,
+            "comprehensiveness": {"attention": 0.175, "grad_x_input": 0.473, "random": 0.187},
+            "vs_random": 0.94,
+            "vs_gradient": 0.37,
+            "faithful": False,
+            "reason": "0.175 < 2 x random (0.187)",
+        },
+        "sentiment": {
+            **check,
+            "comprehensiveness": {"attention": 0.649, "grad_x_input": 0.469, "random": 0.192},
+            "vs_random": 3.38,
+            "vs_gradient": 1.38,
+            "faithful": True,
+            "reason": "3.38x random, 1.38x gradient x input",
+        },
+    }
+    (model_dir / "metrics.json").write_text(json.dumps(metrics))
+    page = client.get("/model").text
+    assert "Attention not faithful for intent" in page and "0.175 &lt; 2 x random" in page
+    assert 'data-task="intent" data-faithful="false"' in page
+    assert 'data-task="sentiment" data-faithful="true"' in page and "3.38x" in page
+    assert "Attention not faithful for sentiment" not in page
+
+
 def test_the_model_page_says_what_is_missing(client, model_dir, tmp_path):
     write_model_dir(model_dir, faithfulness=False)
     assert "Faithfulness: not measured" in client.get("/model").text
