@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from models.training.training_args import TrainingArgs
+from models.training.trust import judge
 from pipeline.cli import app
 from pipeline.cli import model as cli_model
 from pipeline.cli import run as cli_run
@@ -38,6 +39,14 @@ def test_demo_trains_through_the_train_command_path(tmp_path, monkeypatch):
 
     class Result:
         seconds = 1.0
+        trust = {
+            "intent": judge(
+                "intent",
+                100,
+                {"attention": 0.5, "grad_x_input": 0.3, "random": 0.1},
+                {"attention": 0.1, "grad_x_input": 0.2, "random": 0.4},
+            )
+        }
 
     def fake_train_model(args, data=None, data_format="csv", test_data=None):
         seen.append(args)
@@ -51,6 +60,7 @@ def test_demo_trains_through_the_train_command_path(tmp_path, monkeypatch):
     model_dir = tmp_path / "none"
     result = CliRunner().invoke(app, ["--model-dir", str(model_dir), "demo", "--duration", "1"])
     assert result.exit_code == 0, result.output
+    assert "intent attention: faithful (5.00x random, 1.67x gradient x input)" in result.output
     assert len(seen) == 1
     args = seen[0]
     assert Path(args.output_dir) == model_dir
