@@ -97,7 +97,7 @@ class AgentReply:
     text: str
 
 
-def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Read a JSON Lines file into ``(line_number, object)`` pairs.
 
     Blank lines are skipped.
@@ -169,7 +169,7 @@ def load_chat(path: Path | None = None) -> list[ChatExample]:
             intent=_text(record, "intent", source, number),
             sentiment=_sentiment(record, source, number),
         )
-        for number, record in _records(source)
+        for number, record in read_records(source)
     ]
 
 
@@ -190,7 +190,7 @@ def load_news(path: Path | None = None) -> list[NewsExample]:
     """
     source = SEED_DIR / "news.jsonl" if path is None else path
     examples: list[NewsExample] = []
-    for number, record in _records(source):
+    for number, record in read_records(source):
         headline = _text(record, "headline", source, number)
         if "tickers" not in record:
             msg = f"{source}:{number}: missing field 'tickers'"
@@ -230,7 +230,7 @@ def load_agent_replies(path: Path | None = None) -> list[AgentReply]:
             intent=_text(record, "intent", source, number),
             text=_text(record, "text", source, number),
         )
-        for number, record in _records(source)
+        for number, record in read_records(source)
     ]
 
 

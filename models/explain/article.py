@@ -29,7 +29,6 @@ sentence is classified once.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -111,16 +110,8 @@ def seed_articles() -> list[Article]:
 def load_articles(path: Path) -> list[Article]:
     """Articles from a JSON Lines file with ``headline`` and optional ``body`` fields."""
     articles = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            msg = f"{path}:{number}: not JSON: {exc}"
-            raise ValueError(msg) from exc
-        headline = record.get("headline") if isinstance(record, dict) else None
-        body = record.get("body") if isinstance(record, dict) else None
+    for number, record in seed_data.read_records(path):
+        headline, body = record.get("headline"), record.get("body")
         if not isinstance(headline, str) or not headline.strip():
             msg = f"{path}:{number}: needs a non-empty 'headline'"
             raise ValueError(msg)

@@ -122,8 +122,6 @@ class Trainer:
 
     def __init__(self, args: TrainingArgs) -> None:
         self.args = args
-        #: What a first run this one retrains measured (recorded in metrics.json).
-        self._first_attempt: dict[str, Any] = {}
 
     def _build(
         self, tasks: Sequence[TaskSpec]
@@ -173,23 +171,19 @@ class Trainer:
             f"run without it ({result.seconds:.0f} s) failed the faithfulness bar for "
             + "; ".join(f"{t} ({reason})" for t, reason in failed.items())
         )
-        again = Trainer(
-            replace(
-                self.args,
-                attention_entropy=retry,
-                resume=False,
-                extra_card_notes=(*self.args.extra_card_notes, note),
-            )
-        )
-        again._first_attempt = {
+        first_attempt = {
             "attention_entropy": self.args.attention_entropy,
             "train_seconds": result.seconds,
             "faithfulness": {task: t.to_dict() for task, t in result.trust.items()},
             "test": metrics_dict(result.metrics),
         }
-        second = again._train_once(train, test, data_hash, validation)
-        second.first_attempt = again._first_attempt
-        return second
+        again = replace(
+            self.args,
+            attention_entropy=retry,
+            resume=False,
+            extra_card_notes=(*self.args.extra_card_notes, note),
+        )
+        return Trainer(again)._train_once(train, test, data_hash, validation, first_attempt)
 
     def _train_once(
         self,
@@ -197,7 +191,9 @@ class Trainer:
         test: Sequence[Example],
         data_hash: str,
         validation: Sequence[Example] | None = None,
+        first_attempt: dict[str, Any] | None = None,
     ) -> TrainResult:
+        """One training run; ``first_attempt`` is the failed run this one replaces, if any."""
         args = self.args
         train = restrict(train, args.tasks)
         test = restrict(test, args.tasks)
@@ -346,6 +342,7 @@ class Trainer:
             teachers,
             kept_layers,
             trust,
+            first_attempt,
         )
         shutil.rmtree(checkpoint, ignore_errors=True)
         if test:
@@ -434,6 +431,7 @@ class Trainer:
         teachers: Sequence[TeacherInfo] = (),
         kept_layers: Sequence[int] | None = None,
         trust: dict[str, TaskTrust] | None = None,
+        first_attempt: dict[str, Any] | None = None,
     ) -> TrainResult:
         args = self.args
         created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -476,7 +474,7 @@ class Trainer:
             "encoder_layers_kept": None if kept_layers is None else list(kept_layers),
             "faithfulness": {task: t.to_dict() for task, t in (trust or {}).items()},
             "faithfulness_sample": args.faithfulness_sample,
-            "first_attempt": self._first_attempt or None,
+            "first_attempt": first_attempt,
         }
         info = save_model(
             model,
@@ -499,6 +497,7 @@ class Trainer:
             progress.history,
             calibration,
             dict(trust or {}),
+            first_attempt or {},
         )
 
 

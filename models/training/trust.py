@@ -77,6 +77,11 @@ class TaskTrust:
     faithful: bool | None
     reason: str
 
+    @property
+    def verdict(self) -> str:
+        """``faithful``, ``NOT faithful`` or ``not judged``: what the command line prints."""
+        return {True: "faithful", False: "NOT faithful", None: "not judged"}[self.faithful]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; :func:`verdicts` reads the ``faithful`` field back."""
         return asdict(self)
@@ -103,7 +108,7 @@ def judge(task: str, n: int, comp: Mapping[str, float], suff: Mapping[str, float
         reason = (
             "; ".join(failures)
             if failures
-            else f"{_ratio(vs_random)} random, {_ratio(vs_gradient)} gradient x input"
+            else f"{ratio_text(vs_random)} random, {ratio_text(vs_gradient)} gradient x input"
         )
     return TaskTrust(task, n, K, dict(comp), dict(suff), vs_random, vs_gradient, faithful, reason)
 
@@ -185,8 +190,8 @@ def card_section(trust: Mapping[str, TaskTrust], sample: int) -> list[str]:
         lines.append(
             f"| {t.task} | {t.n} | {t.comprehensiveness[ATTENTION]:.3f} "
             f"| {t.comprehensiveness[GRADIENT]:.3f} | {t.comprehensiveness[RANDOM]:.3f} "
-            f"| {t.sufficiency[ATTENTION]:.3f} | {_ratio(t.vs_random)} "
-            f"| {_ratio(t.vs_gradient)} | {verdict} |"
+            f"| {t.sufficiency[ATTENTION]:.3f} | {ratio_text(t.vs_random)} "
+            f"| {ratio_text(t.vs_gradient)} | {verdict} |"
         )
     for t in trust.values():
         if t.faithful is False:
@@ -220,5 +225,6 @@ def _report(t: TaskTrust) -> None:
     )
 
 
-def _ratio(value: float | None) -> str:
+def ratio_text(value: float | None) -> str:
+    """``4.01x``, or ``n/a`` when the reference was not positive."""
     return "n/a" if value is None else f"{value:.2f}x"

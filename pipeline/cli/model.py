@@ -31,10 +31,6 @@ def examples_from(path: Path, fmt: str, split: str) -> list[Example]:
         fail(exc)
 
 
-def _ratio(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}x"
-
-
 def _default(name: str) -> Any:
     """``TrainingArgs``' own default of ``name``: the CLI never repeats a default."""
     return _TRAINING_DEFAULTS[name]
@@ -248,11 +244,12 @@ def train(
                 f"  {task_name:<9} {group:<10} accuracy {m.accuracy:.4f}  macro-F1 "
                 f"{m.macro_f1:.4f}  (n={m.n})"
             )
+    from models.training.trust import ratio_text
+
     for task_name, trust in result.trust.items():
         typer.echo(
-            f"  {task_name:<9} attention comprehensiveness {_ratio(trust.vs_random)} random, "
-            f"{_ratio(trust.vs_gradient)} gradient x input: "
-            + {True: "faithful", False: "NOT FAITHFUL", None: "not judged"}[trust.faithful]
+            f"  {task_name:<9} attention comprehensiveness {ratio_text(trust.vs_random)} "
+            f"random, {ratio_text(trust.vs_gradient)} gradient x input: {trust.verdict}"
         )
     for warning in result.warnings:
         typer.secho(f"WARNING: {warning}", fg=typer.colors.RED, bold=True, err=True)

@@ -84,8 +84,7 @@ def demo(
         )
         console.print(f"trained in {result.seconds:.0f} s; card: {settings.model_dir}/README.md")
         for task, trust in result.trust.items():
-            verdict = {True: "faithful", False: "NOT faithful", None: "not judged"}[trust.faithful]
-            console.print(f"  {task} attention: {verdict} ({trust.reason})")
+            console.print(f"  {task} attention: {trust.verdict} ({trust.reason})")
     stop = stop_on_signals(settings.shutdown_timeout_s)
     try:
         keep = sys.stdin.isatty() if hold is None else hold
