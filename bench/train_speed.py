@@ -22,7 +22,7 @@ from models.encoding import default_encoder_path, encode, load_tokenizer, token_
 from models.modeling import AttentionClassifier
 from models.training.optim import build_optimizer
 from models.training.sampling import batch_order
-from models.training.trainer import tasks_from
+from models.training.splits import tasks_from
 from models.training.training_args import TrainingArgs
 
 

@@ -28,7 +28,6 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from models.classifier import resolve_device
 from models.data.examples import Example
-from models.data.seed import stratified_split
 from models.encoding import default_encoder_path, encode, load_tokenizer, token_lengths
 from models.evaluation.assess import add_test_report
 from models.evaluation.calibration import Calibration, calibrate
@@ -42,6 +41,7 @@ from models.training.model_card import metrics_dict, render_card
 from models.training.optim import build_optimizer
 from models.training.regularization import attention_entropy
 from models.training.sampling import batch_order
+from models.training.splits import restrict, split_validation, tasks_from
 from models.training.state import Progress as _Progress
 from models.training.state import cpu_state as _cpu_state
 from models.training.state import load_checkpoint as _load_checkpoint
@@ -77,38 +77,6 @@ class TrainResult:
     def warnings(self) -> list[str]:
         """What training must say loudly: each task whose attention failed the bar."""
         return warnings_for(self.trust)
-
-
-def tasks_from(examples: Sequence[Example], num_heads: int = 1) -> list[TaskSpec]:
-    """One task per label key, labels sorted for a stable label map."""
-    names = sorted({task for e in examples for task in e.labels})
-    return [
-        TaskSpec(n, tuple(sorted({e.labels[n] for e in examples if n in e.labels})), num_heads)
-        for n in names
-    ]
-
-
-def restrict(examples: Sequence[Example], tasks: Sequence[str] | None) -> list[Example]:
-    """Keep only the labels of ``tasks`` (all if None); drop examples left with none."""
-    if tasks is None:
-        return list(examples)
-    kept = []
-    for e in examples:
-        labels = {t: v for t, v in e.labels.items() if t in tasks}
-        if labels:
-            kept.append(Example(e.text, labels, e.group))
-    return kept
-
-
-def split_validation(
-    examples: Sequence[Example], fraction: float, seed: int
-) -> tuple[list[Example], list[Example]]:
-    """A stratified validation split (by group and every label of the example)."""
-
-    def key(e: Example) -> str:
-        return e.group + "|" + "|".join(f"{t}={v}" for t, v in sorted(e.labels.items()))
-
-    return stratified_split(list(examples), key=key, test_fraction=fraction, seed=seed)
 
 
 def validation_score(metrics: dict[str, dict[str, TaskMetrics]]) -> float:

@@ -59,7 +59,8 @@ def train_model(
     from models.data.loading import seed_examples
     from models.data.out_of_scope import split_out_of_scope, validation_scope
     from models.data.seed import data_hash
-    from models.training.trainer import Trainer, restrict, split_validation
+    from models.training.splits import restrict, split_validation
+    from models.training.trainer import Trainer
 
     if data is None:
         train_set, test_set, digest = seed_examples()

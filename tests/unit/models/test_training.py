@@ -12,7 +12,8 @@ from models.data.datasets import OOS, load_dataset
 from models.data.examples import Example
 from models.evaluation.metrics import TaskMetrics
 from models.training.optim import layer_scale
-from models.training.trainer import Trainer, split_validation
+from models.training.splits import split_validation
+from models.training.trainer import Trainer
 from tests.conftest import tiny_args as shared_tiny_args
 
 
