@@ -101,6 +101,7 @@ def _scope_rows(
             )
             .select_from(e)
             .join(items, sa.true())
+            .where(customer_turns())
             .distinct()
         )
     if scope_kind == "overall":
@@ -114,12 +115,21 @@ def _scope_rows(
     stmt = sa.select(
         e.c.kind.label("stream"), scope.label("scope"), bucket.label("bucket"), *measures
     )
+    # Chats count as customer turns only, in every scope: agent turns are the agents'
+    # wording, not the customers' mood, and would dilute a customer shift.
+    stmt = stmt.where(customer_turns())
     if scope_kind == "intent":
         # Agent turns carry no intent; a customer turn without one has no scope either.
-        stmt = stmt.where(e.c.kind == "chat", e.c.role == "customer", e.c.intent_label.is_not(None))
+        stmt = stmt.where(e.c.kind == "chat", e.c.intent_label.is_not(None))
     elif scope_kind != "overall":
         stmt = stmt.where(scope.is_not(None))
     return stmt
+
+
+def customer_turns() -> sa.ColumnElement[bool]:
+    """SQL condition: news articles, and chat turns written by the customer."""
+    e = events_table
+    return sa.or_(e.c.kind != "chat", e.c.role == "customer")
 
 
 def _bucket_query(
@@ -164,8 +174,8 @@ def read_buckets(
 
     ``since`` is rounded down to a bucket boundary, so the first bucket is whole; the
     last one is partial when ``until`` is not on a boundary.  Buckets without events are
-    absent.  Chats count for ``overall`` and ``channel`` whatever their role, for
-    ``intent`` only as customer turns; an event counts once for each distinct ticker
+    absent.  Chats count as customer turns only, in every scope (agent turns would
+    dilute a customer shift); an event counts once for each distinct ticker
     it lists.  Times must be timezone-aware; the result is sorted by scope, then start.
     """
     if bucket_s <= 0:
@@ -202,7 +212,7 @@ def scope_filter(key: ScopeKey) -> sa.ColumnElement[bool]:
     """SQL condition on ``events`` for the events of one scope (as :func:`read_buckets` counts)."""
     stream, scope_kind, scope = key
     e = events_table
-    clause = e.c.kind == stream
+    clause = sa.and_(e.c.kind == stream, customer_turns())
     if scope_kind == "channel":
         return sa.and_(clause, e.c.channel == scope)
     if scope_kind == "intent":

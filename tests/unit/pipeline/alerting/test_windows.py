@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pipeline.alerting.windows import SCOPE_KINDS, Bucket, Window, align, read_buckets
+from pipeline.alerting.windows import (
+    SCOPE_KINDS,
+    Bucket,
+    Window,
+    align,
+    read_buckets,
+    scope_filter,
+)
 from pipeline.schema import EnrichedEvent, LabelScore, ModelRef, SourceRef, TaskResult, WordWeight
 from pipeline.store import Store, open_store
 from pipeline.store.tables import metadata
@@ -73,8 +80,8 @@ def expected_buckets(
     """The buckets computed in Python, straight from the events."""
     out: dict[tuple[str, str, str, datetime], dict[str, float]] = defaultdict(Counter)
     for e in events:
-        if not since <= e.event_time < until:
-            continue
+        if not since <= e.event_time < until or e.role == "agent":
+            continue  # chats count as customer turns only
         start = datetime.fromtimestamp(int(e.event_time.timestamp()) // bucket_s * bucket_s, UTC)
         scopes = [("overall", "")]
         if e.channel:
@@ -158,6 +165,26 @@ def test_late_event_lands_in_its_event_time_bucket(store: Store) -> None:
     assert starts[T0 + timedelta(minutes=2)] == 1
     expected = expected_buckets([*on_time, late], T0, T0 + timedelta(hours=1), 60)
     assert_same(buckets, {k: v for k, v in expected.items() if k[1] == "overall"})
+
+
+def test_agent_turns_count_in_no_scope(store: Store) -> None:
+    """Agent turns would dilute a customer shift: chats count as customer turns only."""
+    rng = random.Random(5)
+    events = [make_event(n, rng, T0 + timedelta(seconds=n)) for n in range(200)]
+    chats = [e for e in events if e.kind == "chat"]
+    agents = [e.model_copy(update={"role": "agent", "intent": None}) for e in chats]
+    customers = [e.model_copy(update={"role": "customer"}) for e in chats]
+    store.write(agents, [])
+    assert [b for b in read_buckets(store.engine, T0, T0 + timedelta(hours=1))
+            if b.stream == "chat"] == []  # fmt: skip
+    with store.engine.connect() as conn:
+        scoped = conn.execute(
+            sa.select(sa.func.count()).where(scope_filter(("chat", "channel", "web")))
+        ).scalar_one()
+    assert scoped == 0
+    store.write([e.model_copy(update={"input_id": e.input_id + "c"}) for e in customers], [])
+    buckets = read_buckets(store.engine, T0, T0 + timedelta(hours=1), scope_kinds=["overall"])
+    assert sum(b.n for b in buckets if b.stream == "chat") == len(chats)
 
 
 def test_empty_store_and_bad_arguments(store: Store) -> None:
