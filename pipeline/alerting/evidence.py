@@ -1,8 +1,8 @@
-"""An alert's evidence: the most negative messages and the words whose attention mass rose."""
+"""An alert's evidence: its most negative distinct messages and the words whose attention rose."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,8 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipeline.alerting.model import Evidence, RisingWord
+from pipeline.alerting.rising_words import rising
 from pipeline.alerting.windows import ScopeKey, scope_filter
 from pipeline.store.tables import events_table
+
+#: How many of the most negative rows are read to find ``messages`` distinct texts.
+_CANDIDATES_PER_MESSAGE = 20
 
 
 def read_evidence(
@@ -23,38 +27,39 @@ def read_evidence(
     messages: int,
     words: int,
     sample: int,
+    until: datetime | None = None,
 ) -> tuple[list[Evidence], list[RisingWord]]:
     """The most negative messages of ``key`` and the words whose attention mass rose.
 
-    ``messages`` messages since ``current_start``; ``words`` words whose share of the
-    attention mass rose most against the ``baseline_s`` before it (each side read from its
-    newest ``sample`` messages).
+    ``messages`` distinct messages (no text twice) from ``current_start`` to ``until``
+    (default: no end); ``words`` words ranked by their log-odds z-score
+    (:func:`~pipeline.alerting.rising_words.rising`) against the ``baseline_s`` before
+    ``current_start``, each side read from its newest ``sample`` messages.  Chats count as
+    customer turns only (:func:`~pipeline.alerting.windows.scope_filter`).
     """
     table = events_table
     where = scope_filter(key)
+    episode = [table.c.event_time >= current_start]
+    if until is not None:
+        episode.append(table.c.event_time < until)
     with engine.connect() as conn:
         worst = conn.execute(
             sa.select(table.c.text, table.c.sentiment_score, table.c.sentiment_attention)
-            .where(where, table.c.event_time >= current_start)
+            .where(where, *episode)
             .where(table.c.sentiment_label == "negative")
-            .order_by(table.c.sentiment_score.desc())
-            .limit(messages)
+            .order_by(table.c.sentiment_score.desc(), table.c.event_time)
+            .limit(max(1, messages) * _CANDIDATES_PER_MESSAGE)
         ).all()
-        # What people are suddenly talking about: attention mass of the whole window
-        # against the baseline's (the newest ``baseline_sample`` messages).
         current = conn.execute(
             sa.select(table.c.sentiment_attention)
-            .where(where, table.c.event_time >= current_start)
+            .where(where, *episode)
             .order_by(table.c.event_time.desc())
             .limit(sample)
         ).all()
         baseline = conn.execute(
             sa.select(table.c.sentiment_attention)
             .where(where, table.c.event_time < current_start)
-            .where(
-                table.c.event_time
-                >= current_start - timedelta(seconds=baseline_s)
-            )
+            .where(table.c.event_time >= current_start - timedelta(seconds=baseline_s))
             .order_by(table.c.event_time.desc())
             .limit(sample)
         ).all()
@@ -64,18 +69,34 @@ def read_evidence(
             sentiment_score=float(score),
             top_words=_top_words(attention, 3),
         )
-        for text, score, attention in worst
+        for text, score, attention in distinct_texts(worst, messages)
     ]
-    current_mass = _mass(row[0] for row in current)
-    baseline_mass = _mass(row[0] for row in baseline)
-    rising = sorted(
-        (
-            RisingWord(word=w, baseline=baseline_mass.get(w, 0.0), current=share)
-            for w, share in current_mass.items()
-        ),
-        key=lambda r: r.baseline - r.current,
-    )[: words]
-    return evidence, [r for r in rising if r.current > r.baseline]
+    shifts = rising(
+        _mass(row[0] for row in current), _mass(row[0] for row in baseline), words
+    )
+    return evidence, [
+        RisingWord(word=s.word, baseline=s.baseline, current=s.current, z=round(s.z, 3))
+        for s in shifts
+    ]
+
+
+def distinct_texts(rows: Iterable[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
+    """The first ``limit`` rows whose text (``row[0]``) was not seen before.
+
+    Texts compare after case folding and collapsing white space, so "Card declined!"
+    and "card  declined!" are one example.
+    """
+    seen: set[str] = set()
+    out: list[Sequence[Any]] = []
+    for row in rows:
+        norm = " ".join(str(row[0]).casefold().split())
+        if norm in seen:
+            continue
+        seen.add(norm)
+        out.append(row)
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _words(attention: Any) -> list[tuple[str, float]]:
@@ -93,11 +114,10 @@ def _top_words(attention: Any, n: int) -> list[str]:
 
 
 def _mass(attentions: Iterable[Any]) -> dict[str, float]:
-    """Each word's share of the total attention mass of ``attentions``."""
+    """Each word's total attention mass over ``attentions``."""
     mass: dict[str, float] = {}
     for attention in attentions:
         for word, weight in _words(attention):
             if word:
                 mass[word] = mass.get(word, 0.0) + weight
-    total = sum(mass.values()) or 1.0
-    return {word: value / total for word, value in mass.items()}
+    return mass

@@ -39,13 +39,31 @@ class Evidence(BaseModel):
 
 
 class RisingWord(BaseModel):
-    """A word whose share rose from the baseline to the current window."""
+    """A word whose share of the attention mass rose from the baseline to the episode.
+
+    ``z`` is its log-odds z-score with an informative Dirichlet prior
+    (:mod:`pipeline.alerting.rising_words`); alerts stored before it was kept have none.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     word: str
     baseline: float
     current: float
+    z: float | None = None
+
+
+class Firing(BaseModel):
+    """The numbers an episode fired on, kept on its resolve event beside how it ended."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: UTCTime
+    baseline_share: float
+    current_share: float
+    baseline_n: int
+    current_n: int
+    statistic: float
 
 
 class RelatedScope(BaseModel):
@@ -93,6 +111,8 @@ class AlertEvent(BaseModel):
     evidence: list[Evidence] = []
     rising_words: list[RisingWord] = []
     related: list[RelatedScope] = []
+    #: On a resolve event: what the episode fired on (the fields above say how it ended).
+    fired: Firing | None = None
     generator_url: str | None = None
 
     @model_validator(mode="after")
