@@ -30,7 +30,7 @@ from pipeline.alerting.detectors import (
     counts_evidence,
 )
 from pipeline.alerting.detectors import Evidence as DetectorEvidence
-from pipeline.alerting.evidence import read_evidence
+from pipeline.alerting.evidence import firing_of, read_evidence
 from pipeline.alerting.model import AlertEvent, Evidence, RelatedScope, RisingWord, Severity
 from pipeline.alerting.notify import Notifier
 from pipeline.alerting.windows import (
@@ -311,6 +311,7 @@ class Evaluator:
             for k, r in sorted(incident.related.items())
         }
         severity: Severity = "critical" if e.z >= 2 * self.settings.shift.z_open else "warning"
+        before: AlertEvent | None = None
         if status == "firing":
             evidence, rising = self._evidence(incident.primary, now)
         else:
@@ -349,6 +350,7 @@ class Evaluator:
             evidence=evidence,
             rising_words=rising,
             related=sorted(related.values(), key=lambda r: (r.scope_kind, r.scope)),
+            fired=firing_of(before),
         )
         payload = event.model_dump_json()
         if status == "firing":

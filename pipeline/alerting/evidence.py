@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.alerting.model import Evidence, RisingWord
+from pipeline.alerting.model import AlertEvent, Evidence, Firing, RisingWord
 from pipeline.alerting.rising_words import rising
 from pipeline.alerting.windows import ScopeKey, scope_filter
 from pipeline.store.tables import events_table
@@ -121,3 +121,17 @@ def _mass(attentions: Iterable[Any]) -> dict[str, float]:
             if word:
                 mass[word] = mass.get(word, 0.0) + weight
     return mass
+
+
+def firing_of(event: AlertEvent | None) -> Firing | None:
+    """What the firing ``event`` of an episode fired on, for its resolve event to keep."""
+    if event is None:
+        return None
+    return Firing(
+        at=event.starts_at,
+        baseline_share=event.baseline_share,
+        current_share=event.current_share,
+        baseline_n=event.baseline_n,
+        current_n=event.current_n,
+        statistic=event.statistic,
+    )

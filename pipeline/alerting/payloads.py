@@ -268,14 +268,29 @@ def evidence_words(event: AlertEvent) -> list[str]:
 
 
 def _rising(event: AlertEvent) -> list[str]:
-    rising = sorted(event.rising_words, key=lambda r: r.current - r.baseline, reverse=True)
+    # Ranked by log-odds z (``rising_words``); alerts stored before it by the share gain.
+    rising = sorted(
+        event.rising_words,
+        key=lambda r: (r.z if r.z is not None else 0.0, r.current - r.baseline),
+        reverse=True,
+    )
     return [f"{r.word} ({r.baseline:.1%} → {r.current:.1%})" for r in rising[:MAX_RISING_WORDS]]
 
 
 def _description(event: AlertEvent) -> str:
+    where = f"{event.stream} {event.scope_kind} {event.scope!r}"
+    fired = event.fired
+    if event.status == "resolved" and fired is not None:
+        return (
+            f"resolved: negative share of {where} fired at {fired.current_share:.1%} over "
+            f"{fired.current_n} messages against {fired.baseline_share:.1%} over "
+            f"{fired.baseline_n} (statistic {fired.statistic:.2f}); it ended at "
+            f"{event.current_share:.1%} over {event.current_n} against "
+            f"{event.baseline_share:.1%} over {event.baseline_n} ({event.detector})"
+        )
     state = "resolved" if event.status == "resolved" else "firing"
     return (
-        f"{state}: negative share of {event.stream} {event.scope_kind} {event.scope!r} "
+        f"{state}: negative share of {where} "
         f"is {event.current_share:.1%} over {event.current_n} messages against "
         f"{event.baseline_share:.1%} over {event.baseline_n} in the baseline "
         f"({event.detector}, statistic {event.statistic:.2f})"

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dashboards.web.app import create_app
+from pipeline.alerting.evidence import firing_of
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.config import Settings
 from pipeline.schema import EnrichedEvent, LabelScore, ModelRef, SourceRef, TaskResult, WordWeight
@@ -143,7 +144,7 @@ def alert_event(
                 top_words=["declined", "card"],
             )
         ],
-        rising_words=[RisingWord(word="declined", baseline=0.05, current=0.31)],
+        rising_words=[RisingWord(word="declined", baseline=0.05, current=0.31, z=4.2)],
     )
 
 
@@ -163,7 +164,18 @@ def fill_alerts(engine) -> None:
         },
         T0 + 10 * MINUTE,
     )
-    ended = resolved.model_copy(update={"status": "resolved", "ends_at": T0 + 20 * MINUTE})
+    # It ended on other numbers than it fired on: the page shows both.
+    ended = resolved.model_copy(
+        update={
+            "status": "resolved",
+            "ends_at": T0 + 20 * MINUTE,
+            "baseline_share": 0.54,
+            "baseline_n": 925,
+            "current_share": 0.49,
+            "current_n": 273,
+            "fired": firing_of(resolved),
+        }
+    )
     table.resolve(resolved.alert_id, T0 + 20 * MINUTE, ended.model_dump_json(), T0 + 20 * MINUTE)
     firing = alert_event(
         "chat/intent/card_declined/2", "firing", "intent", "card_declined", T0 + 30 * MINUTE, None

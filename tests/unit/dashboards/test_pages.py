@@ -135,6 +135,17 @@ def test_alerts_open_and_resolved_with_evidence_and_feed_links(client):
     assert "open" in page and "resolved" in page
     assert "my card was declined again" in page and "declined" in page
     assert "31.0%" in page  # a rising word's current share
+    assert '<tr data-z="4.2">' in page and "<td>4.2</td>" in page  # and its log-odds z
+    resolved = page[page.index("channel app") :]
+    # What it fired on and how it ended, both on the resolved episode.
+    assert (
+        "Fired on a negative share of 70% (40 messages) against 20% in the baseline "
+        "(400 messages), z = 6.5." in resolved
+    )
+    assert "Ended at 49% (273 messages) against 54% in the baseline (925 messages)." in resolved
+    still_open = page[: page.index("channel app")]
+    assert "Fired on a negative share of 70% (40 messages)" in still_open
+    assert "Ended at" not in still_open
     links = re.findall(r'href="(/\?[^"]+)"', page)
     app_link = next(link for link in links if "channel=app" in link).replace("&amp;", "&")
     feed = client.get("/api/events" + app_link[1:] + "&limit=200").json()
