@@ -7,7 +7,7 @@ runs beside the run loop) from the ``alerts`` table.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -17,6 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from pipeline.config import Settings
+from pipeline.demo.day import SimulatedDay
 from pipeline.store import open_store, read_events
 from pipeline.store.alerts import AlertTable
 
@@ -36,25 +37,30 @@ class ReplayProgress:
         self.sent = sent
 
 
-#: The "recent" column of the channel table: the last this many seconds.
-RECENT = timedelta(seconds=20)
-
-
 def summary(
     settings: Settings,
     started: datetime,
     options: DemoOptions,
     progress: ReplayProgress,
+    day: SimulatedDay,
 ) -> Group:
-    """The live view: header, intents, channels, latest messages, this run's alerts."""
+    """The live view: header, intents, channels, latest messages, this run's alerts.
+
+    Events are this run's simulated ``day`` (event time); alerts those this run recorded
+    (processing time since ``started``).  The channel table's "recent" column is the
+    alert's current window (``alert_current_s`` of event time) before the replay's
+    position in the day.
+    """
     with open_store(settings.store_url) as store:
-        events = read_events(store, since=started)
+        events = read_events(store, since=day.start, until=day.end + timedelta(seconds=1))
         alerts = AlertTable(store.engine).rows(since=started, limit=5)
+    now = day.at(progress.sent / max(1, progress.total))
     header = Table.grid(padding=(0, 2))
     header.add_row(
         f"replayed {progress.sent}/{progress.total} at {options.rate:g} msg/s",
         ProgressBar(total=max(1, progress.total), completed=progress.sent, width=30),
-        f"[bold]{len(events)}[/] enriched since {started:%H:%M:%S} UTC",
+        f"[bold]{len(events)}[/] enriched; simulated day at {now:%H:%M} "
+        f"({day.start:%m-%d %H:%M} to {day.end:%m-%d %H:%M} UTC, event time)",
     )
     if events.empty:
         return Group(header, "waiting for the first results...")
@@ -71,15 +77,17 @@ def summary(
         if a["status"] == "firing"
         for r in a["payload"].get("related", [])
     }
+    recent_span = timedelta(seconds=settings.alert_current_s)
     channels = Table(
-        title=f"negative share by channel (last {RECENT.seconds} s vs before)", show_edge=False
+        title=f"negative share by channel (last {_span(recent_span)} of the day vs before)",
+        show_edge=False,
     )
     for column in ("channel", "recent", "before", "alert"):
         channels.add_column(column)
-    now = pd.Timestamp(datetime.now(UTC))
+    cut = pd.Timestamp(now - recent_span)
     for channel, group in customer.groupby("channel"):
-        recent = group[group["event_time"] >= now - RECENT]
-        base = group[group["event_time"] < now - RECENT]
+        recent = group[group["event_time"] >= cut]
+        base = group[group["event_time"] < cut]
         recent_share = (recent["sentiment_label"] == "negative").mean() if len(recent) else 0.0
         base_share = (base["sentiment_label"] == "negative").mean() if len(base) else 0.0
         status = "[bold red]FIRING[/]" if ("channel", str(channel)) in firing else "-"
@@ -103,6 +111,11 @@ def summary(
             ", ".join(f"{w['word']} ({w['weight']:.2f})" for w in top),
         )
     return Group(header, intents, channels, latest, *alert_lines(alerts))
+
+
+def _span(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 def alert_lines(alerts: list[dict[str, Any]]) -> list[str]:

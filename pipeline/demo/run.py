@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -26,6 +26,7 @@ from consumers.replay import replay
 from consumers.topics import ensure_topics
 from pipeline.config import Settings
 from pipeline.demo.dashboard import dashboard_process
+from pipeline.demo.day import DAY_S, SimulatedDay
 from pipeline.demo.live import ReplayProgress, summary
 from pipeline.demo.scenario import ScenarioOptions, scenario
 from pipeline.health import Health
@@ -59,25 +60,44 @@ SHIFT = (0.4, 0.65)
 SHIFT_STRENGTH = 0.9
 
 
-def demo_settings(settings: Settings, options: DemoOptions) -> Settings:
-    """``settings`` with alert windows scaled to the demo's few minutes.
+#: The demo's alert windows, in event time over its simulated day (see ``demo_settings``).
+DEMO_WINDOWS: dict[str, int] = {
+    "alert_bucket_s": 1800,
+    "alert_current_s": 4 * 3600,
+    "alert_lateness_s": 1800,
+    "alert_baseline_s": DAY_S,
+}
+#: Where each run's own store goes when no store is configured (see ``demo_settings``).
+DEMO_STORE_DIR = Path("var/demo")
 
-    The production windows (1 min buckets, 15 min against 24 h) would see nothing in a
-    two-minute replay.  The demo's shift fills a quarter of the replay; the current window
-    is a fifth of it, buckets a fortieth, and the baseline covers the whole run; the
-    test and its thresholds are the production ones.  Alert settings given explicitly
-    (flags, environment, config file) are kept.
+
+def replay_seconds(options: DemoOptions) -> float:
+    """How long the replay takes at its rate (wall clock)."""
+    return options.count / max(options.rate, 1e-9)
+
+
+def demo_settings(settings: Settings, started: datetime) -> Settings:
+    """``settings`` for one demo run: windows over its simulated day, and its own store.
+
+    The replay spreads event time over a day (:mod:`pipeline.demo.day`), so the windows
+    are hours of event time: 30-minute buckets, a 4-hour current window against the
+    24 hours before it, the production test and thresholds.  The shift (40% to 65% of
+    the day) fires and has resolved before the day ends.  Evaluations run every half
+    second of wall time, a few per bucket however fast the day is replayed.
+
+    Each run writes a store of its own, ``var/demo/<start time>.db``, unless a store was
+    configured: two runs' days overlap in event time (each is the 24 hours before it
+    ends), so in one store the second run's day would sit on top of the first in Trends
+    and behind the first run's alert watermark.  The ids are fresh on every run as well
+    (:class:`~pipeline.demo.scenario.ScenarioOptions`), so a configured store shared by
+    runs still shows each run live.  Settings given explicitly (flags, environment,
+    config file) are kept.
     """
-    replay_s = options.count / max(options.rate, 1e-9)
-    bucket = max(1, round(replay_s / 40))
-    current = bucket * max(3, round(replay_s / 5 / bucket))
     scaled: dict[str, object] = {
-        "alert_bucket_s": bucket,
-        "alert_current_s": current,
-        "alert_lateness_s": bucket,
-        "alert_baseline_s": bucket * max(1, round(max(600.0, 2 * replay_s) / bucket)),
-        "alert_interval_s": max(0.5, bucket / 2),
+        **DEMO_WINDOWS,
+        "alert_interval_s": 0.5,
         "alert_min_baseline": 100,
+        "store_url": f"sqlite:///{DEMO_STORE_DIR / started.strftime('%Y%m%dT%H%M%S_%fZ')}.db",
     }
     keep = settings.model_fields_set
     return settings.model_copy(update={k: v for k, v in scaled.items() if k not in keep})
@@ -126,10 +146,12 @@ def run_demo(
     ``stop`` is set by SIGTERM/SIGINT (see ``pipeline.cli.app.stop_on_signals``): the run
     loop then drains its batch and commits before the broker goes away.
     """
-    settings = demo_settings(settings, options)
+    started = datetime.now(UTC)
+    settings = demo_settings(settings, started)
+    # The day ends when the replay should: no event time lies in the future.
+    day = SimulatedDay.ending(started + timedelta(seconds=replay_seconds(options)))
     log_dir = Path("var/logs")
     classifier = load_classifier(settings)
-    started = datetime.now(UTC)
     with _cluster(settings, log_dir) as connection:
         ensure_topics(connection, settings.topics(), settings.partitions)
         metrics = Metrics()
@@ -140,6 +162,11 @@ def run_demo(
             f"[bold]broker[/] {connection.bootstrap_servers}   [bold]store[/] "
             f"{masked_url(settings.store_url)}   [bold]model[/] {classifier.info.name}@"
             f"{classifier.info.version}"
+        )
+        replay_s = replay_seconds(options)
+        console.print(
+            f"[bold]day[/] event time {day.start:%Y-%m-%d %H:%M} to {day.end:%Y-%m-%d %H:%M} UTC, "
+            f"replayed in {replay_s:.0f} s ({day.speed(replay_s):.0f}x)"
         )
         if settings.metrics_port:
             console.print(
@@ -181,6 +208,7 @@ def run_demo(
                     shift=SHIFT if options.shift else None,
                     shift_strength=SHIFT_STRENGTH,
                 ),
+                day=day,
             )
             sent = {"n": 0}
             progress = ReplayProgress(options.count)
@@ -206,7 +234,7 @@ def run_demo(
             try:
                 with Live(console=console, refresh_per_second=1, transient=False) as live:
                     while time.monotonic() < deadline and not stop.is_set():
-                        live.update(summary(settings, started, options, progress))
+                        live.update(summary(settings, started, options, progress, day))
                         handled = svc.runner.totals.enriched + svc.runner.totals.dead_letters
                         drained = not threads[1].is_alive() and handled >= sent["n"]
                         # An episode still open when the stream ends is shown until it
@@ -214,7 +242,7 @@ def run_demo(
                         if drained and not _firing(settings, started):
                             break
                         stop.wait(1.0)
-                    live.update(summary(settings, started, options, progress))
+                    live.update(summary(settings, started, options, progress, day))
             except KeyboardInterrupt:
                 console.print("stopping (Ctrl-C)")
             finally:

@@ -5,6 +5,10 @@ interleaved with a news feed.  Optionally, a *sentiment shift* is injected
 (a burst of negative card-declined chats on the app channel) so the monitor
 has something worth alerting on, and a small share of malformed events
 exercises the dead-letter path.
+
+The texts and their order follow ``seed``; the message, article and conversation ids
+are fresh on every run unless ``ids_seed`` is given: the store deduplicates on ids, so
+a second run with the first run's ids would be skipped as duplicates, all of it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, datetime
 
 from consumers.replay import ReplayItem
 from models.data import seed
+from pipeline.demo.day import SimulatedDay
 
 CHANNELS = ("web", "app", "whatsapp")
 SOURCES = ("Harbor Wire", "Ledger Daily", "Meridian Markets")
@@ -36,6 +41,8 @@ class ScenarioOptions:
     shift_strength: float = 0.7
     bad_rate: float = 0.01
     seed: int = 0
+    #: Seed of the ids; ``None``: fresh ids on every run (see the module docstring).
+    ids_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -58,9 +65,19 @@ def scenario(
     topic_news: str,
     options: ScenarioOptions,
     clock: Callable[[], datetime] = _now,
+    day: SimulatedDay | None = None,
 ) -> Iterator[ReplayItem]:
-    """Yield ``options.count`` replay items; event times are taken when each is yielded."""
+    """Yield ``options.count`` replay items.
+
+    Event times are taken from ``clock`` when each item is yielded or, given a ``day``,
+    spread over it by position in the stream (item *k* of *n* at ``day.at(k / n)``).
+    """
     rng = random.Random(options.seed)  # noqa: S311 - demo data, not security
+    fresh = uuid.uuid4().int if options.ids_seed is None else options.ids_seed
+    ids = random.Random(fresh)  # noqa: S311 - unique, not secret
+
+    def when() -> datetime:
+        return day.at(produced / max(1, options.count)) if day is not None else clock()
     chats = seed.load_chat()
     news = seed.load_news()
     replies: dict[str, list[str]] = {}
@@ -79,12 +96,12 @@ def scenario(
         position = produced / max(1, options.count)
         in_shift = options.shift is not None and options.shift[0] <= position < options.shift[1]
         if rng.random() < options.bad_rate:
-            yield _bad_item(rng, topic_chat, topic_news, clock)
+            yield _bad_item(rng, ids, topic_chat, topic_news, when())
             produced += 1
             continue
         if rng.random() < options.news_share:
             article = rng.choice(news)
-            article_id = uuid.UUID(int=rng.getrandbits(128)).hex
+            article_id = uuid.UUID(int=ids.getrandbits(128)).hex
             payload: dict[str, object] = {
                 "schema_version": 1,
                 "article_id": article_id,
@@ -92,22 +109,22 @@ def scenario(
                 "headline": article.headline,
                 "body": article.body,
                 "tickers": list(article.tickers),
-                "ts": clock().isoformat(),
+                "ts": when().isoformat(),
             }
             yield ReplayItem(topic_news, article_id, payload)
             produced += 1
             continue
         if not turns:
-            turns = _conversation(rng, by_intent, replies, shifted, in_shift, options)
+            turns = _conversation(rng, ids, by_intent, replies, shifted, in_shift, options)
         conversation, channel, role, text = turns.pop(0)
         payload = {
             "schema_version": 1,
-            "message_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+            "message_id": uuid.UUID(int=ids.getrandbits(128)).hex,
             "conversation_id": conversation,
             "channel": channel,
             "role": role,
             "text": text,
-            "ts": clock().isoformat(),
+            "ts": when().isoformat(),
         }
         # Keyed by conversation so one conversation stays ordered on one partition.
         yield ReplayItem(topic_chat, conversation, payload)
@@ -116,13 +133,14 @@ def scenario(
 
 def _conversation(
     rng: random.Random,
+    ids: random.Random,
     by_intent: dict[str, list[seed.ChatExample]],
     replies: dict[str, list[str]],
     shifted: list[seed.ChatExample],
     in_shift: bool,
     options: ScenarioOptions,
 ) -> list[tuple[str, str, str, str]]:
-    conversation = uuid.UUID(int=rng.getrandbits(128)).hex[:16]
+    conversation = uuid.UUID(int=ids.getrandbits(128)).hex[:16]
     angry = in_shift and rng.random() < options.shift_strength
     if angry:
         channel = options.shift_channel
@@ -141,11 +159,10 @@ def _conversation(
 
 
 def _bad_item(
-    rng: random.Random, topic_chat: str, topic_news: str, clock: Callable[[], datetime]
+    rng: random.Random, ids: random.Random, topic_chat: str, topic_news: str, now: datetime
 ) -> ReplayItem:
     """One malformed event of a random kind, as a broken producer would send it."""
-    key = uuid.UUID(int=rng.getrandbits(128)).hex[:16]
-    now = clock()
+    key = uuid.UUID(int=ids.getrandbits(128)).hex[:16]
     good = {
         "message_id": key,
         "conversation_id": key,

@@ -40,3 +40,39 @@ def test_shift_injects_negative_card_declined_chats_on_one_channel():
     shifted = app_share(ScenarioOptions(count=1500, shift=(0.4, 0.6), bad_rate=0))
     calm = app_share(ScenarioOptions(count=1500, shift=None, bad_rate=0))
     assert shifted > calm + 0.3
+
+
+def test_each_run_gets_fresh_ids_for_the_same_stream():
+    def run(**extra):
+        options = ScenarioOptions(count=300, bad_rate=0, **extra)
+        return [json.loads(i.value()) for i in scenario("chat", "news", options)]
+
+    first, second = run(), run()
+    ids = [{e.get("message_id") or e.get("article_id") for e in r} for r in (first, second)]
+    assert len(ids[0]) == 300 and not ids[0] & ids[1]  # nothing a store would dedupe
+    assert [e.get("text") for e in first] == [e.get("text") for e in second]  # same stream
+    seeded = [[{k: v for k, v in e.items() if k != "ts"} for e in run(ids_seed=7)] for _ in "ab"]
+    assert seeded[0] == seeded[1]  # reproducible on request (event times are the clock's)
+
+
+def test_a_simulated_day_spreads_event_time_by_position():
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.demo.day import SimulatedDay
+
+    end = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    day = SimulatedDay.ending(end)
+    options = ScenarioOptions(count=400, bad_rate=0, shift=(0.4, 0.65))
+    events = [json.loads(i.value()) for i in scenario("chat", "news", options, day=day)]
+    times = [datetime.fromisoformat(e["ts"]) for e in events]
+    assert times == sorted(times)
+    assert times[0] == end - timedelta(days=1)
+    assert end - timedelta(minutes=5) < times[-1] < end
+    # The shift sits at the same fractions of the day: 09:36 to 15:36 of it.
+    def app_share(inside: bool) -> float:
+        turns = [e for t, e in zip(times, events)
+                 if e.get("role") == "customer" and (day.at(0.4) <= t < day.at(0.65)) == inside]
+        return sum(e["channel"] == "app" for e in turns) / len(turns)  # fmt: skip
+
+    assert app_share(inside=True) > app_share(inside=False) + 0.3
+    assert day.speed(120.0) == 720.0
