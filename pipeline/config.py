@@ -154,6 +154,23 @@ class Settings(BaseSettings):
     alert_lateness_s: int = Field(
         120, ge=0, description="How long a bucket stays open for late events, in seconds."
     )
+    alert_idle_s: float = Field(
+        300.0,
+        gt=0,
+        description="A stream that stored nothing for this long has its alert watermark "
+        "advanced by processing time (so an open episode on a quiet stream resolves).",
+    )
+    alert_late_after_s: float = Field(
+        600.0,
+        ge=0,
+        description="An alert found more than this many seconds after its event time is "
+        "marked late (found while catching up on a backlog).",
+    )
+    alert_history: Literal["notify", "record"] = Field(
+        "notify",
+        description="Episodes found in history (late): notify as if live, or only record "
+        "them (table and topic). An episode still open at the watermark always notifies.",
+    )
     alert_z_open: float = Field(
         5.0, gt=0, description="z of the negative share (current vs baseline) that opens an alert."
     )

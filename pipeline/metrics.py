@@ -131,6 +131,12 @@ class Metrics:
             ["stream", "task"],
             registry=r,
         )
+        self.alert_watermark_lag = Gauge(
+            "attnwatch_alert_watermark_lag_seconds",
+            "Processing time minus the stream's alert watermark (how far evaluation is behind).",
+            ["stream"],
+            registry=r,
+        )
         self.unknown_intent_share = Gauge(
             "attnwatch_unknown_intent_share",
             "Share of customer turns labelled unknown over the current window.",

@@ -14,8 +14,10 @@ change-point streams per rate, at 4, 12 and 40 events per minute per scope).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from river.drift import PageHinkley
 
@@ -144,6 +146,23 @@ class ShiftDetector:
         """Continue an episode recorded as firing (after a restart or a lease hand-over)."""
         self._open_since, self._calm = started, 0
 
+    def state(self) -> dict[str, Any]:
+        """The state machine as JSON-able values (saved in the store between steps)."""
+        return {
+            "open_since": _iso(self._open_since),
+            "calm": self._calm,
+            "quiet_until": _iso(self._quiet_until),
+            "last": asdict(self.last) if self.last is not None else None,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a :meth:`state` (after a restart or a lease hand-over)."""
+        self._open_since = _time(state.get("open_since"))
+        self._calm = int(state.get("calm", 0))
+        self._quiet_until = _time(state.get("quiet_until"))
+        last = state.get("last")
+        self.last = Evidence(**last) if last else None
+
     def shows_shift(self, evidence: Evidence) -> bool:
         """Whether ``evidence`` passes the opening rule (volumes, ``z_open``, ``min_delta``)."""
         s = self.settings
@@ -248,6 +267,46 @@ class DriftDetector:
             mode="up",
         )  # fmt: skip
 
+    def state(self) -> dict[str, Any]:
+        """Page-Hinkley's running sums and our own, as JSON-able values.
+
+        River 0.26 keeps them in private attributes; ``test_detectors`` checks that a
+        restored detector goes on exactly as the original (so an upgrade that renames them
+        fails there, not silently).
+        """
+        ph = self._detector
+        return {
+            "last": _iso(self._last),
+            "sum": self._sum,
+            "count": self._count,
+            "ph": {
+                "drift": ph._drift_detected,
+                "n": ph._x_mean.n,
+                "mean": ph._x_mean._mean,
+                "sum_increase": ph._sum_increase,
+                "sum_decrease": ph._sum_decrease,
+                "min_increase": ph._min_increase,
+                "max_decrease": ph._max_decrease,
+            },
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a :meth:`state`."""
+        self._last = _time(state.get("last"))
+        self._sum = float(state.get("sum", 0.0))
+        self._count = int(state.get("count", 0))
+        self._detector = self._new()
+        saved = state.get("ph")
+        if saved:
+            ph = self._detector
+            ph._drift_detected = bool(saved["drift"])
+            ph._x_mean.n = saved["n"]
+            ph._x_mean._mean = float(saved["mean"])
+            ph._sum_increase = float(saved["sum_increase"])
+            ph._sum_decrease = float(saved["sum_decrease"])
+            ph._min_increase = float(saved["min_increase"])
+            ph._max_decrease = saved["max_decrease"]  # River starts it as -1 (an int)
+
     def update(self, start: datetime, negative: int, n: int) -> Drifted | None:
         """Feed one closed bucket; buckets at or before the last one fed are ignored."""
         if self._last is not None and start <= self._last:
@@ -266,3 +325,11 @@ class DriftDetector:
         # PageHinkley starts over by itself on its next update; so does the mean we report.
         self._sum, self._count = 0.0, 0
         return Drifted(at=start, share=share, mean_before=mean_before)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None

@@ -1,25 +1,29 @@
-"""The alert evaluator: every ``interval_s``, compare each scope's window with its baseline.
+"""The alert evaluator: step through every closed event-time bucket, in order, per stream.
 
 One evaluator is active across replicas (the ``alert-evaluator`` lease in the store); the
-others wait.  Episodes are rows of the ``alerts`` table, keyed by scope and start, so a
-restart or a hand-over neither re-fires an open episode nor forgets it: open rows are
-resumed, and the baseline is the store itself.  Each state change becomes an
-:class:`~pipeline.alerting.model.AlertEvent` with evidence: the window's most negative
-messages with their top attention words, and the words whose attention mass rose most
-against the baseline.
+others wait.  Each evaluation reads every stream's watermark (:mod:`.watermark`: the event
+time up to which the store is complete) and evaluates each bucket that closed since the
+last one it evaluated, in event-time order, with the same windows, detectors, hysteresis
+and cool-down whether the bucket is a minute or a day old: a backlog, a backfill or a
+replay raises the alert it contains (see ``docs/decisions/0011-event-time-alerting.md``).
+The last evaluated bucket and every scope's detector state are saved in the store
+(:mod:`pipeline.store.alert_state`) after each bucket that changed an episode and after
+each chunk, so a restart or a lease hand-over goes on where it stopped; a step replayed
+after a crash records nothing twice (episode ids are scope + start).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.alerting.buckets import BucketCache
 from pipeline.alerting.detectors import (
     DriftDetector,
     DriftSettings,
@@ -29,25 +33,30 @@ from pipeline.alerting.detectors import (
     ShiftSettings,
     counts_evidence,
 )
-from pipeline.alerting.detectors import Evidence as DetectorEvidence
-from pipeline.alerting.evidence import firing_of, read_evidence
-from pipeline.alerting.model import AlertEvent, Evidence, RelatedScope, RisingWord, Severity
+from pipeline.alerting.episodes import HistoryMode, Incident, Recorder, RecorderSettings
+from pipeline.alerting.model import AlertEvent
 from pipeline.alerting.notify import Notifier
+from pipeline.alerting.sliding import Sliding
+from pipeline.alerting.watermark import Watermarks
 from pipeline.alerting.windows import (
     Bucket,
     Comparison,
     ScopeKey,
     Window,
+    align,
+    read_buckets,
     residual_counts,
 )
 from pipeline.errors import StoreError
 from pipeline.metrics import Metrics
-from pipeline.store.alerts import AlertTable
+from pipeline.store.alert_state import AlertStateTable
 from pipeline.store.lease import Lease
+from pipeline.store.tables import events_table
 
 log = logging.getLogger(__name__)
 
 LEASE = "alert-evaluator"
+STREAMS = ("chat", "news")
 
 
 @dataclass(frozen=True)
@@ -63,25 +72,25 @@ class AlertSettings:
     rising_words: int = 5
     #: Baseline rows sampled for the rising-words comparison (newest first).
     baseline_sample: int = 2000
+    #: A partition that stored nothing for this long (processing time) is idle; a stream
+    #: whose partitions are all idle has its watermark advanced by processing time.
+    idle_s: float = 300.0
+    #: A change found more than this after its bucket closed (event time) is ``late``.
+    late_after_s: float = 600.0
+    #: Episodes found in history: ``notify`` or only ``record`` them.
+    history: HistoryMode = "notify"
+    #: Buckets read and evaluated per store read while catching up (bounds memory).
+    chunk_buckets: int = 60
 
 
 @dataclass
-class Incident:
-    """One open episode: the scope that fired and the scopes its messages explain.
+class StreamRun:
+    """One stream's evaluation: its sliding window, detectors and the last bucket evaluated."""
 
-    ``members`` are the scopes whose detectors are open in this episode now (the primary
-    included while it is); the episode resolves when none is left.  ``related`` keeps
-    every scope that joined, for the resolve event.
-    """
-
-    primary: ScopeKey
-    alert_id: str
-    started: datetime
-    detector: str
-    members: set[ScopeKey] = field(default_factory=set)
-    related: dict[ScopeKey, DetectorEvidence] = field(default_factory=dict)
-    evidence: DetectorEvidence | None = None
-    announced: bool = False
+    sliding: Sliding
+    evaluated: datetime | None = None
+    detectors: dict[ScopeKey, ShiftDetector] = field(default_factory=dict)
+    drift: dict[ScopeKey, DriftDetector] = field(default_factory=dict)
 
 
 class Evaluator:
@@ -107,64 +116,54 @@ class Evaluator:
         on_event: Callable[[AlertEvent], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.settings = settings or AlertSettings()
+        self.settings = s = settings or AlertSettings()
         self._engine = engine
         self._metrics = metrics
-        self._notifier = notifier
-        self._on_event = on_event
         self._clock = clock
-        self._table = AlertTable(engine)
-        self._lease = Lease(engine, LEASE, owner, self.settings.lease_ttl_s)
-        self._detectors: dict[ScopeKey, ShiftDetector] = {}
-        self._drift: dict[ScopeKey, DriftDetector] = {}
+        self._recorder = Recorder(
+            engine,
+            metrics,
+            RecorderSettings(
+                s.window, s.shift, s.evidence_messages, s.rising_words, s.baseline_sample,
+                s.late_after_s, s.history,
+            ),
+            notifier,
+            on_event,
+        )  # fmt: skip
+        self._state = AlertStateTable(engine)
+        self._lease = Lease(engine, LEASE, owner, s.lease_ttl_s)
+        self._marks = Watermarks(engine, s.window.lateness_s, s.idle_s)
+        self._streams: dict[str, StreamRun] = {}
         self._incidents: dict[ScopeKey, Incident] = {}  # member scope -> its episode
-        self._buckets = BucketCache(self.settings.window)
         self._leading = False
 
-    def evaluate(self, now: datetime | None = None) -> list[AlertEvent]:
-        """One evaluation; the events it emitted (none unless this process holds the lease)."""
+    def evaluate(self, now: datetime | None = None, *, final: bool = False) -> list[AlertEvent]:
+        """Evaluate every bucket closed since the last call; the events emitted.
+
+        None unless this process holds the lease.  ``final``: the input is over
+        (``run --idle-exit``): evaluate up to the final watermark, every bucket holding an
+        event.  ``now`` (processing time) defaults to the clock.
+        """
+        explicit = now is not None
         now = now or self._clock()
         if not self._lease.acquire(now):
             if self._leading:
                 self._step_down()
             return []
         if not self._leading:
-            self._resume_open_episodes()
+            self._lead()
             self._leading = True
-        window = self.settings.window
-        buckets = self._buckets.read(self._engine, now)
-        comparisons = window.compare(buckets, now)
-        for key in self._detectors:
-            comparisons.setdefault(key, Comparison())  # a silent scope must still resolve
-        drifted = self._feed_drift(window.closed(buckets, now), window.current_start(now))
-        opened: list[tuple[ScopeKey, Opened]] = []
-        resolved: list[ScopeKey] = []
-        for key, comparison in sorted(comparisons.items()):
-            detector = self._detectors.setdefault(key, ShiftDetector(self.settings.shift))
-            current, baseline = comparison.current, comparison.baseline
-            change = detector.evaluate(
-                now,
-                current.negative,
-                current.n,
-                baseline.negative,
-                baseline.n,
-                drifted=key in drifted,
-            )
-            self._gauges(key, comparison, detector)
-            if isinstance(change, Opened):
-                opened.append((key, change))
-            elif isinstance(change, Resolved):
-                resolved.append(key)
+        marks = self._marks.update(now)
+        if final:
+            marks = self._marks.final(self.settings.window.bucket_s)
         events: list[AlertEvent] = []
-        for key in resolved:
-            event = self._leave(key, now)
-            if event is not None:
-                events.append(event)
-        for incident in self._group(opened, now):
-            event = self._emit(incident, "firing", now)
-            if event is not None:
-                events.append(event)
-        self._stream_gauges(comparisons)
+        for stream in sorted(marks):
+            self._metrics.alert_watermark_lag.labels(stream).set(
+                max(0.0, (now - marks[stream]).total_seconds())
+            )
+            renew = (lambda: self._lease.acquire(self._clock())) if not explicit else None
+            if not self._advance(stream, marks[stream], now, events, renew):
+                break  # the lease was lost mid-backlog
         return events
 
     def run(self, stop: threading.Event) -> None:
@@ -175,27 +174,122 @@ class Evaluator:
             except StoreError as exc:
                 log.warning("alert evaluation failed", extra={"error": str(exc)[:300]})
             stop.wait(self.settings.interval_s)
+        self.release()
+
+    def release(self) -> None:
+        """Give the lease up (on shutdown), so another replica takes over at once."""
         if self._leading:
             try:
                 self._lease.release()
             except StoreError:
                 pass
+            self._leading = False
 
-    def _feed_drift(self, closed: list[Bucket], current_start: datetime) -> set[ScopeKey]:
-        """Feed each scope's closed buckets to its drift detector; the scopes that drifted.
+    def _advance(
+        self,
+        stream: str,
+        watermark: datetime,
+        now: datetime,
+        events: list[AlertEvent],
+        renew: Callable[[], bool] | None,
+    ) -> bool:
+        """Evaluate ``stream``'s closed buckets up to ``watermark``; False if the lease went."""
+        w, s = self.settings.window, self.settings
+        step = timedelta(seconds=w.bucket_s)
+        last_closed = align(watermark, w.bucket_s) - step  # [t, t + step) ends by watermark
+        run = self._streams.get(stream)
+        cursor = run.evaluated + step if run is not None and run.evaluated else None
+        if cursor is None:
+            first = _first_event(self._engine, stream)
+            if first is None:
+                return True
+            cursor = align(first, w.bucket_s)
+        # History older than one window before the head is not stepped through: the
+        # detectors need one window to be warm, and a store kept for months must not be
+        # replayed on a first start.
+        horizon = align(last_closed - timedelta(seconds=w.baseline_s + w.current_s), w.bucket_s)
+        if cursor < horizon:
+            log.info(
+                "alert history skipped",
+                extra={"stream": stream, "from": cursor.isoformat(), "to": horizon.isoformat()},
+            )
+            cursor = horizon
+        if cursor > last_closed:
+            return True
+        if run is None:
+            run = self._streams[stream] = StreamRun(Sliding(w))
+        if run.sliding.at != cursor - step:
+            # A new leader, or history skipped: sum the window before ``cursor`` again.
+            run.sliding = Sliding(w)
+            since = cursor - timedelta(seconds=w.baseline_s + w.current_s)
+            run.sliding.advance(cursor - step, read_buckets(
+                self._engine, since, cursor, w.bucket_s, stream=stream))  # fmt: skip
+        while cursor <= last_closed:
+            end = min(last_closed + step, cursor + s.chunk_buckets * step)
+            by_start: dict[datetime, list[Bucket]] = defaultdict(list)
+            for bucket in read_buckets(self._engine, cursor, end, w.bucket_s, stream=stream):
+                by_start[bucket.start].append(bucket)
+            while cursor < end:
+                changed = self._step(run, cursor, by_start.pop(cursor, []), now, events)
+                run.evaluated = cursor
+                if changed:
+                    self._save(stream, now)
+                cursor += step
+            self._save(stream, now)
+            if cursor <= last_closed and renew is not None and not renew():
+                log.warning("alert lease lost while catching up", extra={"stream": stream})
+                self._step_down()
+                return False
+        # At the watermark: an episode still open notifies whatever the history mode.
+        for incident in {id(i): i for i in self._incidents.values()}.values():
+            if incident.primary[0] == stream and not incident.notified:
+                self._recorder.notify_open(incident)
+                self._save(stream, now)
+        return True
 
-        A new leader feeds the whole baseline once, rebuilding the detector's state from
-        the store; a drift found in that history (before the current window) is old news.
-        """
+    def _step(
+        self, run: StreamRun, at: datetime, buckets: list[Bucket], now: datetime,
+        events: list[AlertEvent],
+    ) -> bool:  # fmt: skip
+        """Evaluate the bucket starting ``at``; True if an episode changed."""
+        comparisons = run.sliding.advance(at, buckets)
         drifted: set[ScopeKey] = set()
-        for bucket in closed:
-            detector = self._drift.setdefault(bucket.key, DriftDetector(self.settings.drift))
-            signal = detector.update(bucket.start, bucket.negative, bucket.n)
-            if signal is not None and signal.at >= current_start:
+        for bucket in buckets:
+            drift = run.drift.setdefault(bucket.key, DriftDetector(self.settings.drift))
+            if drift.update(bucket.start, bucket.negative, bucket.n) is not None:
                 drifted.add(bucket.key)
-        return drifted
+        opened: list[tuple[ScopeKey, Opened]] = []
+        resolved: list[ScopeKey] = []
+        # A silent scope must still resolve: every detector is evaluated.
+        for key in sorted(set(comparisons) | set(run.detectors)):
+            comparison = comparisons.get(key) or Comparison()
+            detector = run.detectors.setdefault(key, ShiftDetector(self.settings.shift))
+            current, baseline = comparison.current, comparison.baseline
+            change = detector.evaluate(
+                at, current.negative, current.n, baseline.negative, baseline.n,
+                drifted=key in drifted,
+            )  # fmt: skip
+            self._gauges(key, comparison, detector)
+            if isinstance(change, Opened):
+                opened.append((key, change))
+            elif isinstance(change, Resolved):
+                resolved.append(key)
+            elif key not in comparisons and detector.open_since is None:
+                # Nothing of this scope in the whole window: forget it (bounded memory).
+                del run.detectors[key]
+                run.drift.pop(key, None)
+        for key in resolved:
+            self._leave(run, key, at, now, events)
+        for incident in self._group(run, opened, at):
+            last = run.detectors[incident.primary].last
+            event = self._recorder.emit(incident, "firing", at, now, last)
+            if event is not None:
+                events.append(event)
+        return bool(opened or resolved)
 
-    def _group(self, opened: list[tuple[ScopeKey, Opened]], now: datetime) -> list[Incident]:
+    def _group(
+        self, run: StreamRun, opened: list[tuple[ScopeKey, Opened]], at: datetime
+    ) -> list[Incident]:
         """Attach each newly open scope to the episode that explains it, or start one."""
 
         def priority(item: tuple[ScopeKey, Opened]) -> tuple[bool, float, float]:
@@ -205,7 +299,7 @@ class Evaluator:
 
         fresh: list[Incident] = []
         for key, change in sorted(opened, key=priority):
-            incident = self._explaining(key, now)
+            incident = self._explaining(run, key, at)
             if incident is None:
                 stream, scope_kind, scope = key
                 incident = Incident(
@@ -226,15 +320,15 @@ class Evaluator:
             self._incidents[key] = incident
         return fresh
 
-    def _explaining(self, key: ScopeKey, now: datetime) -> Incident | None:
+    def _explaining(self, run: StreamRun, key: ScopeKey, at: datetime) -> Incident | None:
         """The open episode of ``key``'s stream without whose messages ``key`` has no shift."""
-        detector = self._detectors[key]
+        detector = run.detectors[key]
         seen: set[str] = set()
         for incident in list(self._incidents.values()):
             if incident.alert_id in seen or incident.primary[0] != key[0]:
                 continue
             seen.add(incident.alert_id)
-            rest = residual_counts(self._engine, key, incident.primary, self.settings.window, now)
+            rest = residual_counts(self._engine, key, incident.primary, self.settings.window, at)
             evidence = counts_evidence(
                 rest.current_negative, rest.current_n, rest.baseline_negative, rest.baseline_n
             )
@@ -242,145 +336,22 @@ class Evaluator:
                 return incident
         return None
 
-    def _leave(self, key: ScopeKey, now: datetime) -> AlertEvent | None:
+    def _leave(
+        self, run: StreamRun, key: ScopeKey, at: datetime, now: datetime,
+        events: list[AlertEvent],
+    ) -> None:  # fmt: skip
         """``key``'s detector resolved; the episode resolves once no member is left."""
         incident = self._incidents.pop(key, None)
         if incident is None:
-            return None
+            return
         incident.members.discard(key)
         if incident.members:
-            return None
-        return self._emit(incident, "resolved", now)
-
-    def _resume_open_episodes(self) -> None:
-        rows = self._table.rows(status="firing", limit=10_000)
-        log.info(
-            "alert evaluator leading",
-            extra={"resumed_alerts": [row["alert_id"] for row in rows]},
-        )
-        for row in rows:
-            key: ScopeKey = (row["stream"], row["scope_kind"], row["scope"])
-            detector = self._detectors.setdefault(key, ShiftDetector(self.settings.shift))
-            detector.resume(row["starts_at"])
-            payload = row["payload"]
-            self._incidents[key] = Incident(
-                primary=key,
-                alert_id=row["alert_id"],
-                started=row["starts_at"],
-                detector=str(payload.get("detector", "two_proportion_z")),
-                members={key},
-                announced=True,
-            )
-            self._metrics.shift_active.labels(row["scope_kind"], row["scope"], row["stream"]).set(1)
-
-    def _step_down(self) -> None:
-        # Another replica evaluates now: our gauges would keep an episode "active" forever.
-        self._leading = False
-        self._detectors.clear()
-        self._drift.clear()
-        self._incidents.clear()
-        self._buckets = BucketCache(self.settings.window)
-        for gauge in (
-            self._metrics.shift_active,
-            self._metrics.shift_statistic,
-            self._metrics.negative_share,
-        ):
-            gauge.clear()
-
-    def _emit(self, incident: Incident, status: str, now: datetime) -> AlertEvent | None:
-        stream, scope_kind, scope = incident.primary
-        detector = self._detectors.get(incident.primary)
-        e = incident.evidence if status == "firing" else None
-        if e is None:
-            e = detector.last if detector is not None and detector.last is not None else None
-        if e is None:
-            e = counts_evidence(0, 0, 0, 0)
-        where = f"{scope_kind} {scope!r}" if scope_kind != "overall" else "overall"
-        summary = (
-            f"{stream} {where}: negative share {e.current_share:.0%} over {e.current_n} messages "
-            f"vs {e.baseline_share:.0%} over {e.baseline_n} in the baseline"
-        )
-        related = {
-            (k[1], k[2]): RelatedScope(
-                scope_kind=k[1],
-                scope=k[2],
-                baseline_share=r.baseline_share,
-                current_share=r.current_share,
-                statistic=r.z,
-            )
-            for k, r in sorted(incident.related.items())
-        }
-        severity: Severity = "critical" if e.z >= 2 * self.settings.shift.z_open else "warning"
-        before: AlertEvent | None = None
-        if status == "firing":
-            evidence, rising = self._evidence(incident.primary, now)
-        else:
-            # What the whole episode was about: its most negative messages and rising words
-            # from the first bucket of the window that fired to now.
-            fired = self._table.get(incident.alert_id)
-            before = AlertEvent.model_validate(fired["payload"]) if fired else None
-            since = self.settings.window.current_start(incident.started)
-            evidence, rising = self._evidence(incident.primary, now, since)
-            if before is not None:
-                summary = (
-                    f"{stream} {where}: over; negative share back to {e.current_share:.0%} "
-                    f"(fired at {before.current_share:.0%} vs {before.baseline_share:.0%})"
-                )
-            for r in before.related if before else []:
-                related.setdefault((r.scope_kind, r.scope), r)
-            # The labels (severity among them) must not change, or the receiver would see
-            # the resolve as another alert (the fingerprint hashes the labels).
-            severity = before.severity if before else severity
-        event = AlertEvent(
-            alert_id=incident.alert_id,
-            status="firing" if status == "firing" else "resolved",
-            scope_kind=scope_kind,
-            scope=scope,
-            stream="chat" if stream == "chat" else "news",
-            severity=severity,
-            starts_at=incident.started,
-            ends_at=now if status == "resolved" else None,
-            summary=summary,
-            baseline_share=e.baseline_share,
-            current_share=e.current_share,
-            baseline_n=e.baseline_n,
-            current_n=e.current_n,
-            statistic=e.z,
-            detector=incident.detector,
-            evidence=evidence,
-            rising_words=rising,
-            related=sorted(related.values(), key=lambda r: (r.scope_kind, r.scope)),
-            fired=firing_of(before),
-        )
-        payload = event.model_dump_json()
-        if status == "firing":
-            fresh = self._table.fire(
-                {
-                    "alert_id": incident.alert_id,
-                    "scope_kind": scope_kind,
-                    "scope": scope,
-                    "stream": stream,
-                    "severity": event.severity,
-                    "starts_at": incident.started,
-                    "statistic": e.z,
-                    "payload": payload,
-                },
-                now,
-            )
-            incident.announced = True
-        else:
-            fresh = self._table.resolve(incident.alert_id, now, payload, now)
-        if not fresh:
-            return None  # another evaluator recorded this change already
-        self._metrics.alerts.labels(status).inc()
-        log.warning(
-            "alert", extra={"alert_id": incident.alert_id, "status": status, "z": round(e.z, 2)}
-        )
-        if self._notifier is not None:
-            self._notifier.notify(event)
-        if self._on_event is not None:
-            self._on_event(event)
-        return event
+            return
+        primary = run.detectors.get(incident.primary)
+        last = primary.last if primary is not None else None
+        event = self._recorder.emit(incident, "resolved", at, now, last)
+        if event is not None:
+            events.append(event)
 
     def _gauges(self, key: ScopeKey, comparison: Comparison, detector: ShiftDetector) -> None:
         stream, scope_kind, scope = key
@@ -389,28 +360,116 @@ class Evaluator:
         z = detector.last.z if detector.last is not None else 0.0
         self._metrics.shift_statistic.labels(*labels).set(z)
         self._metrics.shift_active.labels(*labels).set(1 if detector.open_since else 0)
-
-    def _stream_gauges(self, comparisons: dict[ScopeKey, Comparison]) -> None:
-        for (stream, scope_kind, _), comparison in comparisons.items():
-            if scope_kind != "overall":
-                continue
+        if scope_kind == "overall" and comparison.current.n_intent:
             cur = comparison.current
-            if cur.n_intent:
-                self._metrics.confidence_mean.labels(stream, "intent").set(cur.mean_confidence)
-                self._metrics.unknown_intent_share.labels(stream).set(cur.unknown_share)
+            self._metrics.confidence_mean.labels(stream, "intent").set(cur.mean_confidence)
+            self._metrics.unknown_intent_share.labels(stream).set(cur.unknown_share)
 
-    def _evidence(
-        self, key: ScopeKey, now: datetime, since: datetime | None = None
-    ) -> tuple[list[Evidence], list[RisingWord]]:
-        """Evidence since ``since`` (default: the current window's start): read_evidence."""
-        s = self.settings
-        start = since if since is not None else s.window.current_start(now)
-        return read_evidence(
-            self._engine,
-            key,
-            start,
-            s.window.baseline_s,
-            messages=s.evidence_messages,
-            words=s.rising_words,
-            sample=s.baseline_sample,
+    def _lead(self) -> None:
+        """Become the evaluator: take back the saved state and the open episodes."""
+        rows = self._recorder.table.rows(status="firing", limit=10_000)
+        saved = {stream: self._state.load(stream) for stream in STREAMS}
+        notified = {
+            alert_id
+            for state in saved.values()
+            if state is not None
+            for alert_id in state.extra.get("notified", [])
+        }
+        by_id: dict[str, Incident] = {}
+        for row in rows:
+            key: ScopeKey = (row["stream"], row["scope_kind"], row["scope"])
+            state = saved.get(row["stream"])
+            by_id[row["alert_id"]] = Incident(
+                primary=key,
+                alert_id=row["alert_id"],
+                started=row["starts_at"],
+                detector=str(row["payload"].get("detector", "two_proportion_z")),
+                announced=True,
+                # Recorded before this state was kept: it was notified then.
+                notified=state is None or row["alert_id"] in notified,
+            )
+        for stream, state in saved.items():
+            if state is None:
+                continue
+            run = self._streams[stream] = StreamRun(Sliding(self.settings.window))
+            run.evaluated = state.evaluated
+            self._marks.restore(stream, state.watermark, state.extra.get("partitions", {}))
+            for (scope_kind, scope), scope_state in state.scopes.items():
+                key = (stream, scope_kind, scope)  # type: ignore[assignment]
+                detector = run.detectors[key] = ShiftDetector(self.settings.shift)
+                detector.restore(scope_state.get("shift", {}))
+                if "drift" in scope_state:
+                    run.drift[key] = DriftDetector(self.settings.drift)
+                    run.drift[key].restore(scope_state["drift"])
+                member_of = by_id.get(scope_state.get("incident") or "")
+                if member_of is not None and detector.open_since is not None:
+                    member_of.members.add(key)
+        for incident in by_id.values():
+            if not incident.members:
+                # No saved state (an older version recorded it): the primary goes on.
+                incident.members.add(incident.primary)
+                run = self._streams.setdefault(
+                    incident.primary[0], StreamRun(Sliding(self.settings.window))
+                )
+                detector = run.detectors.setdefault(
+                    incident.primary, ShiftDetector(self.settings.shift)
+                )
+                if detector.open_since is None:
+                    detector.resume(incident.started)
+            for key in incident.members:
+                self._incidents[key] = incident
+                self._metrics.shift_active.labels(key[1], key[2], key[0]).set(1)
+        log.info(
+            "alert evaluator leading",
+            extra={
+                "resumed_alerts": [row["alert_id"] for row in rows],
+                "evaluated": {
+                    s: r.evaluated.isoformat() if r.evaluated else None
+                    for s, r in self._streams.items()
+                },
+            },
         )
+
+    def _save(self, stream: str, now: datetime) -> None:
+        """Save ``stream``'s progress and detector state (one transaction)."""
+        run = self._streams[stream]
+        incidents = {id(i): i for i in self._incidents.values() if i.primary[0] == stream}
+        scopes: dict[tuple[str, str], dict[str, object]] = {}
+        for key, detector in run.detectors.items():
+            state: dict[str, object] = {"shift": detector.state()}
+            if key in run.drift:
+                state["drift"] = run.drift[key].state()
+            if key in self._incidents:
+                state["incident"] = self._incidents[key].alert_id
+            scopes[(key[1], key[2])] = state
+        for key, drift in run.drift.items():
+            scopes.setdefault((key[1], key[2]), {"drift": drift.state()})
+        extra = {
+            "partitions": self._marks.saved(stream),
+            "notified": sorted(i.alert_id for i in incidents.values() if i.notified),
+        }
+        self._state.save(stream, run.evaluated, self._marks.marks.get(stream), extra, scopes, now)
+
+    def _step_down(self) -> None:
+        # Another replica evaluates now: our gauges would keep an episode "active" forever.
+        self._leading = False
+        self._streams.clear()
+        self._incidents.clear()
+        self._marks = Watermarks(
+            self._engine, self.settings.window.lateness_s, self.settings.idle_s
+        )
+        for gauge in (
+            self._metrics.shift_active,
+            self._metrics.shift_statistic,
+            self._metrics.negative_share,
+        ):
+            gauge.clear()
+
+
+def _first_event(engine: Engine, stream: str) -> datetime | None:
+    """Event time of the stream's oldest stored event (an indexed min)."""
+    e = events_table
+    stmt = sa.select(sa.func.min(e.c.event_time)).where(e.c.kind == stream)
+    with engine.connect() as conn:
+        first: datetime | None = conn.execute(stmt).scalar_one()
+    return first

@@ -114,6 +114,14 @@ class AlertEvent(BaseModel):
     #: On a resolve event: what the episode fired on (the fields above say how it ended).
     fired: Firing | None = None
     generator_url: str | None = None
+    #: When (processing time) the evaluator found this change; ``starts_at`` and
+    #: ``ends_at`` are event times (the buckets at which the episode opened and resolved).
+    detected_at: UTCTime | None = None
+    #: Seconds from the end of the bucket that decided it (event time) to ``detected_at``.
+    detection_delay_s: float | None = None
+    #: Found while catching up (a backlog, a backfill, a replay): the delay was over
+    #: ``alert_late_after_s``.  Notifications say so.
+    late: bool = False
 
     @model_validator(mode="after")
     def _end_matches_status(self) -> AlertEvent:

@@ -23,7 +23,7 @@ from pipeline.alerting.model import AlertEvent
 from pipeline.alerting.notify import Notifier, NotifierWorker, Receiver
 from pipeline.alerting.windows import Window
 from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StoreError
 from pipeline.metrics import Metrics
 from pipeline.store.outbox import BASE_BACKOFF_S, Outbox
 
@@ -52,7 +52,56 @@ def alert_settings(settings: Settings) -> AlertSettings:
     except ValueError as exc:
         msg = f"invalid alert settings: {exc}"
         raise ConfigError(msg) from exc
-    return AlertSettings(window=window, shift=shift, interval_s=settings.alert_interval_s)
+    return AlertSettings(
+        window=window,
+        shift=shift,
+        interval_s=settings.alert_interval_s,
+        idle_s=settings.alert_idle_s,
+        late_after_s=settings.alert_late_after_s,
+        history=settings.alert_history,
+    )
+
+
+class Alerting:
+    """The evaluator's background thread; :meth:`finish` evaluates to the final watermark."""
+
+    def __init__(self, evaluator: Evaluator, timeout_s: float = 10.0) -> None:
+        self.evaluator = evaluator
+        self._timeout_s = timeout_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=evaluator.run, args=(self._stop,), name="alerts", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start evaluating every ``interval_s``."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (its evaluation in progress finishes first, bounded)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._timeout_s)
+
+    def finish(self) -> list[AlertEvent]:
+        """The input is over (``run --idle-exit``): evaluate up to the final watermark.
+
+        Stops the thread, evaluates every bucket holding an event, gives the lease up, and
+        returns the events emitted (none if another replica holds the lease: it goes on).
+        """
+        self.stop()
+        if self._thread.is_alive():
+            log.warning("alert evaluation still running; final evaluation skipped")
+            return []
+        try:
+            events = self.evaluator.evaluate(final=True)
+        except StoreError as exc:
+            log.warning("final alert evaluation failed", extra={"error": str(exc)[:300]})
+            return []
+        finally:
+            self.evaluator.release()
+        log.info("final alert evaluation", extra={"events": len(events)})
+        return events
 
 
 def receivers(settings: Settings) -> list[Receiver]:
@@ -71,7 +120,7 @@ def alerting(
     metrics: Metrics,
     *,
     publish: Publish | None = None,
-) -> Iterator[Evaluator | None]:
+) -> Iterator[Alerting | None]:
     """Run the evaluator (and the notifier worker, given receivers) until the block exits."""
     if not settings.alerts_enabled:
         yield None
@@ -108,15 +157,13 @@ def alerting(
         notifier=notifier,
         on_event=on_event,
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=evaluator.run, args=(stop,), name="alerts", daemon=True)
+    handle = Alerting(evaluator)
     if worker is not None:
         worker.start()
-    thread.start()
+    handle.start()
     try:
-        yield evaluator
+        yield handle
     finally:
-        stop.set()
-        thread.join(timeout=10.0)
+        handle.stop()
         if worker is not None:
             worker.stop(timeout=10.0)

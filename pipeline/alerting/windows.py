@@ -133,15 +133,21 @@ def customer_turns() -> sa.ColumnElement[bool]:
 
 
 def _bucket_query(
-    scope_kind: ScopeKind, since: datetime, until: datetime, bucket_s: int, dialect: str
+    scope_kind: ScopeKind,
+    since: datetime,
+    until: datetime,
+    bucket_s: int,
+    dialect: str,
+    stream: str | None = None,
 ) -> sa.Select[Any]:
     e = events_table
     bucket = epoch_seconds(e.c.event_time, dialect) // sa.literal(bucket_s, sa.BigInteger)
-    rows = (
-        _scope_rows(scope_kind, bucket, dialect)
-        .where(e.c.event_time >= since, e.c.event_time < until)
-        .subquery("rows")
+    selected = _scope_rows(scope_kind, bucket, dialect).where(
+        e.c.event_time >= since, e.c.event_time < until
     )
+    if stream is not None:
+        selected = selected.where(e.c.kind == stream)
+    rows = selected.subquery("rows")
 
     def count_label(label: str) -> sa.ColumnElement[int]:
         return sa.func.sum(sa.case((rows.c.sentiment_label == label, 1), else_=0))
@@ -169,6 +175,7 @@ def read_buckets(
     until: datetime,
     bucket_s: int = 60,
     scope_kinds: Iterable[ScopeKind] = SCOPE_KINDS,
+    stream: str | None = None,
 ) -> list[Bucket]:
     """Buckets of every scope for events with ``since <= event_time < until``.
 
@@ -176,7 +183,8 @@ def read_buckets(
     last one is partial when ``until`` is not on a boundary.  Buckets without events are
     absent.  Chats count as customer turns only, in every scope (agent turns would
     dilute a customer shift); an event counts once for each distinct ticker
-    it lists.  Times must be timezone-aware; the result is sorted by scope, then start.
+    it lists.  ``stream`` (``chat`` or ``news``) limits the read to one stream.  Times
+    must be timezone-aware; the result is sorted by scope, then start.
     """
     if bucket_s <= 0:
         msg = f"bucket_s must be positive, got {bucket_s}"
@@ -186,7 +194,8 @@ def read_buckets(
     buckets: list[Bucket] = []
     with engine.connect() as conn:
         for scope_kind in scope_kinds:
-            result = conn.execute(_bucket_query(scope_kind, since, until, bucket_s, dialect))
+            query = _bucket_query(scope_kind, since, until, bucket_s, dialect, stream)
+            result = conn.execute(query)
             buckets.extend(
                 Bucket(
                     scope_kind=scope_kind,
@@ -304,6 +313,18 @@ class Totals:
         self.n_intent += bucket.n_intent
         self.unknown += bucket.unknown
         self.buckets += 1
+
+    def remove(self, bucket: Bucket) -> None:
+        """Take one bucket's counts out again (a bucket leaving a sliding window)."""
+        self.n -= bucket.n
+        self.negative -= bucket.negative
+        self.neutral -= bucket.neutral
+        self.positive -= bucket.positive
+        self.score_sum -= bucket.score_sum
+        self.confidence_sum -= bucket.confidence_sum
+        self.n_intent -= bucket.n_intent
+        self.unknown -= bucket.unknown
+        self.buckets -= 1
 
     @property
     def negative_share(self) -> float:

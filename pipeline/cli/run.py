@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import signal
 import sys
 from typing import Annotated
@@ -13,10 +14,29 @@ from pipeline.cli.app import app, console, fail, state, stop_on_signals
 from pipeline.errors import AttnwatchError
 
 
+class History(enum.Enum):
+    """What ``run`` does with alert episodes found in history (``alert_history``)."""
+
+    notify = "notify"
+    record = "record"
+
+
 @app.command()
 def run(
     idle_exit: Annotated[
-        float | None, typer.Option(help="Exit after this many idle seconds (batch jobs).")
+        float | None,
+        typer.Option(
+            help="Exit after this many idle seconds (batch jobs); alerts are evaluated up "
+            "to the last event first."
+        ),
+    ] = None,
+    history: Annotated[
+        History | None,
+        typer.Option(
+            help="Alert episodes found in history (a backlog, a backfill): 'notify' or only "
+            "'record' them; one still open at the end notifies anyway "
+            "(default: ATTNWATCH_ALERT_HISTORY, else notify).",
+        ),
     ] = None,
 ) -> None:
     """Consume chat and news, classify, store, produce enriched events, commit."""
@@ -25,6 +45,8 @@ def run(
     from pipeline.stream.service import service
 
     settings = state.settings
+    if history is not None:
+        settings = settings.model_copy(update={"alert_history": history.value})
     # The drain (shutdown_timeout_s), then the producer and the consumer close, each bounded
     # by io_timeout_s: the watchdog must not cut those closes short.
     stop = stop_on_signals(settings.shutdown_timeout_s + 2 * settings.io_timeout_s)
@@ -41,6 +63,9 @@ def run(
                 watch = svc.model_watch
                 signal.signal(signal.SIGHUP, lambda _signum, _frame: watch.request())
             report = svc.runner.run(stop, idle_exit_s=idle_exit)
+            if idle_exit is not None and svc.alerting is not None and not stop.is_set():
+                # The input is over: evaluate every bucket it holds before exiting.
+                svc.alerting.finish()
     except AttnwatchError as exc:
         fail(exc)
     finally:

@@ -18,7 +18,7 @@ from consumers.source import KafkaSource
 from models.classifier import TextClassifier
 from models.fast.loading import open_classifier
 from models.saving import ModelDirError
-from pipeline.alerting.service import alerting
+from pipeline.alerting.service import Alerting, alerting
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, ModelError
 from pipeline.metrics import Metrics
@@ -67,6 +67,8 @@ class Service:
     source: KafkaSource
     #: Hot reload of ``model_dir`` (None when disabled or the classifier was passed in).
     model_watch: ModelWatcher | None = None
+    #: The alert evaluator's thread (None when alerts are disabled).
+    alerting: Alerting | None = None
 
 
 def privacy_policy(settings: Settings) -> PrivacyPolicy:
@@ -188,10 +190,10 @@ def service(
         )
         owner = f"{socket.gethostname()}:{os.getpid()}"
         with (
-            alerting(settings, store.engine, metrics, publish=publish),
+            alerting(settings, store.engine, metrics, publish=publish) as alerts,
             retention_worker(store.engine, retention, settings.retention_interval_s, owner),
         ):
-            yield Service(runner, store, metrics, source, model_watch)
+            yield Service(runner, store, metrics, source, model_watch, alerts)
     finally:
         if model_watch is not None:
             model_watch.close()

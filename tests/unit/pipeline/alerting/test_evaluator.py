@@ -87,7 +87,9 @@ def test_a_shift_fires_one_alert_with_evidence_then_resolves(store):
     assert [(e.status, e.scope_kind) for e in fired] == [("firing", "channel")]
     alert = fired[0]
     assert [(r.scope_kind, r.scope) for r in alert.related] == [("overall", "")]
-    assert alert.scope == "app" and alert.current_share > 0.5 > 0.3 > alert.baseline_share
+    # Stepping bucket by bucket, it fires at the first bucket whose window passes the test.
+    assert alert.scope == "app" and alert.current_share > alert.baseline_share + 0.1
+    assert alert.starts_at < now - timedelta(minutes=3) and not alert.late
     assert alert.statistic >= 5 and alert.evidence
     assert all(e.text_excerpt == ANGRY for e in alert.evidence)
     assert alert.evidence[0].top_words[0] == "declined"
@@ -103,7 +105,7 @@ def test_a_shift_fires_one_alert_with_evidence_then_resolves(store):
     assert [(e.status, e.alert_id) for e in resolved] == [("resolved", alert.alert_id)]
     assert resolved[0].ends_at is not None and resolved[0].related == alert.related
     # Same labels as when it fired (the fingerprint hashes them), and the same evidence.
-    assert resolved[0].severity == alert.severity == "critical"
+    assert resolved[0].severity == alert.severity
     assert resolved[0].evidence == alert.evidence
     assert len(seen) == 2
     assert AlertTable(store.engine).rows(status="firing") == []
