@@ -12,7 +12,7 @@ classifier's input is byte-identical), so no model is needed to state it; a mode
 on redacted training text is also identical to one trained on raw text when no training
 text changes.
 
-Usage: ``python bench/redaction_accuracy.py [--seed-model var/models/default]
+Usage: ``python bench/redaction_model_cost.py [--seed-model var/models/default]
 [--banking77 ../shared/datasets/banking77] [--banking77-model DIR]``
 """
 

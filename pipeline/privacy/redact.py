@@ -47,14 +47,17 @@ reads and its attention weights are over the redacted words.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import phonenumbers
 from stdnum import iban, luhn
 from stdnum.us import ssn
+
+from pipeline.privacy.normalise import normalise
+from pipeline.privacy.phones import phone_spans
 
 #: Every kind of identifier, in the order overlapping findings are preferred.
 KINDS: tuple[str, ...] = (
@@ -191,14 +194,33 @@ class Redactor:
         An IBAN printed as IBANs are (capitals, compact or in fours) whose only fault is its
         check digits is not an identifier, and nothing inside it is taken either (its
         account digits as a card, a group as a postcode).
+
+        Numbers spelled out in words or wrapped across lines are found in a normalised
+        copy (:func:`~pipeline.privacy.normalise.normalise`) and mapped back onto the
+        original words; a finding of the copy that overlaps one of the text widens it.
         """
+        found = self._find(text)
+        copy = normalise(text)
+        if copy is None:
+            return found
+        normal, offsets = copy
+        extra = [Finding(f.kind, *offsets.span(f.start, f.end)) for f in self._find(normal)]
+        return _merge(found, extra)
+
+    def _find(self, text: str) -> list[Finding]:
         found: list[Finding] = []
+        digits = sum(c.isdigit() for c in text)
+        if digits == 0 and "@" not in text and "PERSON" not in self.kinds:
+            return found
         taken = [
             (start, end)
             for start, end in _iban_spans(text, repaired=True)
             if _IBAN_PRINTED.fullmatch(text, start, end) and not iban.is_valid(text[start:end])
-        ]
+        ] if digits >= 2 else []  # fmt: skip
         for kind in self.kinds:
+            # A cheap pre-filter: most kinds need some digits, emails an "@".
+            if digits < _MIN_DIGITS.get(kind, 0) or (kind == "EMAIL" and "@" not in text):
+                continue
             for start, end in _FINDERS[kind](self, text):
                 if any(start < b and a < end for a, b in taken):
                     continue
@@ -230,6 +252,9 @@ class Redactor:
 
     def _cards(self, text: str) -> Iterable[tuple[int, int]]:
         for run in _DIGIT_RUN.finditer(text):
+            printed = run.group()
+            if len(printed) - printed.count(" ") - printed.count("-") < 13:
+                continue  # shorter than any card
             groups = [
                 (run.start() + g.start(), run.start() + g.end())
                 for g in _DIGIT_GROUP.finditer(run.group())
@@ -253,27 +278,7 @@ class Redactor:
         return (m.span(1) for m in _ACCOUNT.finditer(text))
 
     def _phones(self, text: str) -> Iterable[tuple[int, int]]:
-        # Each region's matcher may see a different part of the same digits as a number
-        # ("1-415-555-2671" is all one to the US, nothing to GB); the longest span wins.
-        spans: set[tuple[int, int]] = set()
-        for region in self.phone_regions:
-            matcher = phonenumbers.PhoneNumberMatcher(
-                text, region, leniency=phonenumbers.Leniency.VALID
-            )
-            for match in matcher:
-                start, raw = match.start, match.raw_string
-                # The matcher keeps an opening bracket whose partner it cut off, as in
-                # "call me (020 7946 0958)".
-                if raw.startswith("(") and raw.count("(") > raw.count(")"):
-                    stripped = raw[1:].lstrip()
-                    start, raw = start + len(raw) - len(stripped), stripped
-                if _strictly_grouped(raw, region):
-                    spans.add((start, start + len(raw)))
-        kept: list[tuple[int, int]] = []
-        for start, end in sorted(spans, key=lambda s: (s[0] - s[1], s[0])):
-            if not any(start < b and a < end for a, b in kept):
-                kept.append((start, end))
-        return sorted(kept)
+        return phone_spans(text, self.phone_regions)
 
     def _addresses(self, text: str) -> Iterable[tuple[int, int]]:
         return (m.span() for m in _ADDRESS.finditer(text))
@@ -285,19 +290,18 @@ class Redactor:
         return (m.span(1) for m in _PERSON.finditer(text))
 
 
-def _strictly_grouped(raw: str, region: str) -> bool:
-    """Whether a number found by the matcher is believable as a phone number.
-
-    One with a "+" or a trunk "0" is taken however it is grouped ("0791 112 3456").  One
-    with neither (US numbers) must be grouped as numbers of its region are, or order
-    numbers and references such as "2023-573696" would be taken.
-    """
-    if raw.lstrip("(").startswith(("+", "0")):
-        return True
-    strict = phonenumbers.PhoneNumberMatcher(
-        raw, region, leniency=phonenumbers.Leniency.STRICT_GROUPING
-    )
-    return any(m.start == 0 and m.end == len(raw) for m in strict)
+def _merge(found: list[Finding], extra: list[Finding]) -> list[Finding]:
+    """``found`` and ``extra`` as one list in text order, overlapping findings joined (the
+    longer one's kind)."""
+    merged: list[Finding] = []
+    for f in sorted([*found, *extra], key=lambda f: (f.start, -f.end)):
+        if merged and f.start < merged[-1].end:
+            last = merged[-1]
+            longer = last if last.end - last.start >= f.end - f.start else f
+            merged[-1] = Finding(longer.kind, last.start, max(last.end, f.end))
+        else:
+            merged.append(f)
+    return merged
 
 
 def _iban_spans(text: str, *, repaired: bool) -> Iterator[tuple[int, int]]:
@@ -309,10 +313,13 @@ def _iban_spans(text: str, *, repaired: bool) -> Iterator[tuple[int, int]]:
         if tail is not None:
             # The tail can run on into the next words; the longest valid prefix that ends
             # at the end of a word wins (each country has one length, so at most one does).
+            length = _iban_length(start.group()[:2].upper())
             ends = [
                 end
                 for end in range(start.start() + 15, tail.end() + 1)
-                if text[end - 1].isalnum() and (end == len(text) or not text[end].isalnum())
+                if text[end - 1].isalnum()
+                and (end == len(text) or not text[end].isalnum())
+                and (length is None or _alnum_count(text, start.start(), end) == length)
             ]
             for end in reversed(ends):
                 if _is_iban(text[start.start() : end], repaired=repaired):
@@ -323,6 +330,27 @@ def _iban_spans(text: str, *, repaired: bool) -> Iterator[tuple[int, int]]:
         else:
             yield span
             pos = span[1]
+
+
+def _alnum_count(text: str, start: int, end: int) -> int:
+    chunk = text[start:end]
+    return len(chunk) - chunk.count(" ") - chunk.count("-")
+
+
+@functools.cache
+def _iban_length(country: str) -> int | None:
+    """The IBAN length of ``country`` from python-stdnum's registry (None: not known).
+
+    Only the candidate of the right length is checked: checking every word end (and, for
+    look-alikes, recomputing check digits for each) was most of the redactor's time.
+    """
+    try:
+        info = iban._ibandb.info(country + "00")
+        structure = str(info[0][1].get("bban", ""))
+    except (AttributeError, IndexError, TypeError):
+        return None
+    sizes = re.findall(r"(\d+)!?[anc]", structure)
+    return 4 + sum(int(n) for n in sizes) if sizes else None
 
 
 def _is_iban(candidate: str, *, repaired: bool) -> bool:
@@ -375,6 +403,10 @@ def _card_spans(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, int
         return spans
     return [(run[0][0], run[-1][1])] if n and passes(0, n) else []
 
+
+#: The fewest digits an identifier of each kind holds (skipped below that).
+_MIN_DIGITS = {"IBAN": 2, "CARD": 13, "NATIONAL_ID": 6, "SORT_CODE": 6, "ACCOUNT": 6,
+               "PHONE": 7, "ADDRESS": 1, "POSTCODE": 1}  # fmt: skip
 
 _FINDERS = {
     "EMAIL": Redactor._emails,
