@@ -50,6 +50,18 @@ def bucket_seconds(window: Window) -> int:
     return BUCKET_SECONDS[-1]
 
 
+def data_span(engine: Engine, f: EventFilter) -> tuple[datetime, datetime] | None:
+    """First and last event time of the events ``f`` selects (``None``: there are none)."""
+    stmt = sa.select(sa.func.min(_T.c.event_time), sa.func.max(_T.c.event_time)).where(
+        *conditions(f)
+    )
+    with store_errors("reading the data's time range"), engine.connect() as conn:
+        first, last = conn.execute(stmt).one()
+    if first is None or last is None:
+        return None
+    return first, last
+
+
 @dataclass(frozen=True)
 class Count:
     """Events of one bucket, group and sentiment label (``group`` ``None``: no value)."""

@@ -33,6 +33,10 @@ WINDOWS: dict[str, timedelta] = {
     "30d": timedelta(days=30),
 }
 DEFAULT_WINDOW = "24h"
+#: The range preset meaning "the data's own time range" (the default where there is data).
+DATA_RANGE = "data"
+#: Longest span the data's own range shows, back from the newest event.
+MAX_DATA_RANGE = timedelta(days=30)
 
 _TICKER: TypeAdapter[str] = TypeAdapter(Ticker)
 
@@ -213,17 +217,35 @@ class Window:
         return (self.end - self.start).total_seconds()
 
 
+def wants_data_range(preset: str | None, since: datetime | None, until: datetime | None) -> bool:
+    """Whether :func:`parse_window` would use the data's own range (so read it first)."""
+    return (preset or "").strip() in ("", DATA_RANGE) and since is None and until is None
+
+
 def parse_window(
-    preset: str | None, since: datetime | None, until: datetime | None, now: datetime
+    preset: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    data: tuple[datetime, datetime] | None = None,
 ) -> Window:
     """The window of a chart page: ``since``/``until`` if given, else a preset ending now.
 
-    ``since`` without ``until`` runs to ``now``; ``until`` without ``since`` takes the
-    preset's length back from ``until``.  Raises :class:`BadParameter`.
+    With neither and no preset (or the preset ``data``), the window is ``data``: the
+    first and last event time of the data shown (at most :data:`MAX_DATA_RANGE`), so a
+    replay or a backfill of last week is on screen without picking a range; with no data,
+    the default preset.  ``since`` without ``until`` runs to ``now``; ``until`` without
+    ``since`` takes the preset's length back from ``until``.  Raises :class:`BadParameter`.
     """
-    name = _text(preset, "range") or DEFAULT_WINDOW
+    name = _text(preset, "range") or ""
+    if name in ("", DATA_RANGE) and since is None and until is None and data is not None:
+        first, last = data
+        end = last + timedelta(seconds=1)  # ``until`` is exclusive: the last event shows
+        return Window(max(first, end - MAX_DATA_RANGE), end, DATA_RANGE)
+    if name in ("", DATA_RANGE):
+        name = DEFAULT_WINDOW
     if name not in WINDOWS:
-        msg = f"unknown range {name!r}: use one of {', '.join(WINDOWS)}"
+        msg = f"unknown range {name!r}: use one of {', '.join((DATA_RANGE, *WINDOWS))}"
         raise BadParameter(msg)
     end = until if until is not None else now
     if since is None:

@@ -38,6 +38,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from dashboards.data.aggregates import data_span
 from dashboards.data.corrections import TASKS, CorrectionTable, check_correction
 from dashboards.data.exports import csv_chunks, parquet_bytes
 from dashboards.data.filters import (
@@ -47,6 +48,7 @@ from dashboards.data.filters import (
     parse_ticker,
     parse_time,
     parse_window,
+    wants_data_range,
 )
 from dashboards.data.indexes import ensure_indexes
 from dashboards.data.model_info import read_labels, read_summary
@@ -290,8 +292,10 @@ def create_app(
         )
 
     def trends_view(f: EventFilter, range_: str, by: str) -> pages.TrendsView:
-        window = parse_window(range_, f.since, f.until, datetime.now(UTC))
         unbounded = dataclasses.replace(f, since=None, until=None)
+        wanted = wants_data_range(range_, f.since, f.until)
+        span = data_span(store.engine, unbounded) if wanted else None
+        window = parse_window(range_, f.since, f.until, datetime.now(UTC), span)
         # News have no channel: split them by source unless asked otherwise.
         split = by or ("source" if f.stream == "news" else "channel")
         return pages.trends(store.engine, unbounded, window, split)
@@ -328,11 +332,13 @@ def create_app(
         request: Request, symbol: str, range_: Range = "", since: str = "", until: str = ""
     ) -> Response:
         start, end = parse_time(since, "since"), parse_time(until, "until")
-        window = parse_window(range_, start, end, datetime.now(UTC))
         ticker = parse_ticker(symbol)
         if ticker is None:
             msg = "a ticker symbol is required"
             raise BadParameter(msg)
+        wanted = wants_data_range(range_, start, end)
+        span = data_span(store.engine, EventFilter(ticker=ticker)) if wanted else None
+        window = parse_window(range_, start, end, datetime.now(UTC), span)
         view = pages.ticker(store.engine, queries, ticker, window)
         return templates.TemplateResponse(request, "ticker.html", {"view": view})
 

@@ -239,17 +239,27 @@ def intent_mix(pairs: Sequence[tuple[str, int]], title: str) -> Figure:
 
 
 def trajectory(
-    times: Sequence[datetime], values: Sequence[float], labels: Sequence[str], title: str
+    turns: Sequence[int],
+    times: Sequence[datetime],
+    values: Sequence[float],
+    labels: Sequence[str],
+    title: str,
 ) -> Figure:
-    """A customer's sentiment turn by turn: P(positive) - P(negative), from -1 to 1."""
+    """A customer's sentiment turn by turn: P(positive) - P(negative), from -1 to 1.
+
+    ``turns`` are the turns' numbers in the conversation (the x axis): by turn, not by
+    time, so a conversation reads the same whether its turns came seconds or hours
+    apart; ``times`` (event time) show on hover.
+    """
     data = [
         {
             "type": "scatter",
             "mode": "lines+markers",
             "name": "customer sentiment",
-            "x": [plot_time(t) for t in times],
+            "x": list(turns),
             "y": list(values),
             "text": list(labels),
+            "customdata": [plot_time(t) for t in times],
             "line": {"color": "#000000", "width": 1},
             "marker": {
                 "size": 11,
@@ -259,11 +269,11 @@ def trajectory(
                     for lb in labels
                 ],
             },
-            "hovertemplate": "%{text}: %{y:.2f}<extra></extra>",
+            "hovertemplate": "turn %{x} (%{customdata} UTC) %{text}: %{y:.2f}<extra></extra>",
         }
     ]
     layout = _layout(title, None, hovermode="closest", showlegend=False)
-    layout["xaxis"] = {"type": "date", "title": {"text": "event time (UTC)"}}
+    layout["xaxis"] = {"type": "linear", "title": {"text": "turn"}, "dtick": 1}
     layout["yaxis"] = {
         "title": {"text": "P(positive) - P(negative)"},
         "range": [-1.05, 1.05],

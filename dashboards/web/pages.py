@@ -126,13 +126,18 @@ def conversation(queries: Queries, conversation_id: str, limit: int) -> Conversa
     turns = queries.conversation(conversation_id, limit + 1)
     truncated = len(turns) > limit
     turns = turns[:limit]
-    customer = [t for t in turns if t.role == "customer"]
+    # Numbered over all turns, so the agent's turns show as the gaps between the points.
+    customer = [(n, t) for n, t in enumerate(turns, start=1) if t.role == "customer"]
     figure = None
     if customer:
-        values = [t.probability("positive") - t.probability("negative") for t in customer]
-        labels = [t.label("sentiment") or "" for t in customer]
+        values = [t.probability("positive") - t.probability("negative") for _, t in customer]
+        labels = [t.label("sentiment") or "" for _, t in customer]
         figure = charts.trajectory(
-            [t.event_time for t in customer], values, labels, "Customer sentiment by turn"
+            [n for n, _ in customer],
+            [t.event_time for _, t in customer],
+            values,
+            labels,
+            "Customer sentiment by turn",
         )
     return ConversationView(conversation_id, turns, figure, truncated)
 

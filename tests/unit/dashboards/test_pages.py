@@ -85,6 +85,24 @@ def test_trends_follow_the_filters_and_the_window(client):
     assert preset.json()["total"] == 30 and preset.json()["start"] == "2026-11-26T07:30:00+00:00"
 
 
+def test_charts_default_to_the_data_s_own_time_range(client):
+    # The fixture's events lie in 2026, hours or days before "now": a window ending now
+    # (the former default) would show none of them.
+    body = client.get("/api/trends").json()
+    assert body["total"] == N_CHATS + N_NEWS
+    assert body["start"] == "2026-11-26T08:00:00+00:00"
+    assert body["end"] == "2026-11-26T08:59:01+00:00"  # the last event, included
+    news = client.get("/api/trends", params={"stream": "news"}).json()
+    assert news["start"] == "2026-11-26T08:48:00+00:00" and news["total"] == N_NEWS
+    assert client.get("/api/trends", params={"range": "data"}).json()["total"] == N_CHATS + N_NEWS
+    page = client.get("/trends").text
+    assert '<option value="data" selected>' in page
+    ticker = client.get("/tickers/NWBX").text
+    assert event_ids(ticker) == ["news:10", "news:7", "news:4", "news:1"]
+    # A preset is still a window ending now: nothing of 2026-11-26 in the last hour.
+    assert client.get("/api/trends", params={"range": "1h"}).json()["total"] == 0
+
+
 def test_the_trends_page_embeds_the_figures_and_loads_plotly_locally(client):
     page = client.get("/trends", params=WINDOW).text
     assert set(figures(page)) == {"share", "groups", "volume", "intents"}
@@ -101,6 +119,9 @@ def test_a_conversation_turn_by_turn_with_the_customer_trajectory(client):
     trace = figure["data"][0]
     assert trace["text"] == ["positive", "negative", "neutral"]  # customer turns only
     assert trace["y"] == pytest.approx([0.8 - 0.1, 0.1 - 0.8, 0.1 - 0.1])
+    assert trace["x"] == [1, 2, 3]  # by turn (the 4th is the agent's), not by time
+    assert figure["layout"]["xaxis"]["title"]["text"] == "turn"
+    assert trace["customdata"] == [f"2026-11-26 08:{m:02d}:00" for m in (8, 9, 10)]
     assert client.get("/conversations/nope").status_code == 404
 
 
