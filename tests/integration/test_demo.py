@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 import urllib.request
 
+import pandas as pd
 import pytest
 
 from consumers.broker import free_port
@@ -42,15 +44,16 @@ def metric(text: str, name: str) -> float:
     )
 
 
-def demo_command(model_dir, store_url: str, port: int, *options: str) -> list[str]:
+def demo_command(model_dir, store_url: str | None, port: int, *options: str) -> list[str]:
+    """The demo's command line; ``store_url`` ``None``: the demo's own store per run."""
+    store = ["--store-url", store_url] if store_url is not None else []
     return [
         sys.executable,
         "-m",
         "pipeline.cli",
         "--model-dir",
         str(model_dir),
-        "--store-url",
-        store_url,
+        *store,
         "--metrics-port",
         str(port),
         "--log-format",
@@ -119,14 +122,39 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
     assert "RESOLVED" in stdout and "chat channel 'app'" in stdout
 
 
-def test_demo_without_a_shift_fires_no_alert(tiny_model, tmp_path):
-    store_url = f"sqlite:///{tmp_path / 'calm.db'}"
-    command = demo_command(
-        tiny_model, store_url, free_port(), "--duration", "90", "--count", "2400", "--rate",
-        "80", "--no-shift", "--no-dashboard",
-    )
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=150)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert len(read_events(store_url)) > 2000
+def test_a_second_demo_on_the_same_checkout_streams_live_again(tiny_model, tmp_path):
+    """Run twice in one directory: each run's events are new to the store, none deduped.
+
+    The first run (no shift) writes its own store under ``var/demo/`` and fires no alert;
+    the second is pointed at that same store, so only fresh ids keep its events from
+    being skipped as duplicates of the first run's.
+    """
+
+    def demo(store_url: str | None) -> subprocess.CompletedProcess[str]:
+        command = demo_command(
+            tiny_model, store_url, free_port(), "--duration", "90", "--count", "1600",
+            "--rate", "200", "--no-shift", "--no-dashboard",
+        )  # fmt: skip
+        result = subprocess.run(
+            command, capture_output=True, text=True, cwd=tmp_path, timeout=150
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    first = demo(None)
+    found = re.search(r"sqlite:///(var/demo/\S+\.db)", first.stdout)
+    assert found, first.stdout[-2000:]
+    store_url = f"sqlite:///{tmp_path / found.group(1)}"
+    events = read_events(store_url)
+    assert len(events) + len(read_dead_letters(store_url)) == 1600
+    # Event time spreads over a simulated day, not the run's few seconds.
+    span = events["event_time"].max() - events["event_time"].min()
+    assert span > pd.Timedelta(hours=23), span
     assert AlertTable(create_engine(normalise_url(store_url))).rows() == []
-    assert "alerts: none" in result.stdout
+    assert "alerts: none" in first.stdout
+
+    second = demo(store_url)
+    enriched = int(re.findall(r"done: (\d+) enriched", second.stdout)[-1])
+    assert enriched > 1500, second.stdout[-2000:]  # a live stream again, not 0
+    assert "waiting for the first results" not in second.stdout.split("done:")[0][-3000:]
+    assert len(read_events(store_url)) + len(read_dead_letters(store_url)) == 3200
