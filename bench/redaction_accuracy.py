@@ -41,7 +41,7 @@ from tests.unit.pipeline.privacy.generated import REPORT_SEED, build  # noqa: E4
 
 def covered(redactor: Redactor, sample: Sample) -> bool:
     """Whether every character of the sample's identifier is inside a finding."""
-    (_, value), = sample.expected
+    ((_, value),) = sample.expected
     start = sample.text.index(value)
     hit = [False] * len(value)
     for f in redactor.find(sample.text):
@@ -71,7 +71,7 @@ def main() -> None:
             found = redactor.find(sample.text)
             ok = not found
             if not ok:
-                taken = [f"{f.kind} {sample.text[f.start:f.end]!r}" for f in found]
+                taken = [f"{f.kind} {sample.text[f.start : f.end]!r}" for f in found]
                 errors.append(f"- took {', '.join(taken)} in {sample.text!r}")
         per_group[sample.group].append(ok)
     print(

@@ -1,8 +1,8 @@
-"""A copy of a text for detection: spelled-out digits as digits, wrapped numbers joined.
+r"""A copy of a text for detection: spelled-out digits as digits, wrapped numbers joined.
 
 Customers read numbers out ("four one four seven ...", "oh seven nine double one",
 "triple seven") wherever text comes from speech, and paste numbers that a mail client
-wrapped ("4111 1111\\n1111 1111").  :func:`normalise` writes a copy in which each run of
+wrapped ("4111 1111\n1111 1111").  :func:`normalise` writes a copy in which each run of
 number words (with digits mixed in or not) is the digits they say, written together, and
 each line break or run of spaces inside a number is one space; :class:`OffsetMap` maps a
 span found in the copy back to the original text, so the original words are redacted.
@@ -30,6 +30,7 @@ _SEP = r"(?:[ \t]*[,\-][ \t]*|[ \t]*\.?[ \t]+|[ \t]*\r?\n[ \t]*)"
 _SPELLED = re.compile(
     rf"(?<![\w-])(?:plus{_SEP})?{_TOKEN}(?:{_SEP}{_TOKEN}){{3,}}(?![\w-])", re.IGNORECASE
 )
+_WORD_PAIR = re.compile(rf"(?:{_WORD}|double|triple)[ ,.\-]+(?:{_WORD}|double|triple|\d+)\b")
 _SPELLED_TOKEN = re.compile(
     rf"plus\b|(double|triple)[ -]?({_WORD}|\d)\b|(?:{_WORD})\b|\d+", re.IGNORECASE
 )
@@ -72,7 +73,10 @@ class OffsetMap:
 def normalise(text: str) -> tuple[str, OffsetMap] | None:
     """The detection copy of ``text`` and its offset map, or None when it would be the same."""
     edits: list[tuple[int, int, str]] = []  # original start, end, replacement
-    for m in _SPELLED.finditer(text):
+    # Cheap pre-filters (substring searches and one regex over the lowercased text): most
+    # messages have neither two number words in a row nor a gap inside a number.
+    spelled = _SPELLED.finditer(text) if _WORD_PAIR.search(text.lower()) else ()
+    for m in spelled:
         tokens = list(_SPELLED_TOKEN.finditer(m.group()))
         said = [_said(t) for t in tokens]
         if sum(len(s) for s in said) < MIN_DIGITS or all(t.group().isdigit() for t in tokens):
@@ -86,9 +90,10 @@ def normalise(text: str) -> tuple[str, OffsetMap] | None:
                 edits.append((previous, base + token.start(), ""))
             edits.append((base + token.start(), base + token.end(), digits))
             previous = base + token.end()
-    spelled = [(s, e) for s, e, _ in edits]
-    for m in _WRAP.finditer(text):
-        if not any(s < m.end() and m.start() < e for s, e in spelled):
+    taken = [(s, e) for s, e, _ in edits]
+    gaps = "\n" in text or "  " in text or "\t" in text
+    for m in _WRAP.finditer(text) if gaps else ():
+        if not any(s < m.end() and m.start() < e for s, e in taken):
             edits.append((m.start(), m.end(), " "))
     if not edits:
         return None

@@ -33,6 +33,10 @@ from collections.abc import Iterable, Iterator
 import phonenumbers
 
 _COUNTRY_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+# Three digits after "00" that start with a country calling code.
+_CODE_PREFIXES = frozenset(
+    f"{i:03d}" for i in range(1000) if any(f"{i:03d}"[:k] in _COUNTRY_CODES for k in (1, 2, 3))
+)
 _NANP = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1])
 
 # Digit groups joined as phone numbers are: one space, dot, dash or slash (a dash may have
@@ -52,12 +56,14 @@ _SEVEN_DIGITS = re.compile(r"\d(?:\D{0,3}\d){6}")
 # What must survive, masked before runs are read.  Guards keep a dotted or dashed phone
 # number ("06.12.34.56.78", "090-1234-5678") from reading as a date or a price.
 _KEEP = re.compile(
-    r"(?<![\d./\-])(?:[0-3]?\d([./\-])[0-3]?\d\1(?:\d{4}|\d{2})|\d{4}([./\-])[01]?\d\2[0-3]?\d)"
-    r"(?![./\-]?\d)"  # dates
-    r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"  # times
-    r"|[£$€¥₹][ ]?\d{1,3}(?:[ ,.]\d{3}(?!\d))*(?:[.,]\d{1,2})?"  # amounts
-    r"|(?<![\d.])[-+]?\d[\d.,]*[ ]?(?:%|EUR\b|USD\b|GBP\b|CHF\b|p\b)"  # percentages, amounts
-    r"|(?<![\d.,])\d+[.,]\d{1,2}(?![\d.,]?\d)"  # prices
+    (
+        r"(?<![\d./\-)])(?<!\) )(?:_D([./\-])_D\1(?:\d{4}|\d{2})|\d{4}([./\-])_D\2_D)"
+        r"(?![./\-]?\d)"  # dates
+        r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"  # times
+        r"|[£$€¥₹][ ]?\d{1,3}(?:[ ,.]\d{3}(?!\d))*(?:[.,]\d{1,2})?"  # amounts
+        r"|(?<![\d.])[-+]?\d[\d.,]*[ ]?(?:%|EUR\b|USD\b|GBP\b|CHF\b|p\b)"  # percentages, amounts
+        r"|(?<![\d.,])\d+[.,]\d{1,2}(?![\d.,]?\d)"  # prices
+    ).replace("_D", r"(?:0?[1-9]|[12]\d|3[01])")
 )
 
 
@@ -85,13 +91,12 @@ def _is_phone(run: str, *, nanp: bool) -> bool:
     n = len(digits)
     if run.startswith("+"):
         return 7 <= n <= 16  # 15 digits, and a "(0)" some write after the country code
-    if digits.startswith("00"):
-        rest = digits[2:]
-        return 7 <= len(rest) <= 15 and any(rest[:k] in _COUNTRY_CODES for k in (1, 2, 3))
-    sizes = [len(g) for g in re.findall(r"\d+", run)]
+    rest = digits[2:]
+    if digits.startswith("00") and 7 <= len(rest) <= 15 and rest[:3] in _CODE_PREFIXES:
+        return True
     if run.startswith("(") or digits.startswith("0"):
-        # Eight digits only grouped as numbers are ("08-12 34 56"), not "0123 4567".
-        return 8 <= n <= 12 and (n > 8 or len(sizes) != 2 or run.startswith("("))
+        return 8 <= n <= 12
+    sizes = [len(g) for g in re.findall(r"\d+", run)]
     if nanp:
         national = digits[1:] if n == 11 and digits[0] == "1" else digits
         grouped = sizes[1:] if n == 11 and sizes[0] == 1 else sizes

@@ -89,6 +89,7 @@ _IBAN_PRINTED = re.compile(r"[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4})+(?
 # Digit groups joined by one space or dash: where card numbers are looked for.
 _DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ -]\d+)*")
 _DIGIT_GROUP = re.compile(r"\d+")
+_ANY_DIGIT = re.compile(r"\d")
 _SSN = re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])")
 # Without dashes nine digits are as likely an order number, so they need a cue.
 _SSN_CUED = re.compile(
@@ -189,7 +190,11 @@ class Redactor:
         self.phone_regions = tuple(phone_regions)
 
     def find(self, text: str) -> list[Finding]:
-        """Non-overlapping findings, in text order (earlier kinds in ``KINDS`` win overlaps).
+        """Non-overlapping findings, in text order.
+
+        Findings that overlap are joined into one covering both, of the longer one's kind
+        (of equal length: the earlier in ``KINDS``), so no part of either is left in clear
+        ("+65 (73) 09-75-69" is one phone number, not a sort code after "+65 (73)").
 
         An IBAN printed as IBANs are (capitals, compact or in fours) whose only fault is its
         check digits is not an identifier, and nothing inside it is taken either (its
@@ -209,7 +214,7 @@ class Redactor:
 
     def _find(self, text: str) -> list[Finding]:
         found: list[Finding] = []
-        digits = sum(c.isdigit() for c in text)
+        digits = len(_ANY_DIGIT.findall(text))
         if digits == 0 and "@" not in text and "PERSON" not in self.kinds:
             return found
         taken = [
@@ -222,11 +227,9 @@ class Redactor:
             if digits < _MIN_DIGITS.get(kind, 0) or (kind == "EMAIL" and "@" not in text):
                 continue
             for start, end in _FINDERS[kind](self, text):
-                if any(start < b and a < end for a, b in taken):
-                    continue
-                taken.append((start, end))
-                found.append(Finding(kind, start, end))
-        return sorted(found, key=lambda f: f.start)
+                if not any(start < b and a < end for a, b in taken):
+                    found.append(Finding(kind, start, end))
+        return _merge(found, [])
 
     def redact(self, text: str) -> Redacted:
         """``text`` with every finding replaced by its placeholder."""
@@ -291,8 +294,10 @@ class Redactor:
 
 
 def _merge(found: list[Finding], extra: list[Finding]) -> list[Finding]:
-    """``found`` and ``extra`` as one list in text order, overlapping findings joined (the
-    longer one's kind)."""
+    """``found`` and ``extra`` in text order, overlapping findings joined into one.
+
+    The joined finding has the longer one's kind (of equal length, the earlier one's).
+    """
     merged: list[Finding] = []
     for f in sorted([*found, *extra], key=lambda f: (f.start, -f.end)):
         if merged and f.start < merged[-1].end:

@@ -59,8 +59,9 @@ _LOOKALIKES = {
     "count": ("{a},{d3},{d3} customers affected", "I tried {a} times, {a} days ago",
               "version {a}.{d1}.{d2} of the app", "one or two times, three at most",
               "twenty five pounds for two items", "my {a} kids and I, one of them is {a}"),
-    "tracking": ("UPS 1Z{d3}AA{d9}{d1}", "Royal Mail AB{d9}GB", "USPS 94{d2} {d4} {d4} {d4} {d4} {d2}",
-                 "parcel {y}{d4}-{d6}", "invoice INV-{d6}-{d2}"),
+    "tracking": ("UPS 1Z{d3}AA{d9}{d1}", "Royal Mail AB{d9}GB",
+                 "USPS 94{d2} {d4} {d4} {d4} {d4} {d2}", "parcel {y}{d4}-{d6}",
+                 "invoice INV-{d6}-{d2}"),
 }  # fmt: skip
 
 
@@ -75,7 +76,9 @@ class _Generator:
 
     def add(self, group: str, value: str, what: str) -> None:
         template = self.rng.choice(_LINES)
-        self.samples.append(Sample(template.format(x=value, what=what), ((group, value),), (), group))
+        self.samples.append(
+            Sample(template.format(x=value, what=what), ((group, value),), (), group)
+        )
 
     # Phones ------------------------------------------------------------------------------
 
@@ -95,8 +98,13 @@ class _Generator:
                 number = phonenumbers.parse(candidate, region)
             except phonenumbers.NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(number) == assigned and (
-                assigned or phonenumbers.is_possible_number(number)
+            # Unassigned numbers keep the length of the region's numbers and its code.
+            if (
+                phonenumbers.is_valid_number(number) == assigned
+                and (assigned or phonenumbers.is_possible_number(number))
+                and number.country_code == example.country_code
+                and not number.italian_leading_zero
+                and len(phonenumbers.national_significant_number(number)) == len(nsn)
             ):
                 return number
         msg = f"no {'assigned' if assigned else 'unassigned'} {region} number drawn"
