@@ -37,7 +37,8 @@ _SPELLED_TOKEN = re.compile(
 # A line break, or two or more spaces or tabs, with a digit on at least one side and a
 # letter or digit on the other, or capitals on both (an IBAN's letters): a number wrapped
 # or spread out.
-_GAP = r"(?:[ \t]*\r?\n[ \t]*|[ \t]{2,})"
+# A JSON escape written out ("\\n" in a malformed event's raw text) is a line break too.
+_GAP = r"(?:[ \t]*(?:\r?\n|(?:\\r)?\\n)[ \t]*|[ \t]{2,})"
 _WRAP = re.compile(rf"(?<=\d){_GAP}(?=\w)|(?<=\w){_GAP}(?=\d)|(?<=[A-Z]){_GAP}(?=[A-Z])")
 #: Fewest digits a spelled run must say to be rewritten (the shortest identifier: a sort code).
 MIN_DIGITS = 6
@@ -91,7 +92,7 @@ def normalise(text: str) -> tuple[str, OffsetMap] | None:
             edits.append((base + token.start(), base + token.end(), digits))
             previous = base + token.end()
     taken = [(s, e) for s, e, _ in edits]
-    gaps = "\n" in text or "  " in text or "\t" in text
+    gaps = "\n" in text or "  " in text or "\t" in text or "\\n" in text
     for m in _WRAP.finditer(text) if gaps else ():
         if not any(s < m.end() and m.start() < e for s, e in taken):
             edits.append((m.start(), m.end(), " "))
