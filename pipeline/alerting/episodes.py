@@ -126,14 +126,14 @@ class Recorder:
         severity: Severity = "critical" if e.z >= 2 * s.shift.z_open else "warning"
         before: AlertEvent | None = None
         if status == "firing":
-            evidence, rising = self._evidence(incident.primary, at)
+            evidence, rising = self.evidence(incident.primary, at)
         else:
             # What the whole episode was about: its most negative messages and rising words
             # from the first bucket of the window that fired to its end.
             fired = self.table.get(incident.alert_id)
             before = AlertEvent.model_validate(fired["payload"]) if fired else None
             since = s.window.current_start(incident.started)
-            evidence, rising = self._evidence(incident.primary, at, since)
+            evidence, rising = self.evidence(incident.primary, at, since)
             if before is not None:
                 summary = (
                     f"{stream} {where}: over; negative share back to {e.current_share:.0%} "
@@ -230,7 +230,7 @@ class Recorder:
         self.notify(incident, AlertEvent.model_validate(row["payload"]))
         log.info("open episode found in history notified", extra={"alert_id": incident.alert_id})
 
-    def _evidence(
+    def evidence(
         self, key: ScopeKey, at: datetime, since: datetime | None = None
     ) -> tuple[list[Evidence], list[RisingWord]]:
         """Evidence from ``since`` (default: the current window's start) to ``at``'s bucket."""

@@ -34,7 +34,7 @@ from pipeline.alerting.detectors import (
     counts_evidence,
 )
 from pipeline.alerting.episodes import HistoryMode, Incident, Recorder, RecorderSettings
-from pipeline.alerting.model import AlertEvent
+from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.alerting.notify import Notifier
 from pipeline.alerting.sliding import Sliding
 from pipeline.alerting.watermark import Watermarks
@@ -135,6 +135,7 @@ class Evaluator:
         self._marks = Watermarks(engine, s.window.lateness_s, s.idle_s)
         self._streams: dict[str, StreamRun] = {}
         self._incidents: dict[ScopeKey, Incident] = {}  # member scope -> its episode
+        self._unsaved: list[Incident] = []  # open episodes of a stream without saved state
         self._leading = False
 
     def evaluate(self, now: datetime | None = None, *, final: bool = False) -> list[AlertEvent]:
@@ -165,6 +166,12 @@ class Evaluator:
             if not self._advance(stream, marks[stream], now, events, renew):
                 break  # the lease was lost mid-backlog
         return events
+
+    def _evidence(
+        self, key: ScopeKey, at: datetime, since: datetime | None = None
+    ) -> tuple[list[Evidence], list[RisingWord]]:
+        """The evidence an alert of ``key`` at ``at`` would carry (tests read it)."""
+        return self._recorder.evidence(key, at, since)
 
     def run(self, stop: threading.Event) -> None:
         """Evaluate every ``interval_s`` until ``stop``; store faults are logged and retried."""
@@ -204,18 +211,26 @@ class Evaluator:
             if first is None:
                 return True
             cursor = align(first, w.bucket_s)
-        # History older than one window before the head is not stepped through: the
-        # detectors need one window to be warm, and a store kept for months must not be
-        # replayed on a first start.
-        horizon = align(last_closed - timedelta(seconds=w.baseline_s + w.current_s), w.bucket_s)
+        # History older than one window before the newest event is not stepped through:
+        # the detectors need one window to be warm, and a store kept for months must not be
+        # replayed on a first start.  (Quiet time after the newest event is: an idle
+        # stream's episodes resolve there.)
+        newest = self._marks.newest(stream) or last_closed
+        horizon = align(newest - timedelta(seconds=w.baseline_s + w.current_s), w.bucket_s)
         if cursor < horizon:
             log.info(
                 "alert history skipped",
                 extra={"stream": stream, "from": cursor.isoformat(), "to": horizon.isoformat()},
             )
             cursor = horizon
+        for incident in [i for i in self._unsaved if i.primary[0] == stream]:
+            self._unsaved.remove(incident)
+            if incident.started < cursor:
+                self._resume(incident)
+            # else: evaluating from before its start opens it again (same id, recorded once).
         if cursor > last_closed:
             return True
+        run = self._streams.get(stream)
         if run is None:
             run = self._streams[stream] = StreamRun(Sliding(w))
         if run.sliding.at != cursor - step:
@@ -379,6 +394,12 @@ class Evaluator:
         for row in rows:
             key: ScopeKey = (row["stream"], row["scope_kind"], row["scope"])
             state = saved.get(row["stream"])
+            if state is not None and (
+                state.evaluated is None or state.evaluated < row["starts_at"]
+            ):
+                # Recorded, then the process died before saving the step: the step is
+                # evaluated again and opens the same episode (same id, recorded once).
+                continue
             by_id[row["alert_id"]] = Incident(
                 primary=key,
                 alert_id=row["alert_id"],
@@ -405,20 +426,12 @@ class Evaluator:
                 if member_of is not None and detector.open_since is not None:
                     member_of.members.add(key)
         for incident in by_id.values():
-            if not incident.members:
-                # No saved state (an older version recorded it): the primary goes on.
-                incident.members.add(incident.primary)
-                run = self._streams.setdefault(
-                    incident.primary[0], StreamRun(Sliding(self.settings.window))
-                )
-                detector = run.detectors.setdefault(
-                    incident.primary, ShiftDetector(self.settings.shift)
-                )
-                if detector.open_since is None:
-                    detector.resume(incident.started)
-            for key in incident.members:
-                self._incidents[key] = incident
-                self._metrics.shift_active.labels(key[1], key[2], key[0]).set(1)
+            if saved.get(incident.primary[0]) is None:
+                # No saved state (recorded by an older version, or the process died before
+                # its first save): resumed once the first bucket to evaluate is known.
+                self._unsaved.append(incident)
+            else:
+                self._resume(incident)
         log.info(
             "alert evaluator leading",
             extra={
@@ -429,6 +442,23 @@ class Evaluator:
                 },
             },
         )
+
+    def _resume(self, incident: Incident) -> None:
+        """Go on with an episode recorded as firing."""
+        if not incident.members:
+            # Its scopes' state was not saved: the primary goes on.
+            incident.members.add(incident.primary)
+            run = self._streams.setdefault(
+                incident.primary[0], StreamRun(Sliding(self.settings.window))
+            )
+            detector = run.detectors.setdefault(
+                incident.primary, ShiftDetector(self.settings.shift)
+            )
+            if detector.open_since is None:
+                detector.resume(incident.started)
+        for key in incident.members:
+            self._incidents[key] = incident
+            self._metrics.shift_active.labels(key[1], key[2], key[0]).set(1)
 
     def _save(self, stream: str, now: datetime) -> None:
         """Save ``stream``'s progress and detector state (one transaction)."""
@@ -455,6 +485,7 @@ class Evaluator:
         self._leading = False
         self._streams.clear()
         self._incidents.clear()
+        self._unsaved.clear()
         self._marks = Watermarks(
             self._engine, self.settings.window.lateness_s, self.settings.idle_s
         )

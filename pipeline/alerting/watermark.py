@@ -115,6 +115,11 @@ class Watermarks:
             self.marks[stream] = max(mark, previous) if previous is not None else mark
         return dict(self.marks)
 
+    def newest(self, stream: str) -> datetime | None:
+        """The newest event time stored for ``stream`` (``None`` if none)."""
+        parts = self.partitions.get(stream)
+        return max(p.newest for p in parts.values()) if parts else None
+
     def final(self, bucket_s: int) -> dict[str, datetime]:
         """The watermarks at the end of the input: every stream complete up to its newest event.
 
