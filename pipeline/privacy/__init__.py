@@ -2,7 +2,9 @@
 
 :class:`~pipeline.privacy.redact.Redactor` finds payment cards, IBANs, sort codes and account
 numbers, emails, phone numbers, national ids, names and street addresses in text and
-replaces each with a typed placeholder (``[CARD]``, ``[IBAN]``, ...).  Shared layer: imports
+replaces each with a typed placeholder (``[CARD]``, ``[IBAN]``, ...); phone numbers by
+layout in :mod:`~pipeline.privacy.phones`, spelled-out and wrapped numbers through the
+normalised copy of :mod:`~pipeline.privacy.normalise`.  Shared layer: imports
 nothing from ``pipeline`` but the shared base modules (``schema``).
 """
 
