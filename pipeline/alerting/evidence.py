@@ -114,12 +114,23 @@ def _top_words(attention: Any, n: int) -> list[str]:
 
 
 def _mass(attentions: Iterable[Any]) -> dict[str, float]:
-    """Each word's total attention mass over ``attentions``."""
+    """Each word's attention mass over ``attentions``, in token-equivalents.
+
+    A message's weights are scaled to sum to its number of words, so under even
+    attention a word's mass is its plain count and the log-odds z-scores are on the
+    scale of counts, as Monroe et al. define them (a message's raw weights sum to one,
+    which would count a ten-word message as one token and shrink every z by about
+    three).  Attention moves mass towards the words the model read the label from.
+    """
     mass: dict[str, float] = {}
     for attention in attentions:
-        for word, weight in _words(attention):
-            if word:
-                mass[word] = mass.get(word, 0.0) + weight
+        words = [(word, weight) for word, weight in _words(attention) if word and weight > 0]
+        total = sum(weight for _, weight in words)
+        if total <= 0:
+            continue
+        scale = len(words) / total
+        for word, weight in words:
+            mass[word] = mass.get(word, 0.0) + weight * scale
     return mass
 
 

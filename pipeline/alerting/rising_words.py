@@ -9,9 +9,9 @@ drawn from both sides together, divided by its approximate standard deviation:
     z_w     = delta_w / sqrt(1 / (y_w^e + a_w) + 1 / (y_w^b + a_w))
 
 Here *y* is a word's **attention mass** (the sum of its attention weights over the
-messages of a side; each message's weights sum to about one, so a side's total is about
-its number of messages) rather than a raw count: a word rises when the model looks at it
-more, not when it is merely written more.  The prior ``a_w = prior_mass * share_w`` (the
+messages of a side, each message's weights scaled to sum to its number of words, so that
+under even attention *y* is the plain count) rather than a raw count: a word rises when
+the model looks at it more, not when it is merely written more.  The prior ``a_w = prior_mass * share_w`` (the
 word's share of both sides pooled) shrinks rare words towards "no change", and the
 z-score's variance keeps words that are frequent on both sides ("thanks", "please",
 "I'm") from ranking on a small difference of two large shares, which is what ranking by
@@ -28,8 +28,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-#: Total pseudo-mass of the prior (the paper's alpha_0), in messages' worth of attention.
-PRIOR_MASS = 100.0
+#: Total pseudo-count of the prior (the paper's alpha_0), in token-equivalents.
+PRIOR_MASS = 500.0
 #: The z-score a word must reach to be called rising (one-sided 5%).
 MIN_Z = 1.645
 

@@ -66,10 +66,11 @@ def demo_command(model_dir, store_url: str | None, port: int, *options: str) -> 
 def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
     port = free_port()
     store_url = f"sqlite:///{tmp_path / 'demo.db'}"
-    # 30 s of replay: long enough for the scaled alert windows (1 s buckets, 6 s current
-    # window) to see the injected shift, 7.5 s of angry card-declined chats on "app".
+    # `make demo`'s 4000 messages over its simulated day, replayed in 20 s: the alert
+    # windows are hours of event time (30 min buckets, 4 h against the day before), the
+    # shift six hours of angry card-declined chats on "app".
     command = demo_command(
-        tiny_model, store_url, port, "--duration", "90", "--count", "2400", "--rate", "80"
+        tiny_model, store_url, port, "--duration", "90", "--count", "4000", "--rate", "200"
     )
     board = free_port()
     env = {**os.environ, "ATTNWATCH_DASHBOARD_PORT": str(board)}
@@ -108,7 +109,7 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
         assert store.count() == len(events)
     dead = len(read_dead_letters(store_url))
     # The stream drains: every replayed message is either enriched or dead-lettered.
-    assert len(events) + dead == 2400
+    assert len(events) + dead == 4000
     assert set(events["kind"]) == {"chat", "news"}
     assert {"customer", "agent"} <= set(events["role"].dropna())
 
@@ -118,7 +119,18 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
     assert [(a["scope_kind"], a["scope"], a["status"]) for a in alerts] == [
         ("channel", "app", "resolved")
     ], [a["payload"]["summary"] for a in alerts]
-    assert alerts[0]["payload"]["evidence"]
+    payload = alerts[0]["payload"]
+    assert payload["evidence"]
+    # Evidence an analyst can act on: no example twice, what it fired on beside how it
+    # ended, and rising words that are not the function words every chat is full of.
+    texts = [e["text_excerpt"] for e in payload["evidence"]]
+    assert len(texts) == len(set(texts)), texts
+    assert payload["fired"] and payload["fired"]["current_share"] > payload["fired"][
+        "baseline_share"
+    ], payload
+    rising = [w["word"] for w in payload["rising_words"]]
+    assert "declined" in rising and not {"thanks", "please", "the", "to"} & set(rising), rising
+    print("demo alert:", payload["summary"], "| rising:", rising, "| examples:", texts)
     assert "RESOLVED" in stdout and "chat channel 'app'" in stdout
 
 
