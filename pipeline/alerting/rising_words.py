@@ -11,11 +11,13 @@ drawn from both sides together, divided by its approximate standard deviation:
 Here *y* is a word's **attention mass** (the sum of its attention weights over the
 messages of a side, each message's weights scaled to sum to its number of words, so that
 under even attention *y* is the plain count) rather than a raw count: a word rises when
-the model looks at it more, not when it is merely written more.  The prior ``a_w = prior_mass * share_w`` (the
-word's share of both sides pooled) shrinks rare words towards "no change", and the
-z-score's variance keeps words that are frequent on both sides ("thanks", "please",
-"I'm") from ranking on a small difference of two large shares, which is what ranking by
-the plain difference of shares did.  No stop-word list is needed (the paper's point).
+the model looks at it more, not when it is merely written more.  The prior
+``a_w = prior_mass * share_w`` (the word's share of both sides pooled) shrinks rare words
+towards "no change", and the z-score's variance keeps words that are frequent on both
+sides ("thanks", "please", "I'm") from ranking on a small difference of two large
+shares, which is what ranking by the plain difference of shares did.  No stop-word list
+is used: a frequent word that really takes more of the attention (angry customers do
+write "I'm" more) still rises, ranked below the content words that rose more surely.
 
 Only the log-odds arithmetic lives here, in a few lines of the standard library: no
 installed package implements Monroe et al.'s estimator (``scikit-learn``'s feature
