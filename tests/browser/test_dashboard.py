@@ -381,6 +381,12 @@ def test_a_trend_chart_renders(tab: Tab, dashboard: Dashboard) -> None:
     assert total >= N_VALID
     volume = next(chart for chart in drawn if chart["id"] == "chart-volume")
     assert sum(volume["y"]) == total  # stacked by sentiment: every message in one bar
+    # With no range chosen, the charts show the data's own time range.
+    page.goto("/trends")
+    expect(page.locator("#f-range")).to_have_value("data")
+    expect(page.locator("#chart-volume .barlayer path").first).to_be_attached()
+    shown = int(re.search(r"(\d+) messages from", page.locator(".summary").inner_text())[1])
+    assert shown == total
     tab.finish()
 
 
@@ -537,5 +543,10 @@ def test_the_other_pages_load_cleanly(tab: Tab, dashboard: Dashboard) -> None:
     assert page.locator("ol.feed > li.event").count() >= 1
     visit("/alerts", "Alerts", "alerts")
     expect(page.locator("li.alert")).to_contain_text("negative share 70%")
+    # What it fired on, as a person reads it on the page.
+    expect(page.locator("li.alert p.fired")).to_have_text(
+        "Fired on a negative share of 70% (40 messages) against 20% in the baseline "
+        "(400 messages), z = 6.5."
+    )
     visit("/model", "tiny-test", "model")
     expect(page.locator("body")).to_contain_text("sentiment")
