@@ -119,6 +119,7 @@ def build(options: MixOptions) -> list[Message]:
             shift=None,
             bad_rate=0.0,
             seed=options.seed,
+            ids_seed=options.seed,  # the same mix, ids included, on every run
         ),
         clock=lambda: _FIXED,
     )
