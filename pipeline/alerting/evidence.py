@@ -1,4 +1,4 @@
-"""An alert's evidence: its most negative distinct messages and the words whose attention rose."""
+"""An alert's evidence: distinct example messages and the words whose attention rose."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from pipeline.alerting.rising_words import rising
 from pipeline.alerting.windows import ScopeKey, scope_filter
 from pipeline.store.tables import events_table
 
-#: How many of the most negative rows are read to find ``messages`` distinct texts.
-_CANDIDATES_PER_MESSAGE = 20
-
 
 def read_evidence(
     engine: Engine,
@@ -29,13 +26,16 @@ def read_evidence(
     sample: int,
     until: datetime | None = None,
 ) -> tuple[list[Evidence], list[RisingWord]]:
-    """The most negative messages of ``key`` and the words whose attention mass rose.
+    """Example messages of ``key``'s episode and the words whose attention rose.
 
-    ``messages`` distinct messages (no text twice) from ``current_start`` to ``until``
-    (default: no end); ``words`` words ranked by their log-odds z-score
-    (:func:`~pipeline.alerting.rising_words.rising`) against the ``baseline_s`` before
-    ``current_start``, each side read from its newest ``sample`` messages.  Chats count as
-    customer turns only (:func:`~pipeline.alerting.windows.scope_filter`).
+    ``words`` words ranked by their log-odds z-score
+    (:func:`~pipeline.alerting.rising_words.rising`) from ``current_start`` to ``until``
+    (default: no end) against the ``baseline_s`` before it, each side read from its newest
+    ``sample`` messages.  ``messages`` examples (no text twice) among that episode sample's
+    negative messages: those that put the most attention on the rising words first, then
+    the most negative, so the examples show what rose rather than the store's angriest
+    messages of any kind.  Chats count as customer turns only
+    (:func:`~pipeline.alerting.windows.scope_filter`).
     """
     table = events_table
     where = scope_filter(key)
@@ -43,15 +43,13 @@ def read_evidence(
     if until is not None:
         episode.append(table.c.event_time < until)
     with engine.connect() as conn:
-        worst = conn.execute(
-            sa.select(table.c.text, table.c.sentiment_score, table.c.sentiment_attention)
-            .where(where, *episode)
-            .where(table.c.sentiment_label == "negative")
-            .order_by(table.c.sentiment_score.desc(), table.c.event_time)
-            .limit(max(1, messages) * _CANDIDATES_PER_MESSAGE)
-        ).all()
         current = conn.execute(
-            sa.select(table.c.sentiment_attention)
+            sa.select(
+                table.c.sentiment_attention,
+                table.c.text,
+                table.c.sentiment_label,
+                table.c.sentiment_score,
+            )
             .where(where, *episode)
             .order_by(table.c.event_time.desc())
             .limit(sample)
@@ -63,21 +61,37 @@ def read_evidence(
             .order_by(table.c.event_time.desc())
             .limit(sample)
         ).all()
-    evidence = [
-        Evidence(
-            text_excerpt=text[:160],
-            sentiment_score=float(score),
-            top_words=_top_words(attention, 3),
-        )
-        for text, score, attention in distinct_texts(worst, messages)
-    ]
     shifts = rising(
         _mass(row[0] for row in current), _mass(row[0] for row in baseline), words
     )
+    risen = {s.word for s in shifts}
+    negative = [
+        (text, float(score), attention, _share_on(attention, risen))
+        for attention, text, label, score in current
+        if label == "negative"
+    ]
+    negative.sort(key=lambda r: (-r[3], -r[1]))
+    evidence = [
+        Evidence(
+            text_excerpt=text[:160],
+            sentiment_score=score,
+            top_words=_top_words(attention, 3),
+        )
+        for text, score, attention, _ in distinct_texts(negative, messages)
+    ]
     return evidence, [
         RisingWord(word=s.word, baseline=s.baseline, current=s.current, z=round(s.z, 3))
         for s in shifts
     ]
+
+
+def _share_on(attention: Any, words: set[str]) -> float:
+    """Share of one message's attention that falls on ``words``."""
+    pairs = _words(attention)
+    total = sum(weight for _, weight in pairs)
+    if not words or total <= 0:
+        return 0.0
+    return sum(weight for word, weight in pairs if word in words) / total
 
 
 def distinct_texts(rows: Iterable[Sequence[Any]], limit: int) -> list[Sequence[Any]]:

@@ -70,7 +70,9 @@ def test_distinct_texts_never_repeat_an_example() -> None:
     assert [r[0] for r in distinct_texts(rows, 10)] == ["Card declined!", "app down", "x"]
 
 
-def turn(n: int, at: datetime, text: str, role: str, negative: bool) -> EnrichedEvent:
+def turn(
+    n: int, at: datetime, text: str, role: str, negative: bool, score: float = 0.9
+) -> EnrichedEvent:
     words = text.split()
     return EnrichedEvent(
         input_id=f"chat:{n}",
@@ -83,7 +85,7 @@ def turn(n: int, at: datetime, text: str, role: str, negative: bool) -> Enriched
         text=text,
         sentiment=TaskResult(
             label="negative" if negative else "neutral",
-            score=0.9 if negative else 0.2,
+            score=score if negative else 0.2,
             top=[LabelScore(label="negative", score=0.9)],
             attention=[WordWeight(word=w, weight=1.0 / len(words)) for w in words],
         ),
@@ -117,13 +119,22 @@ def test_evidence_from_the_store_is_distinct_customer_only_and_ranked(store: Sto
         events.append(turn(20_000 + i, at, text, "customer", True))
         for j in range(3):
             events.append(turn(30_000 + 3 * i + j, at, "sorry thanks thanks", "agent", True))
+    # Angrier than any of them, but as common before the episode as in it: not what rose.
+    for i in range(0, 300, 10):
+        events.append(turn(40_000 + i, T0 + timedelta(seconds=12 * i + 1), "worst service",
+                           "customer", True, score=0.99))  # fmt: skip
+    for i in range(0, 120, 20):
+        events.append(turn(50_000 + i, start + timedelta(seconds=5 * i + 1), "worst service",
+                           "customer", True, score=0.99))  # fmt: skip
     store.write(events, [])
     evidence, words = read_evidence(
         store.engine, ("chat", "channel", "app"), start, 3600, messages=5, words=5, sample=2000
     )
     texts = [e.text_excerpt for e in evidence]
-    # 120 negative customer turns of two texts, 360 negative agent turns: two examples.
-    assert sorted(texts) == ["my card was declined again thanks", "the app is down please"]
+    # 120 negative customer turns of two texts and 6 of a third, 360 negative agent turns:
+    # three examples, those on the rising words first, whatever their score.
+    assert texts[2:] == ["worst service"]
+    assert sorted(texts[:2]) == ["my card was declined again thanks", "the app is down please"]
     ranked = [w.word for w in words]
     new_words = {"my", "card", "was", "declined", "again", "the", "app", "is", "down"}
     assert len(ranked) == 5 and set(ranked) <= new_words
