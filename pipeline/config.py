@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     alert_lateness_s: int = Field(
         120, ge=0, description="How long a bucket stays open for late events, in seconds."
     )
+    alert_lease_ttl_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long the alert evaluator's lease outlives its holder (a crashed "
+        "replica's evaluation is taken over after this).",
+    )
     alert_idle_s: float = Field(
         300.0,
         gt=0,

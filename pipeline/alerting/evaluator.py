@@ -183,6 +183,11 @@ class Evaluator:
             stop.wait(self.settings.interval_s)
         self.release()
 
+    @property
+    def leading(self) -> bool:
+        """Whether this process held the lease at its last evaluation."""
+        return self._leading
+
     def release(self) -> None:
         """Give the lease up (on shutdown), so another replica takes over at once."""
         if self._leading:

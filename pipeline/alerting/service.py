@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from pydantic import TypeAdapter, ValidationError
@@ -56,6 +57,7 @@ def alert_settings(settings: Settings) -> AlertSettings:
         window=window,
         shift=shift,
         interval_s=settings.alert_interval_s,
+        lease_ttl_s=settings.alert_lease_ttl_s,
         idle_s=settings.alert_idle_s,
         late_after_s=settings.alert_late_after_s,
         history=settings.alert_history,
@@ -93,14 +95,27 @@ class Alerting:
         if self._thread.is_alive():
             log.warning("alert evaluation still running; final evaluation skipped")
             return []
+        # A replica that died holding the lease blocks it for lease_ttl_s: wait that long
+        # (bounded) rather than exit with the backlog unevaluated.
+        settings = self.evaluator.settings
+        deadline = time.monotonic() + settings.lease_ttl_s + 2 * settings.interval_s
+        events: list[AlertEvent] = []
+        led = False
         try:
-            events = self.evaluator.evaluate(final=True)
+            while True:
+                events = self.evaluator.evaluate(final=True)
+                led = self.evaluator.leading
+                if led or time.monotonic() > deadline:
+                    break
+                time.sleep(min(settings.interval_s, 1.0))
         except StoreError as exc:
             log.warning("final alert evaluation failed", extra={"error": str(exc)[:300]})
             return []
         finally:
             self.evaluator.release()
-        log.info("final alert evaluation", extra={"events": len(events)})
+        if not led:
+            log.warning("final alert evaluation skipped: another replica holds the lease")
+        log.info("final alert evaluation", extra={"events": len(events), "leading": led})
         return events
 
 

@@ -1,4 +1,4 @@
-"""Event-time evaluation over a real store: backlogs, restarts mid-backlog, idle streams, history."""
+"""Event-time evaluation over a real store: backlogs, restarts mid-backlog, idle streams."""
 
 from __future__ import annotations
 
