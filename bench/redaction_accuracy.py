@@ -14,8 +14,9 @@ An identifier counts as recalled when findings of the default
 :class:`~pipeline.privacy.redact.Redactor` cover every character of it (of any kind: a
 spelled phone number taken as an account number is gone all the same); a look-alike line
 counts as kept when nothing in it is found.  Time: the mean per message over every line,
-the median of ``--passes`` timed passes.  The bar (issue 23): recall >= 99.5% for every
-kind, look-alikes kept >= 99%, < 0.2 ms per message.
+the median of ``--passes`` timed passes, as CPU time of this process (the bar's measure:
+on a shared machine wall time counts other processes' work) and as wall time.  The bar
+(issue 23): recall >= 99.5% for every kind, look-alikes kept >= 99%, < 0.2 ms per message.
 
 The reported run uses the default seed; the redactor was developed against seed 1 and
 others, never this one.
@@ -24,6 +25,7 @@ others, never this one.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -93,21 +95,25 @@ def main() -> None:
     print("\n".join(errors[: args.show]))
 
     texts = [s.text for s in samples]
-    times = []
+    walls, cpus = [], []
     for _ in range(args.passes):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         for text in texts:
             redactor.redact(text)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    median = statistics.median(cpus)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"\ntime: {median / len(texts) * 1e3:.4f} ms per message (median of {args.passes} "
-        f"passes over {len(texts)} messages)"
+        f"\ntime per message: {median / len(texts) * 1e3:.4f} ms CPU, "
+        f"{statistics.median(walls) / len(texts) * 1e3:.4f} ms wall (medians of {args.passes} "
+        f"passes over {len(texts)} messages; {os.cpu_count()} CPUs, load average {load:.1f})"
     )
     worst = min(sum(v) / len(v) for k, v in by_kind.items() if k != "lookalike")
     kept = sum(by_kind["lookalike"]) / len(by_kind["lookalike"])
     bar = worst >= 0.995 and kept >= 0.99 and median / len(texts) < 0.2e-3
-    print(f"bar (recall >= 99.5% every kind, kept >= 99%, < 0.2 ms): {'met' if bar else 'NOT met'}")
+    verdict = "met" if bar else "NOT met"
+    print(f"bar (recall >= 99.5% every kind, kept >= 99%, < 0.2 ms CPU): {verdict}")
 
 
 if __name__ == "__main__":

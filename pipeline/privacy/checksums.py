@@ -47,17 +47,24 @@ def card_spans(text: str) -> Iterator[tuple[int, int]]:
         yield from _card_spans(text, groups)
 
 
-def broken_ibans(text: str) -> list[tuple[int, int]]:
-    """Spans of IBANs printed as IBANs are whose only fault is their check digits."""
-    return [
-        (start, end)
-        for start, end in iban_spans(text, repaired=True)
-        if _IBAN_PRINTED.fullmatch(text, start, end) and not iban.is_valid(text[start:end])
-    ]
+def ibans(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Spans of valid IBANs, and of their look-alikes.
+
+    A look-alike is printed as IBANs are (capitals, compact or in fours) and valid but for
+    its check digits.
+    """
+    valid: list[tuple[int, int]] = []
+    broken: list[tuple[int, int]] = []
+    for start, end, ok in _iban_spans(text):
+        if ok:
+            valid.append((start, end))
+        elif _IBAN_PRINTED.fullmatch(text, start, end):
+            broken.append((start, end))
+    return valid, broken
 
 
-def iban_spans(text: str, *, repaired: bool) -> Iterator[tuple[int, int]]:
-    """Spans of valid IBANs; with ``repaired``, also of IBANs valid but for check digits."""
+def _iban_spans(text: str) -> Iterator[tuple[int, int, bool]]:
+    """Spans of IBANs valid, or valid but for their check digits (``False``)."""
     pos = 0
     while (start := _IBAN_START.search(text, pos)) is not None:
         span = None
@@ -74,8 +81,9 @@ def iban_spans(text: str, *, repaired: bool) -> Iterator[tuple[int, int]]:
                 and (length is None or _alnum_count(text, start.start(), end) == length)
             ]
             for end in reversed(ends):
-                if _is_iban(text[start.start() : end], repaired=repaired):
-                    span = (start.start(), end)
+                ok = _iban_check(text[start.start() : end])
+                if ok is not None:
+                    span = (start.start(), end, ok)
                     break
         if span is None:
             pos = start.start() + 1
@@ -105,13 +113,14 @@ def _iban_length(country: str) -> int | None:
     return 4 + sum(int(n) for n in sizes) if sizes else None
 
 
-def _is_iban(candidate: str, *, repaired: bool) -> bool:
+def _iban_check(candidate: str) -> bool | None:
+    """True: a valid IBAN; False: valid but for its check digits; None: neither."""
     if iban.is_valid(candidate):
         return True
-    if not repaired:
-        return False
     compact = iban.compact(candidate)
-    return iban.is_valid(compact[:2] + iban.calc_check_digits(compact) + compact[4:])
+    if iban.is_valid(compact[:2] + iban.calc_check_digits(compact) + compact[4:]):
+        return False
+    return None
 
 
 def _card_spans(text: str, groups: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 
 from stdnum.us import ssn
 
-from pipeline.privacy.checksums import broken_ibans, card_spans, iban_spans
+from pipeline.privacy.checksums import card_spans, ibans
 from pipeline.privacy.normalise import normalise
 from pipeline.privacy.phones import phone_spans
 
@@ -193,20 +193,24 @@ class Redactor:
         if copy is None:
             return found
         normal, offsets = copy
-        extra = [Finding(f.kind, *offsets.span(f.start, f.end)) for f in self._find(normal)]
+        numbers = tuple(k for k in self.kinds if k in _NUMBERS)
+        extra = [
+            Finding(f.kind, *offsets.span(f.start, f.end)) for f in self._find(normal, numbers)
+        ]
         return _merge(found, extra)
 
-    def _find(self, text: str) -> list[Finding]:
+    def _find(self, text: str, kinds: tuple[str, ...] | None = None) -> list[Finding]:
         found: list[Finding] = []
         digits = len(_ANY_DIGIT.findall(text))
         if digits == 0 and "@" not in text and "PERSON" not in self.kinds:
             return found
-        taken = broken_ibans(text) if digits >= 2 else []
-        for kind in self.kinds:
+        valid_ibans, taken = ibans(text) if digits >= 2 else ([], [])
+        for kind in self.kinds if kinds is None else kinds:
             # A cheap pre-filter: most kinds need some digits, emails an "@".
             if digits < _MIN_DIGITS.get(kind, 0) or (kind == "EMAIL" and "@" not in text):
                 continue
-            for start, end in _FINDERS[kind](self, text):
+            spans = valid_ibans if kind == "IBAN" else _FINDERS[kind](self, text)
+            for start, end in spans:
                 if not any(start < b and a < end for a, b in taken):
                     found.append(Finding(kind, start, end))
         return _merge(found, [])
@@ -231,7 +235,7 @@ class Redactor:
         return (m.span() for m in _EMAIL.finditer(text))
 
     def _ibans(self, text: str) -> Iterable[tuple[int, int]]:
-        return iban_spans(text, repaired=False)
+        return ibans(text)[0]
 
     def _cards(self, text: str) -> Iterable[tuple[int, int]]:
         return card_spans(text)
@@ -280,6 +284,10 @@ def _merge(found: list[Finding], extra: list[Finding]) -> list[Finding]:
             merged.append(f)
     return merged
 
+
+#: Kinds made of digits: the only ones looked for again in the normalised copy (names,
+#: emails and addresses are not spelled out digit by digit, nor wrapped inside).
+_NUMBERS = frozenset({"IBAN", "CARD", "NATIONAL_ID", "SORT_CODE", "ACCOUNT", "PHONE"})
 
 #: The fewest digits an identifier of each kind holds (skipped below that).
 _MIN_DIGITS = {"IBAN": 2, "CARD": 13, "NATIONAL_ID": 6, "SORT_CODE": 6, "ACCOUNT": 6,
