@@ -11,13 +11,15 @@ a phone number when it is written the way phone numbers are written:
 - with a NANP region among ``regions``: ten digits, an optional leading ``1``, an area code
   starting 2-9, compact or grouped 3-3-4 ("890-272-2363", "1 890 272 2363");
 - nine digits grouped 3-3-3 or 3-2-2-2 starting 5-9 (Spanish, Polish and Italian mobiles);
+- any grouping of 7-15 digits right after a phone word ("Telephone: 495 777-34-77");
 - followed by an extension ("x123", "ext. 123", "extension 123") taken with it.
 
 What must survive is cut out first: dates (12/03/2024, 2024-11-03, 03.11.2024), times,
 amounts with a currency, percentages and prices with two decimals are masked before runs
 are read, and a run glued to a word ("ORD-2024-586528") or of another shape ("2023-573696",
 a 9-digit order number, a 22-digit tracking number) is no phone number, nor is a number
-right after a reference word ("order 085661419", "ref: 0123456789", "invoice #...").
+right after a reference word ("order 085661419", "ref: 0123456789", "invoice #...",
+"business ID 0187274-0").
 
 ``phonenumbers`` gives the country calling codes (for ``00`` numbers) and the NANP regions;
 its own matcher is not used: it takes only numbers valid or possible in a region's plan
@@ -49,7 +51,14 @@ _RUN = re.compile(
 _EXTENSION = re.compile(r",?[ ]?(?:x|ext\.?|extn\.?|extension)[ ]?\d{1,6}\b", re.IGNORECASE)
 _REFERENCE = re.compile(
     r"\b(?:order|ref|reference|invoice|ticket|case|tracking|parcel|booking|policy|claim|"
-    r"transaction|txn)(?:[ ]?(?:no\.?|number|num|id))?[ ]?[:#]?[ ]?$",
+    r"transaction|txn|(?:business|company|identity|registration|vat)[ ]?(?:id|code))"
+    r"(?:[ ]?(?:no\.?|number|num|id))?[ ]?[:#]?[ ]?$",
+    re.IGNORECASE,
+)
+# A word that says a phone number follows: then any grouping of 7-15 digits is one
+# ("Telephone: 495 777-34-77").
+_PHONE_CUE = re.compile(
+    r"\b(?:phone|telephone|tel|mobile|cell|fax|whatsapp|call|ring|text|sms|reach)\b[^\d\n]{0,20}$",
     re.IGNORECASE,
 )
 _SEVEN_DIGITS = re.compile(r"\d(?:\D{0,3}\d){6}")
@@ -59,6 +68,7 @@ _KEEP = re.compile(
     (
         r"(?<![\d./\-)])(?<!\) )(?:_D([./\-])_D\1(?:\d{4}|\d{2})|\d{4}([./\-])_D\2_D)"
         r"(?![./\-]?\d)"  # dates
+        r"|(?<!\d)(?:0?[1-9]|1[0-2])[./](?:19|20)\d{2}(?![./\-]?\d)"  # month and year
         r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"  # times
         r"|[£$€¥₹][ ]?\d{1,3}(?:[ ,.]\d{3}(?!\d))*(?:[.,]\d{1,2})?"  # amounts
         r"|(?<![\d.])[-+]?\d[\d.,]*[ ]?(?:%|EUR\b|USD\b|GBP\b|CHF\b|p\b)"  # percentages, amounts
@@ -75,9 +85,15 @@ def phone_spans(text: str, regions: Iterable[str] = ("GB", "US")) -> Iterator[tu
     masked = _KEEP.sub(lambda m: "_" * len(m.group()), text)
     for m in _RUN.finditer(masked):
         run = m.group()
-        if sum(c.isdigit() for c in run) < 7 or not _is_phone(run, nanp=nanp):
+        digits = sum(c.isdigit() for c in run)
+        if digits < 7:
             continue
-        if not run.startswith("+") and _REFERENCE.search(text, max(0, m.start() - 24), m.start()):
+        before = max(0, m.start() - 30)
+        if not run.startswith("+") and _REFERENCE.search(text, before, m.start()):
+            continue
+        if not _is_phone(run, nanp=nanp) and not (
+            digits <= 15 and _PHONE_CUE.search(text, before, m.start())
+        ):
             continue
         end = m.end()
         ext = _EXTENSION.match(masked, end)

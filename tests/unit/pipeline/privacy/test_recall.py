@@ -69,9 +69,19 @@ def test_phone_in_every_layout_is_found_whole(number):
     assert number not in REDACTOR.redact(text).text
 
 
+def test_any_grouping_after_a_phone_word_is_a_phone():
+    text = "Telephone : 495 777-34-77 ext. 3932, office hours 9-5"
+    assert found(text) == [("PHONE", "495 777-34-77 ext. 3932")]
+    # Without the word, 3-3-2-2 is no layout the redactor reads as a phone.
+    assert found("see 495 777-34-77 for details") == []
+
+
 @pytest.mark.parametrize(
     "text",
     [
+        "Kaleva Kustannus Oy ( business ID 0187274-0 ) has acquired 4,458,000 shares",
+        "Business Identity Code : 0101138-5 Date of change in holding : 22 January 2010",
+        "EGM 03-04.02.2011 in Moscow",
         "Where is ORD-2024-586528?",
         "ref 2023-573696 was closed",
         "Where is order 100234556?",
