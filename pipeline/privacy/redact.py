@@ -156,8 +156,9 @@ class Redacted:
 class Redactor:
     """Finds identifiers of ``kinds`` and replaces each with ``[KIND]``.
 
-    ``phone_regions`` are the ISO country codes whose national formats are read as phone
-    numbers (international ``+CC`` numbers are found whatever the region).
+    ``phone_regions``: with a NANP region (US, CA, ...) among them, unmarked ten-digit
+    numbers ("890-272-2363") are read as phone numbers; international numbers and national
+    ones with a trunk ``0`` are found whatever the regions (recall first, issue 23).
     """
 
     def __init__(
