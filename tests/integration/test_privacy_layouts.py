@@ -5,11 +5,12 @@ phones from assigned and unassigned ranges in every layout, cards, IBANs, emails
 ids, account numbers and sort codes, also wrapped across lines and spelled out in words.
 They go in as customer chats, as news headlines and bodies, and inside malformed events of
 four kinds (schema violation, truncated JSON, invalid UTF-8, the identifier in a field
-other than the text).  Afterwards the store files, the enriched, dead-letter and alerts
-topics, the evidence an alert would carry and every log record are searched for each
-identifier (as written, compact, JSON-escaped, and for spelled ones the digits they say):
-none may be there.  Look-alike lines (order numbers, amounts, dates, prices, ...) are
-stored word for word.
+other than the text).  Afterwards the store files, the enriched and dead-letter topics, the
+alerts topic (whatever the run's evaluator published), the evidence an alert on the chat
+stream would carry (built from the store by the evaluator) and every log record (DEBUG) are
+searched for each identifier (as written, compact, JSON-escaped, and for spelled ones the
+digits they say): none may be there.  Look-alike lines (order numbers, amounts, dates,
+prices, ...) are stored word for word.
 """
 
 from __future__ import annotations
@@ -139,10 +140,9 @@ def test_every_layout_of_every_kind_leaves_no_trace(
     with open_store(settings.store_url) as store:
         evaluator = Evaluator(store.engine, Metrics(), owner="t")
         evidence, rising = evaluator._evidence(("chat", "overall", ""), datetime.now(UTC), now)
-        alerts = [e.model_dump(mode="json") for e in evaluator.evaluate(final=True)]
     assert evidence, "no evidence read back"
     alert_text = json.dumps(
-        [e.model_dump() for e in evidence] + [r.model_dump() for r in rising] + alerts,
+        [e.model_dump() for e in evidence] + [r.model_dump() for r in rising],
         default=str,
     )
 
