@@ -71,6 +71,7 @@ from models.explain.faithfulness import (
     split_words,
     word_attributions,
 )
+from models.fast.int8_settings import cpu_features, describe_cpu
 from models.saving import load_model
 from models.training.trainer import Trainer
 from models.training.training_args import TrainingArgs
@@ -142,6 +143,8 @@ def train_args(opts: argparse.Namespace, output_dir: Path, name: str, **extra: A
         values["epochs"] = opts.epochs
     if opts.max_length is not None:
         values["max_length"] = opts.max_length
+    if opts.no_trust:
+        values["faithfulness_sample"] = 0  # no faithfulness check, so no retry
     if opts.smoke:
         values.update(random_encoder_config=SMOKE_BERT, learning_rate=5e-3, head_learning_rate=5e-3)
     return TrainingArgs(**values, **extra)
@@ -174,15 +177,17 @@ def layers_of(directory: Path) -> int | None:
 
 def accuracy_by_group(
     classifier: TextClassifier, test: list[Example]
-) -> tuple[dict[str, dict[str, dict[str, float]]], float]:
-    """Accuracy and macro-F1 per task and group, and the seconds ``predict`` took."""
+) -> tuple[dict[str, dict[str, dict[str, float]]], float, dict[str, list[str]]]:
+    """Accuracy and macro-F1 per task and group, the seconds ``predict`` took, the labels."""
     texts = [e.text for e in test]
     classifier.predict(texts[:8])  # warm-up: lazy initialisation is not the tier's speed
     started = time.perf_counter()
     predictions = classifier.predict(texts)
     seconds = time.perf_counter() - started
     scores: dict[str, dict[str, dict[str, float]]] = {}
-    for task in sorted({t for e in test for t in e.labels}):
+    tasks = sorted({t for e in test for t in e.labels})
+    labels = {t: [p[t].top[0][0] for p in predictions] for t in tasks}  # arg-max, known labels
+    for task in tasks:
         for group in sorted({e.group for e in test if task in e.labels}):
             rows = [i for i, e in enumerate(test) if task in e.labels and e.group == group]
             gold = [test[i].labels[task] for i in rows]
@@ -194,7 +199,7 @@ def accuracy_by_group(
                 "accuracy": accuracy,
                 "macro_f1": f1,
             }
-    return scores, seconds
+    return scores, seconds, labels
 
 
 def logged_word_scores(text: str, logged: Sequence[Any]) -> list[float]:
@@ -318,24 +323,31 @@ def run_one(
             digest,
             opts.reuse,
         )
-    student, student_seconds = trained(
-        train_args(
-            opts,
-            folder / "student",
-            f"fast-tier-student-{label}",
-            teachers=(teacher,),
-            encoder_layers=opts.student_layers,
-        ),
-        train,
-        test,
-        digest,
-        opts.reuse,
-    )
+    student: Path | None = None
+    student_seconds: float | None = None
+    if not opts.no_student:
+        student, student_seconds = trained(
+            train_args(
+                opts,
+                folder / "student",
+                f"fast-tier-student-{label}",
+                teachers=(teacher,),
+                encoder_layers=opts.student_layers,
+            ),
+            train,
+            test,
+            digest,
+            opts.reuse,
+        )
     record["train_seconds"] = {"teacher": teacher_seconds, "student": student_seconds}
     directories: dict[str, Path | None] = {"teacher torch": teacher, "student torch": student}
     record["export_seconds"] = {}
     for role, source in (("teacher", teacher), ("student", student)):
         tier = f"{role} onnx-int8"
+        if source is None:
+            directories[tier] = None
+            record.setdefault("errors", {})[tier] = "not trained (--no-student)"
+            continue
         if export_onnx is None:
             directories[tier] = None
             continue
@@ -350,20 +362,23 @@ def run_one(
 
     faith_test = sample(test, opts.faith_limit, seed=1)
     record["tiers"] = {}
+    labels: dict[str, dict[str, list[str]]] = {}
     for tier in tqdm(TIERS, desc=f"{run}: tiers", unit="tier"):
         directory = directories.get(tier)
         if directory is None:
             reason = record.get("errors", {}).get(tier) or onnx_missing
+            if tier == "student torch" and student is None:
+                reason = "not trained (--no-student)"
             record["tiers"][tier] = {"measured": False, "reason": reason}
             continue
         runtime = "onnx" if "onnx" in tier else "torch"
         # top_k beyond the label count gives every label's score (faithfulness needs them)
         classifier = open_classifier(directory, opts.eval_device, runtime, top_k=ALL_LABELS)
-        scores, seconds = accuracy_by_group(classifier, test)
+        scores, seconds, labels[tier] = accuracy_by_group(classifier, test)
         entry: dict[str, Any] = {
             "measured": True,
             "directory": str(directory),
-            "layers": layers_of(teacher if tier.startswith("teacher") else student),
+            "layers": layers_of(teacher if tier.startswith("teacher") else student or directory),
             "weights_mb": round(weights_mb(directory), 1),
             "scores": scores,
             "predict_seconds": round(seconds, 2),
@@ -376,9 +391,29 @@ def run_one(
             if runtime == "torch":
                 faith["via model"] = faith_via_model(directory, texts, task, opts.eval_device)
             entry["faithfulness"][task] = faith
+        if tier.endswith("onnx-int8"):
+            entry.update(int8_agreement(directory, labels, tier))
         record["tiers"][tier] = entry
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
+
+
+def int8_agreement(
+    directory: Path, labels: dict[str, dict[str, list[str]]], tier: str
+) -> dict[str, Any]:
+    """An int8 tier's label agreement with its torch tier on the test split, and the export's
+    own record (settings, agreement on the validation texts, CPU) from its metrics.json."""
+    torch_tier = tier.replace("onnx-int8", "torch")
+    agreement = {
+        task: round(
+            sum(a == b for a, b in zip(ours, labels[torch_tier][task], strict=True)) / len(ours),
+            4,
+        )
+        for task, ours in labels[tier].items()
+        if torch_tier in labels
+    }
+    metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
+    return {"test_agreement_with_torch": agreement, "export": metrics.get("onnx_int8")}
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -438,6 +473,7 @@ def render(report: dict[str, Any]) -> str:
         f"- student: {report['settings']['student_layers']} encoder layers (the bottom ones), "
         "distilled from the teacher with the default weight and temperature",
         f"- ONNX int8: {report['onnx'] or 'available'}",
+        f"- CPU: {describe_cpu(report['machine']['cpu'])}",
         "",
     ]
     for name, data in report["datasets"].items():
@@ -473,6 +509,7 @@ def render(report: dict[str, Any]) -> str:
                     lines.append(
                         f"| {record['run']} | {tier} | {task} | " + " | ".join(cells) + " |"
                     )
+        lines += int8_lines(runs)
         times = "; ".join(
             f"{r['run']}: teacher {_seconds(r['train_seconds']['teacher'])}, "
             f"student {_seconds(r['train_seconds']['student'])}, whole run {r['seconds']:.0f} s"
@@ -482,8 +519,28 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def int8_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Each int8 tier's label agreement with its torch tier (test split, export's texts)."""
+    lines = ["", "int8 vs torch, same labels (test split; the export's validation texts):", ""]
+    for record in runs:
+        for tier, entry in record["tiers"].items():
+            if "test_agreement_with_torch" not in entry:
+                continue
+            export = entry.get("export") or {}
+            test = ", ".join(
+                f"{t} {100 * a:.1f} %" for t, a in entry["test_agreement_with_torch"].items()
+            )
+            own = export.get("label_agreement_with_torch", {})
+            valid = ", ".join(f"{t} {100 * a:.1f} %" for t, a in own.items()) or "n/a"
+            lines.append(
+                f"- {record['run']} {tier} ({export.get('settings')}): test {test}; "
+                f"validation ({export.get('validation_texts')} texts) {valid}"
+            )
+    return lines
+
+
 def _seconds(value: float | None) -> str:
-    return "given (--teacher-dir)" if value is None else f"{value:.0f} s"
+    return "given or not trained" if value is None else f"{value:.0f} s"
 
 
 def _faith_cell(faith: dict[str, Any] | None) -> str:
@@ -520,6 +577,14 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="results stem (.json, .md); default bench/results/fast_tier",
     )
     parser.add_argument("--reuse", action="store_true", help="keep finished models, resume others")
+    parser.add_argument(
+        "--no-student", action="store_true", help="teacher tiers only (quick int8 re-measurements)"
+    )
+    parser.add_argument(
+        "--no-trust",
+        action="store_true",
+        help="train without the faithfulness check and its retry (faithfulness_sample=0)",
+    )
     parser.add_argument(
         "--smoke",
         action="store_true",
@@ -566,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cpu": cpu_features(),
         },
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
         "onnx": tools[2],

@@ -4,16 +4,20 @@
 (dynamic batch and sequence axes; per task ``<task>.logits`` and ``<task>.attention``, the
 mean over the pooling heads), runs ONNX Runtime and torch on texts of different lengths and
 refuses the export if they differ beyond :data:`ATOL` + :data:`RTOL` x |torch|.  With
-``int8`` the verified fp32 graph is then quantised (dynamic, int8 weights); its labels may
-differ from torch's, so only its agreement is measured and written on the card.
+``int8`` the verified fp32 graph is then quantised (dynamic, int8 weights, settings in
+:mod:`models.fast.quantization`); its labels may differ from torch's, so their agreement
+on a validation set is measured on the exporting CPU, written on the card and in
+``metrics.json``, and the export is refused below :data:`MIN_AGREEMENT` (or the bar given).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import uuid
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +25,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from models.fast.int8_settings import (
+    CHOSEN,
+    MIN_AGREEMENT,
+    Int8Settings,
+    cpu_features,
+    describe_cpu,
+    settings_dict,
+)
 from models.fast.onnx_runtime import (
     INPUTS,
     ONNX_WEIGHTS,
@@ -32,6 +43,13 @@ from models.fast.onnx_runtime import (
     OnnxTextClassifier,
     output_names,
     session_options,
+)
+from models.fast.quantization import (
+    Int8Check,
+    check_agreement,
+    label_agreement,
+    quantize,
+    validation_texts,
 )
 from models.inference import pad, tokenize
 from models.modeling import AttentionClassifier
@@ -70,7 +88,7 @@ class Comparison:
     within_tolerance: bool
 
 
-class _Graph(nn.Module):
+class ExportGraph(nn.Module):
     """The classifier with flat outputs: per task, logits and the head-mean attention."""
 
     def __init__(self, model: AttentionClassifier) -> None:
@@ -89,13 +107,25 @@ class _Graph(nn.Module):
         return tuple(flat)
 
 
-def export_onnx(model_dir: Path, out_dir: Path, *, int8: bool = False, opset: int = 17) -> Path:
+def export_onnx(
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    int8: bool = False,
+    opset: int = 17,
+    min_agreement: float = MIN_AGREEMENT,
+    validation: Sequence[str] | None = None,
+    settings: Int8Settings = CHOSEN,
+) -> Path:
     """Export the torch model in ``model_dir`` to a self-contained ONNX model directory.
 
-    ``out_dir`` must be new, empty or an earlier ONNX export (which is replaced).  Raises
-    :class:`~models.saving.ModelDirError` for a directory that is not a torch model and
-    :class:`ExportMismatchError` when the fp32 graph differs from torch; no partial output
-    is left behind.  Returns ``out_dir``.
+    ``out_dir`` must be new, empty or an earlier ONNX export (which is replaced).  With
+    ``int8`` the graph is quantised with ``settings`` and its arg-max labels are compared
+    with torch's on ``validation`` (default: every seed text) on this CPU.  Raises
+    :class:`~models.saving.ModelDirError` for a directory that is not a torch model,
+    :class:`ExportMismatchError` when the fp32 graph differs from torch and
+    :class:`~models.fast.quantization.AgreementError` when a task's int8 agreement is below
+    ``min_agreement``; no partial output is left behind.  Returns ``out_dir``.
     """
     if read_config(model_dir).get("runtime") == RUNTIME:
         msg = f"{model_dir} is already an ONNX export; export from the torch model directory"
@@ -106,7 +136,7 @@ def export_onnx(model_dir: Path, out_dir: Path, *, int8: bool = False, opset: in
     log.info(
         "exporting %s@%s to ONNX (%s, opset %d)", loaded.info.name, loaded.info.version, kind, opset
     )
-    graph = _Graph(loaded.model).eval()
+    graph = ExportGraph(loaded.model).eval()
     # Built beside out_dir and moved into place only once verified and complete.
     work = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
@@ -114,18 +144,33 @@ def export_onnx(model_dir: Path, out_dir: Path, *, int8: bool = False, opset: in
         fp32 = work / "model.fp32.onnx"
         _trace(graph, loaded.tokenizer, loaded.info.max_length, fp32, opset)
         check = _verify(graph, fp32, loaded.tokenizer, loaded.info.max_length)
-        int8_check = None
+        int8_check = labels = None
         if int8:
-            _quantize(fp32, work / ONNX_WEIGHTS)
+            quantize(fp32, work / ONNX_WEIGHTS, settings)
             fp32.unlink()
             int8_check = _compare(
                 graph, work / ONNX_WEIGHTS, loaded.tokenizer, loaded.info.max_length
             )
-            log.info("int8 graph vs torch: %.0f %% same labels", 100 * int8_check.agreement)
+            texts = list(validation) if validation is not None else validation_texts()
+            labels = Int8Check(
+                settings,
+                label_agreement(
+                    graph,
+                    graph.tasks,
+                    work / ONNX_WEIGHTS,
+                    loaded.tokenizer,
+                    texts,
+                    loaded.info.max_length,
+                ),
+                len(texts),
+                min_agreement,
+                cpu_features(),
+            )
+            check_agreement(labels)
         else:
             fp32.rename(work / ONNX_WEIGHTS)
         _write_directory(
-            model_dir, work, loaded.tokenizer, int8=int8, opset=opset, checks=(check, int8_check)
+            model_dir, work, loaded.tokenizer, int8=labels, opset=opset, checks=(check, int8_check)
         )
         OnnxTextClassifier(work, threads=1)  # the finished directory opens: hashes agree
         if out_dir.exists():
@@ -160,7 +205,7 @@ def _check_target(model_dir: Path, out_dir: Path) -> None:
 
 
 def _trace(
-    graph: _Graph, tokenizer: PreTrainedTokenizerBase, max_length: int, path: Path, opset: int
+    graph: ExportGraph, tokenizer: PreTrainedTokenizerBase, max_length: int, path: Path, opset: int
 ) -> None:
     ids, mask, pool = pad(tokenize(tokenizer, TRACE_TEXTS, max_length), (0, 1), _pad_id(tokenizer))
     names = [name for task in graph.tasks for name in output_names(task)]
@@ -193,7 +238,7 @@ def _trace(
 
 
 def _verify(
-    graph: _Graph, path: Path, tokenizer: PreTrainedTokenizerBase, max_length: int
+    graph: ExportGraph, path: Path, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> Comparison:
     """:func:`_compare` the fp32 graph with torch; :class:`ExportMismatchError` if too far."""
     check = _compare(graph, path, tokenizer, max_length)
@@ -209,26 +254,8 @@ def _verify(
     return check
 
 
-def _quantize(fp32: Path, int8: Path) -> None:
-    """Dynamic quantisation: int8 weights per channel, activations quantised at run time.
-
-    Per channel, measured on the tiny test model (1,273 seed texts): 99.2 % of torch's
-    intent labels kept against 98.8 % per tensor (sentiment 100 % both), at the same size.
-    ORT's quant_pre_process changed nothing there, so it is not run.
-    """
-    root = logging.getLogger()
-    # onnxruntime.quantization logs every node it skips straight to the root logger (and
-    # suggests quant_pre_process, measured above to change nothing): keep that out of ours.
-    quiet = logging.Filter("onnxruntime.quantization")
-    root.addFilter(quiet)
-    try:
-        quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
-    finally:
-        root.removeFilter(quiet)
-
-
 def _compare(
-    graph: _Graph, path: Path, tokenizer: PreTrainedTokenizerBase, max_length: int
+    graph: ExportGraph, path: Path, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> Comparison:
     """Run torch and ONNX Runtime on :data:`VERIFY_TEXTS` and compare their outputs.
 
@@ -268,7 +295,7 @@ def _write_directory(
     work: Path,
     tokenizer: PreTrainedTokenizerBase,
     *,
-    int8: bool,
+    int8: Int8Check | None,
     opset: int,
     checks: tuple[Comparison, Comparison | None],
 ) -> None:
@@ -287,6 +314,7 @@ def _write_directory(
         "version": version,
         "runtime": RUNTIME,
         "quantization": "dynamic-int8" if int8 else "none",
+        **({"quantization_settings": settings_dict(int8.settings)} if int8 else {}),
         "source_name": source["name"],
         "source_version": source["version"],
         "opset": opset,
@@ -294,7 +322,11 @@ def _write_directory(
         "exported_with": {"torch": torch.__version__, "onnxruntime": ort.__version__},
     }
     write_json(work / "config.json", config)
-    kind = "dynamic int8 (int8 weights per channel, fp32 activations)" if int8 else "fp32"
+    if int8 is not None:
+        metrics_file = work / "metrics.json"
+        metrics = json.loads(metrics_file.read_text("utf-8")) if metrics_file.is_file() else {}
+        write_json(metrics_file, {**metrics, "onnx_int8": int8.as_json()})
+    kind = f"dynamic int8 ({int8.settings.describe()}, fp32 activations)" if int8 else "fp32"
     lines = [
         "## Runtime",
         "",
@@ -305,11 +337,16 @@ def _write_directory(
         f"The fp32 graph matched torch on {len(VERIFY_TEXTS)} verification texts: max |diff| "
         f"{fp32_check.logits:.1e} in logits, {fp32_check.attention:.1e} in attention weights.",
     ]
-    if int8_check is not None:
-        lines[-1] += (
-            f"  The int8 graph gave torch's label for {100 * int8_check.agreement:.0f} % of "
-            f"them (max |diff| {int8_check.logits:.1e} in logits)."
-        )
+    if int8_check is not None and int8 is not None:
+        lines[-1] += f"  The int8 graph: max |diff| {int8_check.logits:.1e} in logits."
+        shares = ", ".join(f"{t} {100 * a:.1f} %" for t, a in int8.agreement.items())
+        lines += [
+            "",
+            f"int8 label agreement with torch on {int8.texts} validation texts: {shares} "
+            f"(bar {100 * int8.min_agreement:g} %), measured on {describe_cpu(int8.cpu)}.  "
+            "The 7-bit weights keep this the same on CPUs without VNNI (AVX2, AVX-512): "
+            "docs/decisions/0011-int8-on-every-cpu.md.",
+        ]
     lines += ["", "The metrics above are the source model's, measured with torch."]
     card = model_dir / "README.md"
     text = card.read_text(encoding="utf-8").rstrip() if card.is_file() else f"# {name}"

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from models.fast.int8_settings import MIN_AGREEMENT
 from pipeline.cli.app import fail, state
+from pipeline.cli.model import FORMAT_HELP, examples_from
 
 if TYPE_CHECKING:
     from models.classifier import TextClassifier
@@ -40,10 +42,35 @@ def export_onnx_command(
         typer.Option(
             "--int8",
             help="Quantise the weights to int8 (dynamic quantisation, about 4x smaller); "
-            "labels may differ slightly from torch's (the agreement is on the card).",
+            "labels may differ slightly from torch's: their agreement on the validation texts "
+            "is measured on this CPU and written on the card and in metrics.json.",
         ),
     ] = False,
     opset: Annotated[int, typer.Option(min=14, help="ONNX opset of the graph.")] = 17,
+    min_agreement: Annotated[
+        float,
+        typer.Option(
+            "--min-agreement",
+            min=0.0,
+            help="With --int8: refuse (exit 2, nothing written) unless every task's int8 label "
+            "agrees with torch's on at least this share of the validation texts on this CPU.",
+        ),
+    ] = MIN_AGREEMENT,
+    validation_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--validation-data",
+            help="With --int8: labelled data whose texts measure the agreement (default: the "
+            "1,402 seed chats and headlines).",
+        ),
+    ] = None,
+    data_format: Annotated[
+        str, typer.Option("--data-format", help=f"Format of --validation-data: {FORMAT_HELP}")
+    ] = "csv",
+    split: Annotated[
+        str,
+        typer.Option("--split", help="Split of --validation-data (for data sets with several)."),
+    ] = "test",
 ) -> None:
     """Export a saved model to ONNX Runtime, verified against torch before it is written.
 
@@ -54,9 +81,14 @@ def export_onnx_command(
     from models.fast.onnx_export import export_onnx
     from models.saving import read_info
 
+    texts = None
+    if validation_data is not None:
+        texts = [e.text for e in examples_from(validation_data, data_format, split)]
     typer.echo(f"exporting {model_dir} to ONNX ({'int8' if int8 else 'fp32'}) ...")
     try:
-        path = export_onnx(model_dir, out, int8=int8, opset=opset)
+        path = export_onnx(
+            model_dir, out, int8=int8, opset=opset, min_agreement=min_agreement, validation=texts
+        )
         info = read_info(path)
     except (OSError, ValueError) as exc:
         fail(exc)

@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 from models.classifier import AttentionTextClassifier
 from models.data.loading import seed_examples
 from models.fast import onnx_export
+from models.fast.int8_settings import CHOSEN, INT8_FLAGS, MIN_AGREEMENT, cpu_features
 from models.fast.loading import open_classifier
 from models.fast.onnx_export import ExportMismatchError, export_onnx
 from models.fast.onnx_runtime import OnnxTextClassifier, read_onnx_info
+from models.fast.quantization import AgreementError
 from models.saving import ModelDirError, file_hash, read_info
 from pipeline.cli import app
 
@@ -32,9 +34,10 @@ TEXTS = [
     " ".join(["why has the transfer to my savings account still not arrived"] * 20),
 ]
 LONG = TEXTS[-1]
-#: int8 label agreement with torch, measured on the seed test set: 99.2 % intent and 100 %
-#: sentiment on the same tiny-model recipe; the bar leaves room for a retrained tiny model.
-INT8_AGREEMENT = 0.95
+#: int8 label agreement with torch on the seed test set, on whatever CPU runs the test: the
+#: export's own bar (MIN_AGREEMENT, on every seed text).  With the 7-bit weights the tiny
+#: model keeps it on AVX2-only CPUs too (bench/RESULTS.md, "int8 on every CPU").
+INT8_AGREEMENT = MIN_AGREEMENT
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +95,54 @@ def test_int8_predicts_normalised_weights_and_mostly_torch_labels(onnx_dirs, tor
         same = sum(r[task].label == q[task].label for r, q in zip(reference, quantised))
         agreement = same / len(texts)
         print(f"int8 vs torch, {task}: {agreement:.1%} same labels on {len(texts)} texts")
-        assert agreement >= INT8_AGREEMENT, (task, agreement)
+        assert agreement >= INT8_AGREEMENT, (task, agreement, cpu_features())
+
+
+def test_int8_records_its_settings_agreement_and_cpu(onnx_dirs, tiny_model):
+    config = json.loads((onnx_dirs[1] / "config.json").read_text())
+    assert config["quantization_settings"] == {
+        "weight_type": CHOSEN.weight_type,
+        "per_channel": CHOSEN.per_channel,
+        "reduce_range": CHOSEN.reduce_range,
+    }
+    metrics = json.loads((onnx_dirs[1] / "metrics.json").read_text())
+    source = json.loads((tiny_model / "metrics.json").read_text())
+    record = metrics.pop("onnx_int8")
+    assert metrics == source  # the torch model's own metrics are kept as they were
+    assert record["validation_texts"] == 1402  # every seed text
+    assert record["min_agreement"] == MIN_AGREEMENT
+    agreement = record["label_agreement_with_torch"]
+    assert set(agreement) == {"intent", "sentiment"}
+    assert all(MIN_AGREEMENT <= a <= 1 for a in agreement.values()), agreement
+    assert record["measured_on_cpu"] == cpu_features()
+    assert set(record["measured_on_cpu"]["flags"]) == set(INT8_FLAGS)
+    card = (onnx_dirs[1] / "README.md").read_text()
+    assert f"intent {100 * agreement['intent']:.1f} %" in card
+    assert "measured on" in card and "1402 validation texts" in card
+    assert "onnx_int8" not in json.loads((onnx_dirs[0] / "metrics.json").read_text())
+
+
+def test_int8_below_the_bar_is_refused_and_leaves_nothing(tiny_model, tmp_path):
+    # No graph can agree on more than every text: the refusal path on any CPU.
+    with pytest.raises(AgreementError, match=r"below the bar of 101 %; nothing was written"):
+        export_onnx(tiny_model, tmp_path / "out", int8=True, min_agreement=1.01)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="no validation texts"):
+        export_onnx(tiny_model, tmp_path / "out", int8=True, validation=[])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cpu_features_reads_the_int8_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    )
+    features = cpu_features(cpuinfo)
+    assert features["model"] == "AMD EPYC 7B13"
+    assert features["flags"] == {flag: flag == "avx2" for flag in INT8_FLAGS}
+    missing = cpu_features(tmp_path / "absent")
+    assert missing == {"model": None, "flags": dict.fromkeys(INT8_FLAGS)}
 
 
 def test_onnx_directory_has_its_own_identity(onnx_dirs, tiny_model):
@@ -173,3 +223,34 @@ def test_cli_exports_and_reports_errors(tiny_model, tmp_path):
     result = CliRunner().invoke(app, ["model", "export-onnx", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 2
     assert "not a saved attnwatch model" in result.stderr
+
+
+def test_cli_int8_export_measures_agreement_and_refuses_below_the_bar(tiny_model, tmp_path):
+    data = tmp_path / "validation.csv"
+    data.write_text(
+        "text,intent\nmy card was declined,card\nwhere is my transfer,transfer\nhello,other\n"
+    )
+    out = tmp_path / "int8"
+    command = ["model", "export-onnx", str(tiny_model), "--out", str(out), "--int8"]
+    result = CliRunner().invoke(app, [*command, "--validation-data", str(data)])
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert f"saved tiny-test-onnx-int8@{read_onnx_info(out).version}" in result.stdout
+    record = json.loads((out / "metrics.json").read_text())["onnx_int8"]
+    assert record["validation_texts"] == 3
+    refused = tmp_path / "refused"
+    result = CliRunner().invoke(
+        app,
+        [
+            "model",
+            "export-onnx",
+            str(tiny_model),
+            "--out",
+            str(refused),
+            "--int8",
+            "--min-agreement",
+            "1.01",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "below the bar of 101 %" in result.stderr and "nothing was written" in result.stderr
+    assert not refused.exists()
