@@ -250,3 +250,14 @@ def test_generated_set_is_redacted_and_lookalikes_kept():
             taken.append(sample.text)
     assert missed == []
     assert taken == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "filler", [" " * 20_000, "\t \t" * 5_000, " ." * 10_000, "one " * 5_000, "1 " * 10_000]
+)
+def test_long_runs_of_separators_and_number_words_stay_linear(filler):
+    # A run of spaces after number words once made the spelled-digit pattern backtrack
+    # quadratically (minutes for 20,000 spaces); the bound fails the test long before that.
+    text = f"one two three {filler}x card 4111 1111 1111 1111"
+    assert found(text)[-1] == ("CARD", "4111 1111 1111 1111")
