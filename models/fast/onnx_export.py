@@ -115,13 +115,15 @@ def export_onnx(
     opset: int = 17,
     min_agreement: float = MIN_AGREEMENT,
     validation: Sequence[str] | None = None,
+    validation_name: str = "given texts",
     settings: Int8Settings = CHOSEN,
 ) -> Path:
     """Export the torch model in ``model_dir`` to a self-contained ONNX model directory.
 
     ``out_dir`` must be new, empty or an earlier ONNX export (which is replaced).  With
     ``int8`` the graph is quantised with ``settings`` and its arg-max labels are compared
-    with torch's on ``validation`` (default: every seed text) on this CPU.  Raises
+    with torch's on ``validation`` (default: every seed text; ``validation_name`` says what
+    they are on the card) on this CPU.  Raises
     :class:`~models.saving.ModelDirError` for a directory that is not a torch model,
     :class:`ExportMismatchError` when the fp32 graph differs from torch and
     :class:`~models.fast.quantization.AgreementError` when a task's int8 agreement is below
@@ -152,6 +154,7 @@ def export_onnx(
                 graph, work / ONNX_WEIGHTS, loaded.tokenizer, loaded.info.max_length
             )
             texts = list(validation) if validation is not None else validation_texts()
+            name = validation_name if validation is not None else "seed chats and headlines"
             labels = Int8Check(
                 settings,
                 label_agreement(
@@ -163,6 +166,7 @@ def export_onnx(
                     loaded.info.max_length,
                 ),
                 len(texts),
+                name,
                 min_agreement,
                 cpu_features(),
             )
@@ -342,7 +346,8 @@ def _write_directory(
         shares = ", ".join(f"{t} {100 * a:.1f} %" for t, a in int8.agreement.items())
         lines += [
             "",
-            f"int8 label agreement with torch on {int8.texts} validation texts: {shares} "
+            f"int8 label agreement with torch on {int8.texts} validation texts "
+            f"({int8.validation}): {shares} "
             f"(bar {100 * int8.min_agreement:g} %), measured on {describe_cpu(int8.cpu)}.  "
             "The 7-bit weights keep this the same on CPUs without VNNI (AVX2, AVX-512): "
             "docs/decisions/0011-int8-on-every-cpu.md.",

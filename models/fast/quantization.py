@@ -61,6 +61,8 @@ class Int8Check:
     #: Per task: share of validation texts with torch's arg-max label.
     agreement: dict[str, float]
     texts: int
+    #: What the validation texts are (a file, "seed chats and headlines", ...).
+    validation: str
     min_agreement: float
     cpu: dict[str, object]
 
@@ -70,6 +72,7 @@ class Int8Check:
             "settings": settings_dict(self.settings),
             "label_agreement_with_torch": {t: round(a, 4) for t, a in self.agreement.items()},
             "validation_texts": self.texts,
+            "validation": self.validation,
             "min_agreement": self.min_agreement,
             "measured_on_cpu": self.cpu,
         }
@@ -127,8 +130,9 @@ def check_agreement(check: Int8Check) -> None:
         shares = ", ".join(f"{t} {100 * a:.1f} %" for t, a in low.items())
         msg = (
             f"the int8 graph ({check.settings.describe()}) gives torch's label for only "
-            f"{shares} of {check.texts} validation texts on this CPU "
+            f"{shares} of {check.texts} validation texts ({check.validation}) on this CPU "
             f"({describe_cpu(check.cpu)}), below the bar of {100 * check.min_agreement:g} %; "
-            "nothing was written (export fp32, or lower --min-agreement knowingly)"
+            "nothing was written.  Measure on texts like the ones it will serve "
+            "(--validation-data), export fp32, or lower --min-agreement knowingly"
         )
         raise AgreementError(msg)

@@ -60,8 +60,9 @@ def export_onnx_command(
         Path | None,
         typer.Option(
             "--validation-data",
-            help="With --int8: labelled data whose texts measure the agreement (default: the "
-            "1,402 seed chats and headlines).",
+            help="With --int8: labelled data whose texts measure the agreement: texts like the "
+            "ones the model will serve, e.g. its validation split (default: the 1,402 seed "
+            "chats and headlines, right for a model trained on the seed data).",
         ),
     ] = None,
     data_format: Annotated[
@@ -87,7 +88,13 @@ def export_onnx_command(
     typer.echo(f"exporting {model_dir} to ONNX ({'int8' if int8 else 'fp32'}) ...")
     try:
         path = export_onnx(
-            model_dir, out, int8=int8, opset=opset, min_agreement=min_agreement, validation=texts
+            model_dir,
+            out,
+            int8=int8,
+            opset=opset,
+            min_agreement=min_agreement,
+            validation=texts,
+            validation_name=str(validation_data),
         )
         info = read_info(path)
     except (OSError, ValueError) as exc:

@@ -110,6 +110,7 @@ def test_int8_records_its_settings_agreement_and_cpu(onnx_dirs, tiny_model):
     record = metrics.pop("onnx_int8")
     assert metrics == source  # the torch model's own metrics are kept as they were
     assert record["validation_texts"] == 1402  # every seed text
+    assert record["validation"] == "seed chats and headlines"
     assert record["min_agreement"] == MIN_AGREEMENT
     agreement = record["label_agreement_with_torch"]
     assert set(agreement) == {"intent", "sentiment"}
@@ -236,7 +237,7 @@ def test_cli_int8_export_measures_agreement_and_refuses_below_the_bar(tiny_model
     assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
     assert f"saved tiny-test-onnx-int8@{read_onnx_info(out).version}" in result.stdout
     record = json.loads((out / "metrics.json").read_text())["onnx_int8"]
-    assert record["validation_texts"] == 3
+    assert record["validation_texts"] == 3 and record["validation"] == str(data)
     refused = tmp_path / "refused"
     result = CliRunner().invoke(
         app,
