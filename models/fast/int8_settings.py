@@ -21,9 +21,12 @@ from pathlib import Path
 INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
 CPUINFO = Path("/proc/cpuinfo")
 #: Default bar of int8 label agreement with torch, every task, on the validation texts.
-#: The chosen settings measure 98.1-99.9 % (tiny model on the seed texts, MiniLM on Banking77,
-#: see :data:`CHOSEN`); the former settings on an AVX2-only CPU measured 87.7 % and are refused.
-MIN_AGREEMENT = 0.97
+#: The chosen settings measure 97.7-99.9 % (tiny model on the seed texts; MiniLM on Banking77's
+#: validation split, 300 texts, and test split; see :data:`CHOSEN`): 0.97 would sit within
+#: one standard error (0.9 points on 300 texts) of a sound export.  The former settings on an
+#: AVX2-only CPU measured 87.7 %, and a Banking77 model on out-of-domain seed texts 91.7 %:
+#: both refused.
+MIN_AGREEMENT = 0.95
 
 
 @dataclass(frozen=True)
