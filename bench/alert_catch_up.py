@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import random
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,7 +40,7 @@ from pipeline.store import open_store
 from pipeline.store.tables import events_table
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
-ATTENTION = json.dumps([{"word": "card", "weight": 0.5}, {"word": "declined", "weight": 0.5}])
+ATTENTION = [{"word": "card", "weight": 0.5}, {"word": "declined", "weight": 0.5}]
 
 
 def rows(
@@ -59,9 +59,9 @@ def rows(
                     "input_id": f"chat:{n}", "schema_version": 1, "kind": "chat",
                     "source_topic": "chat", "source_partition": n % 3, "source_offset": n,
                     "message_id": str(n), "conversation_id": f"c{n}", "channel": f"ch{scope}",
-                    "role": "customer", "tickers": "[]", "text": "my card was declined",
+                    "role": "customer", "tickers": [], "text": "my card was declined",
                     "sentiment_label": label, "sentiment_score": 0.8,
-                    "sentiment_top": "[]", "sentiment_attention": ATTENTION,
+                    "sentiment_top": [], "sentiment_attention": ATTENTION,
                     "model_name": "m", "model_version": "1", "tokenizer_hash": "h",
                     "event_time": at, "processed_time": datetime.now(UTC),
                     "model_latency_ms": 1.0, "end_to_end_latency_ms": 1.0,
@@ -81,6 +81,7 @@ def postgres() -> Iterator[str]:
     """A private PostgreSQL cluster (the tests' fixture code) and the URL of a fresh database."""
     import psycopg
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures
     from tests.fixtures.postgres import DATABASE, SUPERUSER, _Cluster, find_pg_bindir
 
     cluster = _Cluster(find_pg_bindir())

@@ -132,6 +132,12 @@ def alert_annotations(event: AlertEvent) -> dict[str, str]:
             else f"overall ({r.baseline_share:.0%} → {r.current_share:.0%})"
             for r in event.related
         )
+    if event.detected_at is not None:
+        # Event time vs when it was found: an alert from a backlog says it is late.
+        annotations["detected_at"] = event.detected_at.isoformat()
+        annotations["late"] = "true" if event.late else "false"
+        if event.detection_delay_s is not None:
+            annotations["detection_delay_s"] = f"{event.detection_delay_s:.0f}"
     return annotations
 
 

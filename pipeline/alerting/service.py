@@ -30,6 +30,8 @@ from pipeline.store.outbox import BASE_BACKOFF_S, Outbox
 
 log = logging.getLogger(__name__)
 
+#: How long ``run --idle-exit`` waits for an evaluation in progress before its final one.
+FINISH_JOIN_S = 300.0
 #: Sends one alert event: (key, JSON value).  Failures are logged, never raised.
 Publish = Callable[[bytes, bytes], None]
 
@@ -79,11 +81,11 @@ class Alerting:
         """Start evaluating every ``interval_s``."""
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float | None = None) -> None:
         """Stop the thread (its evaluation in progress finishes first, bounded)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=self._timeout_s)
+            self._thread.join(timeout=timeout_s if timeout_s is not None else self._timeout_s)
 
     def finish(self) -> list[AlertEvent]:
         """The input is over (``run --idle-exit``): evaluate up to the final watermark.
@@ -91,7 +93,8 @@ class Alerting:
         Stops the thread, evaluates every bucket holding an event, gives the lease up, and
         returns the events emitted (none if another replica holds the lease: it goes on).
         """
-        self.stop()
+        # An evaluation catching up on a backlog may take a while; it is bounded.
+        self.stop(FINISH_JOIN_S)
         if self._thread.is_alive():
             log.warning("alert evaluation still running; final evaluation skipped")
             return []

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from pipeline.alerting.detectors import DriftDetector, ShiftSettings
 from pipeline.alerting.evaluator import AlertSettings, Evaluator
 from pipeline.alerting.notify import Notifier, Receiver
+from pipeline.alerting.payloads import alert_annotations, slack_payload
 from pipeline.alerting.sliding import Sliding
 from pipeline.alerting.windows import Window, read_buckets
 from pipeline.metrics import Metrics
@@ -64,6 +65,11 @@ def test_a_backlog_raises_the_alert_it_contains_once_marked_late(store):  # noqa
     assert firing.starts_at < resolved.ends_at < burst + timedelta(minutes=45 + 30)
     assert firing.late and resolved.late and "found late" in firing.summary
     assert firing.detection_delay_s > 20 * 3600
+    # Notifications say so: the summary, and the annotations beside it.
+    annotations = alert_annotations(firing)
+    assert annotations["late"] == "true" and "found late" in annotations["summary"]
+    assert int(annotations["detection_delay_s"]) > 20 * 3600
+    assert "found late" in slack_payload(firing).model_dump_json()
     assert seen == events
     # Nothing more: the next evaluation has no new closed bucket.
     assert make(store).evaluate(T0 + timedelta(hours=32, minutes=1)) == []
