@@ -136,7 +136,8 @@ def alert_lines(alerts: list[dict[str, Any]]) -> list[str]:
         if related:
             lines.append(f"    also shifted (same episode): {escape(related)}")
         rising = ", ".join(
-            f"{r['word']} {r['baseline']:.0%}->{r['current']:.0%}"
+            f"{r['word']} {r['baseline']:.1%}->{r['current']:.1%}"
+            + (f" (z {r['z']:.1f})" if r.get("z") is not None else "")
             for r in event.get("rising_words", [])[:5]
         )
         if rising:
