@@ -5,7 +5,7 @@ others wait.  Each evaluation reads every stream's watermark (:mod:`.watermark`:
 time up to which the store is complete) and evaluates each bucket that closed since the
 last one it evaluated, in event-time order, with the same windows, detectors, hysteresis
 and cool-down whether the bucket is a minute or a day old: a backlog, a backfill or a
-replay raises the alert it contains (see ``docs/decisions/0011-event-time-alerting.md``).
+replay raises the alert it contains (see ``docs/decisions/0012-event-time-alerting.md``).
 The last evaluated bucket and every scope's detector state are saved in the store
 (:mod:`pipeline.store.alert_state`) after each bucket that changed an episode and after
 each chunk, so a restart or a lease hand-over goes on where it stopped; a step replayed
