@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DURATION ?= 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test unit lint bench system-deps promtool browser kubectl clean
+.PHONY: install demo test unit lint docs bench system-deps promtool browser kubectl clean
 
 # torch first: the pinned CPU build lies on this machine's disk; a looser spec
 # resolved by pip would pull a multi-GB CUDA build.
@@ -22,6 +22,12 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/attnwatch --log-format console --log-level WARNING demo --duration $(DURATION)
+
+# The reference site (docs/, mkdocs.yml) into var/site; --strict fails on a broken link, a
+# missing anchor or a page left out of the nav. Never add -q: it hides the warnings that
+# --strict counts. NO_MKDOCS_2_WARNING silences material's end-of-life banner.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The throughput harness (issue 14): limit vs naive vs the run loop, one run, on the embedded
 # broker; results, plot and profile in bench/results/.
