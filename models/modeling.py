@@ -11,6 +11,7 @@ from torch import nn
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
 from models.attention import AttentionPooling
+from models.weight_files import refuse_pickle_weights
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,9 @@ class AttentionClassifier(nn.Module):
 
         Only safetensors weights are read (``use_safetensors=True``: transformers never
         unpickles ``pytorch_model.bin``); a local directory whose weights are only pickles
-        raises :class:`~models.saving.ModelFormatError` naming them.
+        raises :class:`~models.weight_files.ModelFormatError` naming them.
         """
         if Path(name_or_path).is_dir():
-            # Imported here: models.saving imports this module.
-            from models.saving import refuse_pickle_weights
-
             refuse_pickle_weights(Path(name_or_path), allow_beside_safetensors=True)
         encoder = AutoModel.from_pretrained(name_or_path, use_safetensors=True)
         return cls(encoder, tasks, dropout)

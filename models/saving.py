@@ -38,48 +38,14 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 from models.encoding import load_tokenizer, tokenizer_hash
 from models.modeling import AttentionClassifier, TaskSpec
 
+# The errors are part of this module's interface (callers catch models.saving.ModelDirError).
+from models.weight_files import ModelDirError as ModelDirError
+from models.weight_files import ModelFormatError as ModelFormatError
+from models.weight_files import refuse_pickle_weights
+
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CALIBRATION = "calibration.json"
-#: Endings of weight files written with pickle (torch.save, joblib, pickle): never loaded.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
-
-
-class ModelDirError(ValueError):
-    """The directory is not a complete saved attnwatch model."""
-
-
-class ModelFormatError(ModelDirError):
-    """Weights in a format attnwatch refuses to read: anything but safetensors."""
-
-
-def pickle_weight_files(directory: Path) -> list[Path]:
-    """The pickle-format weight files under ``directory`` (any depth), sorted."""
-    return sorted(
-        path
-        for path in directory.rglob("*")
-        if path.suffix.lower() in PICKLE_SUFFIXES and path.is_file()
-    )
-
-
-def refuse_pickle_weights(directory: Path, *, allow_beside_safetensors: bool = False) -> None:
-    """Raise :class:`ModelFormatError` naming the pickle weight files under ``directory``.
-
-    With ``allow_beside_safetensors`` (an encoder from the Hugging Face layout, which often
-    ships both formats), pickles are tolerated when safetensors weights sit beside them:
-    the caller then loads only those.
-    """
-    pickles = pickle_weight_files(directory)
-    if not pickles:
-        return
-    if allow_beside_safetensors and any(directory.glob("*.safetensors")):
-        return
-    names = ", ".join(str(p.relative_to(directory)) for p in pickles)
-    msg = (
-        f"{directory}: refusing pickle weight file(s) {names}: attnwatch loads only "
-        "safetensors weights, because unpickling can run arbitrary code"
-    )
-    raise ModelFormatError(msg)
 
 
 @dataclass(frozen=True)

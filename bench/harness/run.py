@@ -20,10 +20,10 @@ from . import kafka_io
 from .child import run_in_child
 from .kafka_io import Topics
 from .limit import LimitResult, measure_limit
+from .machine import machine_details
 from .mix import Message, MixOptions, MixStats, build, describe, unit_texts
 from .naive import NaiveResult, run_naive, warm_up
 from .pipeline_run import BacklogRun, PipelinePlan, PipelineSide
-from .report import machine_details
 from .rss import peak_rss_bytes
 
 

@@ -28,8 +28,8 @@ from models.saving import (
     read_calibration,
     read_config,
     read_info,
-    refuse_pickle_weights,
 )
+from models.weight_files import refuse_pickle_weights
 
 ONNX_WEIGHTS = "model.onnx"
 RUNTIME = "onnx"

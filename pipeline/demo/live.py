@@ -8,7 +8,7 @@ runs beside the run loop) from the ``alerts`` table.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 from rich.console import Group
@@ -21,8 +21,16 @@ from pipeline.demo.day import SimulatedDay
 from pipeline.store import open_store, read_events
 from pipeline.store.alerts import AlertTable
 
-if TYPE_CHECKING:
-    from pipeline.demo.run import DemoOptions
+
+class Pace(Protocol):
+    """What the live view reads of the demo's options (``pipeline.demo.run.DemoOptions``).
+
+    A protocol, not an import: the run module imports this one to draw the view.
+    """
+
+    @property
+    def rate(self) -> float:
+        """Messages per second of the replay."""
 
 
 class ReplayProgress:
@@ -40,7 +48,7 @@ class ReplayProgress:
 def summary(
     settings: Settings,
     started: datetime,
-    options: DemoOptions,
+    options: Pace,
     progress: ReplayProgress,
     day: SimulatedDay,
 ) -> Group:
