@@ -31,11 +31,17 @@ log = logging.getLogger(__name__)
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 PARTITION_FETCH_MAX_BYTES = 1024 * 1024
 
-#: (topic, partition) -> offset
+#: (topic, partition) -> next offset to read, as Kafka commits it.  Defined here only.
 Offsets = dict[tuple[str, int], int]
 Partitions = set[tuple[str, int]]
 #: Called with the partitions being revoked (before) or assigned (after a rebalance).
 RebalanceCallback = Callable[[Partitions], None]
+
+
+def advance(into: Offsets, offsets: Offsets) -> None:
+    """Merge ``offsets`` into ``into``; a partition's offset only ever moves forward."""
+    for key, offset in offsets.items():
+        into[key] = max(into.get(key, 0), offset)
 
 
 class CommitError(Exception):

@@ -1,27 +1,73 @@
-"""The sink interface: what the checkpoint flushes before it commits offsets.
+"""The sink interface the checkpoint flushes, and the batching base class sinks share.
 
-A sink buffers records with ``add()`` and makes them durable with ``flush()``;
-the run loop never talks to a sink directly (see :mod:`pipeline.stream.checkpoint`).
+A sink takes records with ``add()`` and makes them durable with ``flush()``; the run loop
+never talks to a sink directly (see :mod:`pipeline.stream.checkpoint`).  As in Quix Streams'
+``BatchingSink``, :class:`BatchingSink` owns the per-partition batches: a sink says which
+records it takes (:meth:`BatchingSink.take`) and how to write one batch
+(:meth:`BatchingSink.write`); keeping a batch that failed for the next flush is the base
+class's job, so no sink re-implements buffer, flush and clear.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from abc import ABC, abstractmethod
+from typing import Generic, Protocol, TypeVar
 
 from pipeline.schema import DeadLetter, EnrichedEvent
+from pipeline.store.raw import RawDeadLetter, RawEvent
 
-Record = EnrichedEvent | DeadLetter
-#: (topic, partition) -> next offset to read, as Kafka commits it.
-Offsets = dict[tuple[str, int], int]
+#: What the run loop hands the checkpoint: redacted results, and (only where redaction
+#: changed something) the raw rows for the opt-in raw store.  A sink ignores kinds it does
+#: not take, so raw text goes nowhere but a sink that asks for it.
+Record = EnrichedEvent | DeadLetter | RawEvent | RawDeadLetter
+Item = TypeVar("Item")
 
 
 class Sink(Protocol):
-    """Somewhere results go: the store, the enriched topic, the dead-letter topic."""
+    """Somewhere results go: the store, the raw store, the enriched and dead-letter topics."""
 
     name: str
 
-    def add(self, record: Record) -> None:
-        """Buffer one record (a sink ignores kinds of record it does not take)."""
+    @property
+    def pending(self) -> int:
+        """Records added since the last successful flush."""
+
+    def add(self, record: Record, topic: str = "", partition: int = 0) -> None:
+        """Take one record from input ``(topic, partition)``; ignore kinds not taken."""
 
     def flush(self) -> None:
         """Durably write everything added since the last flush; raise if that fails."""
+
+
+class BatchingSink(ABC, Generic[Item]):
+    """Per-partition batches of the records a sink takes; a batch goes once written."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self._batches: dict[tuple[str, int], list[Item]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Records added since the last successful flush."""
+        return sum(len(batch) for batch in self._batches.values())
+
+    def add(self, record: Record, topic: str = "", partition: int = 0) -> None:
+        """Batch ``record`` under its input partition if this sink takes it."""
+        item = self.take(record)
+        if item is not None:
+            self._batches.setdefault((topic, partition), []).append(item)
+
+    def flush(self) -> None:
+        """Write every batch; one that fails is kept (with those after it) and re-raised."""
+        for key in list(self._batches):
+            self.write(self._batches[key])
+            del self._batches[key]
+
+    @abstractmethod
+    def take(self, record: Record) -> Item | None:
+        """What this sink keeps of ``record``; ``None`` for kinds it does not take."""
+
+    @abstractmethod
+    def write(self, batch: list[Item]) -> None:
+        """Durably write one partition's batch; raise (and write again later) if that fails."""

@@ -5,8 +5,9 @@ bytes, untouched, with the input's own key and headers, and the reason and
 source coordinates travel in extra ``attnwatch.*`` headers, so a fixed message
 can be replayed exactly (``attnwatch deadletter replay``).
 
-Both sinks keep every record added since their last *successful* flush: a flush
-that fails (broker away, timeout) raises and the next flush re-sends what was not
+Both sinks send each record as it is added and keep it (in the per-partition batches
+of :class:`~pipeline.sinks.base.BatchingSink`) until a flush has seen it acknowledged: a
+flush that fails (broker away, timeout) raises and the next flush re-sends what was not
 acknowledged.  The topics are at-least-once and keyed, so a re-sent duplicate is
 harmless.
 """
@@ -21,7 +22,7 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from pipeline.schema import DeadLetter, EnrichedEvent
-from pipeline.sinks.base import Record
+from pipeline.sinks.base import BatchingSink, Record
 
 #: Default bound on one flush: the producer's flush, then each acknowledgement.
 DEFAULT_TIMEOUT_S = 30.0
@@ -47,47 +48,53 @@ class _Outgoing:
     future: FutureRecordMetadata | None = None
 
 
-class _RetryableSender:
-    """Sends records at once and keeps them until a flush has seen every one acknowledged."""
+class _TopicSink(BatchingSink[_Outgoing]):
+    """Sends each record as it is added; a batch is written once every send is acknowledged."""
 
     def __init__(self, producer: KafkaProducer, timeout_s: float) -> None:
         if timeout_s <= 0:
             msg = f"timeout_s must be positive, got {timeout_s}"
             raise ValueError(msg)
+        super().__init__()
         self._producer = producer
         self._timeout_s = timeout_s
-        self._buffer: list[_Outgoing] = []
         self._sending = True
 
-    @property
-    def pending(self) -> int:
-        """Records added since the last successful flush."""
-        return len(self._buffer)
-
-    def add(self, record: _Outgoing) -> None:
-        self._buffer.append(record)
-        if self._sending:
-            try:
-                self._send(record)
-            except KafkaError:
-                # The broker is away (send blocks up to max_block_ms on metadata): stop
-                # sending until the next flush, which re-sends and raises if it still fails.
-                self._sending = False
+    def add(self, record: Record, topic: str = "", partition: int = 0) -> None:
+        """Batch ``record`` and send it at once (so the send overlaps the rest of the batch)."""
+        before = self.pending
+        super().add(record, topic, partition)
+        if self.pending == before or not self._sending:
+            return
+        try:
+            self._send(self._batches[(topic, partition)][-1])
+        except KafkaError:
+            # The broker is away (send blocks up to max_block_ms on metadata): stop
+            # sending until the next flush, which re-sends and raises if it still fails.
+            self._sending = False
 
     def flush(self) -> None:
-        """Re-send what failed before, wait (bounded) for every ack; raise the first failure."""
+        """Wait until every record added since the last successful flush is acknowledged.
+
+        Each wait (the producer's flush, then each ack) is bounded by ``timeout_s``.  On a
+        failure or timeout the first error is raised and every record is kept: the next
+        flush re-sends those that failed.
+        """
         self._sending = True
-        for record in self._buffer:
+        super().flush()
+
+    def write(self, batch: list[_Outgoing]) -> None:
+        """Re-send what failed before, wait (bounded) for every ack; raise the first failure."""
+        for record in batch:
             future = record.future
             # A send still in flight is waited for, not duplicated: the producer resolves
             # every send, as an ack or a failure, within its delivery timeout.
             if future is None or future.failed():
                 self._send(record)
         self._producer.flush(timeout=self._timeout_s)
-        for record in self._buffer:
+        for record in batch:
             if record.future is not None:
                 record.future.get(timeout=self._timeout_s)
-        self._buffer.clear()
 
     def _send(self, record: _Outgoing) -> None:
         record.future = None
@@ -100,7 +107,7 @@ class _RetryableSender:
         )
 
 
-class EnrichedTopicSink:
+class EnrichedTopicSink(_TopicSink):
     """Writes enriched events as JSON to the output topic, keyed by input id."""
 
     name = "enriched-topic"
@@ -108,37 +115,22 @@ class EnrichedTopicSink:
     def __init__(
         self, producer: KafkaProducer, topic: str, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> None:
+        super().__init__(producer, timeout_s)
         self._topic = topic
-        self._sender = _RetryableSender(producer, timeout_s)
 
-    @property
-    def pending(self) -> int:
-        """Records added since the last successful flush."""
-        return self._sender.pending
-
-    def add(self, record: Record) -> None:
-        """Send (asynchronously) if ``record`` is an enriched event."""
-        if isinstance(record, EnrichedEvent):
-            self._sender.add(
-                _Outgoing(
-                    self._topic,
-                    value=record.model_dump_json().encode("utf-8"),
-                    key=record.input_id.encode("utf-8"),
-                    headers=[],
-                )
-            )
-
-    def flush(self) -> None:
-        """Wait until every record added since the last successful flush is acknowledged.
-
-        Each wait (the producer's flush, then each ack) is bounded by ``timeout_s``.  On a
-        failure or timeout the first error is raised and every record is kept: the next
-        flush re-sends those that failed.
-        """
-        self._sender.flush()
+    def take(self, record: Record) -> _Outgoing | None:
+        """An enriched event, keyed by input id; other kinds are not for this topic."""
+        if not isinstance(record, EnrichedEvent):
+            return None
+        return _Outgoing(
+            self._topic,
+            value=record.model_dump_json().encode("utf-8"),
+            key=record.input_id.encode("utf-8"),
+            headers=[],
+        )
 
 
-class DeadLetterTopicSink:
+class DeadLetterTopicSink(_TopicSink):
     """Writes dead letters: the input's value, key and headers, the reason in more headers."""
 
     name = "deadletter-topic"
@@ -150,58 +142,43 @@ class DeadLetterTopicSink:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_value_bytes: int | None = None,
     ) -> None:
+        super().__init__(producer, timeout_s)
         self._topic = topic
-        self._sender = _RetryableSender(producer, timeout_s)
         self._max_value_bytes = max_value_bytes
 
-    @property
-    def pending(self) -> int:
-        """Records added since the last successful flush."""
-        return self._sender.pending
-
-    def add(self, record: Record) -> None:
-        """Send (asynchronously) if ``record`` is a dead letter.
+    def take(self, record: Record) -> _Outgoing | None:
+        """A dead letter as Kafka Connect writes one; other kinds are not for this topic.
 
         A value over ``max_value_bytes`` (an input rejected as ``too_large``) would fail every
         flush of this topic and block the partition: it is sent as null with the header
         ``attnwatch.value_omitted`` = its size; the store keeps the bytes for replay.
         """
-        if isinstance(record, DeadLetter):
-            value = record.raw
-            extra: list[tuple[str, bytes]] = []
-            if (
-                value is not None
-                and self._max_value_bytes is not None
-                and len(value) > self._max_value_bytes
-            ):
-                extra = [("attnwatch.value_omitted", str(len(value)).encode())]
-                value = None
-            if value is None and record.key is None:
-                # kafka-python refuses a record with neither key nor value (an assertion
-                # in send()); the attnwatch.value_null header still says it was null.
-                value = b""
-            self._sender.add(
-                _Outgoing(
-                    self._topic,
-                    value=value,
-                    key=record.key,
-                    headers=[*record.headers, *dead_letter_headers(record), *extra],
-                    timestamp_ms=(
-                        to_timestamp_ms(record.source_timestamp)
-                        if record.source_timestamp is not None
-                        else None
-                    ),
-                )
-            )
-
-    def flush(self) -> None:
-        """Wait until every record added since the last successful flush is acknowledged.
-
-        Each wait (the producer's flush, then each ack) is bounded by ``timeout_s``.  On a
-        failure or timeout the first error is raised and every record is kept: the next
-        flush re-sends those that failed.
-        """
-        self._sender.flush()
+        if not isinstance(record, DeadLetter):
+            return None
+        value = record.raw
+        extra: list[tuple[str, bytes]] = []
+        if (
+            value is not None
+            and self._max_value_bytes is not None
+            and len(value) > self._max_value_bytes
+        ):
+            extra = [("attnwatch.value_omitted", str(len(value)).encode())]
+            value = None
+        if value is None and record.key is None:
+            # kafka-python refuses a record with neither key nor value (an assertion
+            # in send()); the attnwatch.value_null header still says it was null.
+            value = b""
+        return _Outgoing(
+            self._topic,
+            value=value,
+            key=record.key,
+            headers=[*record.headers, *dead_letter_headers(record), *extra],
+            timestamp_ms=(
+                to_timestamp_ms(record.source_timestamp)
+                if record.source_timestamp is not None
+                else None
+            ),
+        )
 
 
 def dead_letter_headers(letter: DeadLetter) -> Headers:

@@ -1,61 +1,103 @@
 """The commit protocol: a batch is done only when every sink has durably flushed it.
 
-Modelled on Quix Streams' checkpoint: sinks accept records with ``add()``, the
-checkpoint calls every sink's ``flush()``, and only if all flushes succeed are
-the source offsets committed.  A crash between flush and commit means the batch
-is redelivered; sinks are keyed by input id (store) or tolerate duplicates
-(topics), so redelivery never creates duplicate rows.
+Modelled on Quix Streams' ``Checkpoint.commit``: sinks take records with ``add()``;
+:meth:`Checkpoint.commit` flushes every sink in order, checks that none still holds
+anything, and only then commits the source offsets.  A crash between flush and commit
+means the batch is redelivered; sinks are keyed by input id (store) or tolerate
+duplicates (topics), so redelivery never creates duplicate rows.
+
+Two threads use one checkpoint (see :mod:`pipeline.stream.runner`): the classify thread
+adds records and calls :meth:`Checkpoint.flush` (with retries, so a sink outage never
+stalls polling); the polling thread, which alone may touch the consumer, calls
+:meth:`Checkpoint.commit`, whose flush then finds nothing left to write.  A lock keeps
+the two apart.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
-from pipeline.sinks.base import Offsets, Record, Sink
+from consumers.source import Offsets, Partitions, advance
+from pipeline.errors import AttnwatchError
+from pipeline.sinks.base import Record, Sink
+
+
+class UnflushedError(AttnwatchError):
+    """A sink's flush returned but it still holds records: nothing is committed."""
 
 
 class Checkpoint:
-    """Owns "this batch is durably done": flush all sinks, then commit offsets."""
+    """Owns "this batch is durably done": flush all sinks in order, then commit offsets."""
 
-    def __init__(self, sinks: Sequence[Sink], commit: Callable[[Offsets], None]) -> None:
+    def __init__(self, sinks: Sequence[Sink], commit: Callable[[Offsets], bool]) -> None:
+        """Flush ``sinks`` in this order; ``commit`` is the source's offset commit.
+
+        ``commit`` returns False if the group rebalanced underneath and raises
+        :class:`~consumers.source.CommitError` if it may succeed when tried again.
+        """
         self._sinks = list(sinks)
         self._commit = commit
-        self._offsets: Offsets = {}
+        self._lock = threading.Lock()
+        #: Handled but not yet flushed.
+        self._pending: Offsets = {}
+        #: Flushed but not yet committed.
+        self._durable: Offsets = {}
 
     def add(self, record: Record, topic: str, partition: int, offset: int) -> None:
         """Hand a result to every sink and remember that its input offset is handled."""
-        for sink in self._sinks:
-            sink.add(record)
-        self.mark(topic, partition, offset)
+        with self._lock:
+            for sink in self._sinks:
+                sink.add(record, topic, partition)
+            advance(self._pending, {(topic, partition): offset + 1})
 
     def mark(self, topic: str, partition: int, offset: int) -> None:
         """Record an input offset as handled without producing a record."""
-        key = (topic, partition)
-        self._offsets[key] = max(self._offsets.get(key, 0), offset + 1)
+        with self._lock:
+            advance(self._pending, {(topic, partition): offset + 1})
 
-    @property
-    def pending(self) -> Offsets:
-        """Offsets that the next :meth:`commit` will commit."""
-        return dict(self._offsets)
+    def flush(self) -> Offsets:
+        """Flush every sink in order; return the offsets that are now durable.
 
-    def flush(self) -> None:
-        """Durably write everything added; raise if any sink fails.
-
-        Nothing is lost on failure: sinks keep what they could not write, and a later
-        flush writes it.
+        Raises what a sink raised, or :class:`UnflushedError`: nothing is lost, since sinks
+        keep what they could not write and the offsets stay pending for the next flush.
         """
-        for sink in self._sinks:
-            sink.flush()
+        with self._lock:
+            for sink in self._sinks:
+                sink.flush()
+            # As Quix checks that the producer has nothing left: a flush that returned
+            # while records are still unacknowledged must not let their offsets commit.
+            unflushed = [f"{s.name}: {s.pending}" for s in self._sinks if s.pending]
+            if unflushed:
+                msg = f"sinks still hold records after flushing ({', '.join(unflushed)})"
+                raise UnflushedError(msg)
+            done, self._pending = self._pending, {}
+            advance(self._durable, done)
+            return done
 
-    def take_offsets(self) -> Offsets:
-        """The offsets of everything added since the last take: call only after :meth:`flush`."""
-        offsets, self._offsets = self._offsets, {}
-        return offsets
+    def commit(self, owned: Partitions) -> bool | None:
+        """The commit protocol: flush every sink in order, then commit what is durable.
 
-    def commit(self) -> Offsets:
-        """Flush every sink, then commit; on any failure nothing is committed."""
+        Only offsets of partitions in ``owned`` are committed; the others are dropped (their
+        records go to the partition's new owner).  Returns ``None`` when there was nothing
+        to commit, else what the source's commit returned.  A failed flush commits nothing;
+        a failed commit keeps the offsets for the next call; both raise.
+        """
         self.flush()
-        offsets = self.take_offsets()
-        if offsets:
-            self._commit(offsets)
-        return offsets
+        with self._lock:
+            offsets = {k: v for k, v in self._durable.items() if k in owned}
+            self._durable = {}
+            if not offsets:
+                return None
+            try:
+                return self._commit(offsets)
+            except BaseException:
+                advance(self._durable, offsets)
+                raise
+
+    def forget(self, partitions: Partitions) -> None:
+        """Drop the offsets of revoked partitions: their records are the new owner's."""
+        with self._lock:
+            for offsets in (self._pending, self._durable):
+                for key in partitions & offsets.keys():
+                    del offsets[key]

@@ -13,7 +13,8 @@ Every input ends enriched or dead-lettered, never as an exception out of here:
 - sinks that fail (store or broker away) are retried with capped backoff, so a transient
   fault delays the batch instead of killing the process.
 
-What is returned is the offsets to commit; committing is the polling thread's job.
+Results go to the checkpoint, which this thread flushes; committing offsets is the polling
+thread's job (:meth:`Checkpoint.commit <pipeline.stream.checkpoint.Checkpoint.commit>`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 
 from kafka.errors import KafkaError
 
-from consumers.source import Offsets, SourceRecord
+from consumers.source import Offsets, SourceRecord, advance
 from models.classifier import Prediction, TextClassifier
 from models.long_text import Evidence
 from pipeline.errors import StoreError
@@ -43,11 +44,10 @@ from pipeline.schema import (
     decode,
 )
 from pipeline.schema import Limits as InputLimits
-from pipeline.sinks.raw import RawSink
 from pipeline.store.attempts import AttemptLog, Position
 from pipeline.store.dedup import StoredLookup
 from pipeline.store.raw import RawDeadLetter, RawEvent
-from pipeline.stream.checkpoint import Checkpoint
+from pipeline.stream.checkpoint import Checkpoint, UnflushedError
 from pipeline.stream.enrich import INTENT, SENTIMENT, classify_events, enrich
 from pipeline.stream.retry import Backoff, retry
 from pipeline.stream.sizing import fit_to_size
@@ -55,7 +55,9 @@ from pipeline.stream.sizing import fit_to_size
 log = logging.getLogger(__name__)
 
 #: Faults worth waiting out: the store or the broker unavailable or slow.
-TRANSIENT: tuple[type[BaseException], ...] = (StoreError, KafkaError, TimeoutError, OSError)
+TRANSIENT: tuple[type[BaseException], ...] = (
+    StoreError, KafkaError, TimeoutError, OSError, UnflushedError
+)
 Classified = tuple[Prediction, dict[str, Evidence]]
 
 
@@ -89,7 +91,7 @@ class Limits:
 
 
 class BatchProcessor:
-    """Decodes, classifies, enriches and flushes one batch; returns the offsets to commit."""
+    """Decodes, classifies, enriches and flushes one batch into the checkpoint."""
 
     def __init__(
         self,
@@ -106,10 +108,8 @@ class BatchProcessor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_sink_state: Callable[[str, bool, str], None] | None = None,
         privacy: PrivacyPolicy | None = None,
-        raw_sink: RawSink | None = None,
     ) -> None:
         self._privacy = privacy if privacy is not None else PrivacyPolicy()
-        self._raw_sink = raw_sink
         self._raw: dict[str, InputEvent] = {}
         self._classifier = classifier
         self._checkpoint = checkpoint
@@ -135,7 +135,10 @@ class BatchProcessor:
     def process(
         self, records: Sequence[SourceRecord], report: RunReport, abort: threading.Event
     ) -> Offsets:
-        """Handle ``records`` end to end; raises ``Abandoned`` only if ``abort`` is set."""
+        """Handle ``records`` end to end; the offsets now durable (the checkpoint commits them).
+
+        Raises ``Abandoned`` only if ``abort`` is set.
+        """
         self._metrics.batch_size.observe(len(records))
         received = self._clock()
         valid: list[tuple[SourceRecord, InputEvent]] = []
@@ -158,7 +161,7 @@ class BatchProcessor:
         earlier = self._begin([_position(r) for r, _ in valid], abort)
         fresh = [(r, e) for r, e in valid if _position(r) not in earlier]
         written = self._classify_and_add(fresh, report)
-        self._flush(abort, [_position(r) for r, _ in fresh], written, report)
+        durable = self._flush(abort, [_position(r) for r, _ in fresh], written, report)
         for record, event in valid:
             starts = earlier.get(_position(record))
             if starts is None:
@@ -166,28 +169,28 @@ class BatchProcessor:
             if starts >= self._limits.max_redeliveries:
                 detail = f"started {starts} times without finishing (the process died each time)"
                 self._dead_letter(record, DecodeError("redelivery_limit", detail), received, report)
-                self._flush(abort, [_position(record)], [], report)
+                advance(durable, self._flush(abort, [_position(record)], [], report))
                 continue
             # Alone, so that if it kills the process again, only its own count grows.
             self._start_one(_position(record), abort)
             written = self._classify_and_add([(record, event)], report)
-            self._flush(abort, [_position(record)], written, report)
-        offsets = self._checkpoint.take_offsets()
+            advance(durable, self._flush(abort, [_position(record)], written, report))
         self._raw.clear()
         report.batches += 1
-        return offsets
+        return durable
 
     def _redact(self, event: InputEvent) -> InputEvent:
         """What the classifier reads: the redacted event unless configured otherwise.
 
         The raw event stays in memory for this batch only (for ``classify_redacted=False``
-        and the opt-in raw store); nothing downstream of this point sees raw text unless
-        :meth:`PrivacyPolicy.redact_output` has rewritten it.
+        and the opt-in raw store, which takes it from the checkpoint as a
+        :class:`~pipeline.store.raw.RawEvent`); nothing downstream of this point sees raw
+        text unless :meth:`PrivacyPolicy.redact_output` has rewritten it.
         """
         redacted, counts = self._privacy.redact_event(event)
         for kind, n in counts.items():
             self._metrics.redactions.labels(kind).inc(n)
-        if counts and (self._raw_sink is not None or not self._privacy.classify_redacted):
+        if counts:
             self._raw[event.input_id] = event
         return redacted if self._privacy.classify_redacted else event
 
@@ -265,16 +268,16 @@ class BatchProcessor:
             )
             out = self._privacy.redact_output(out, event)
             raw = self._raw.get(event.input_id)
-            if self._raw_sink is not None and raw is not None:
-                self._raw_sink.keep_event(
-                    RawEvent(
-                        input_id=raw.input_id,
-                        kind=out.kind,
-                        conversation_id=out.conversation_id,
-                        text=raw.text,
-                        event_time=raw.ts,
-                    )
+            if raw is not None:
+                # For the opt-in raw store; the other sinks ignore raw rows.
+                raw_event = RawEvent(
+                    input_id=raw.input_id,
+                    kind=out.kind,
+                    conversation_id=out.conversation_id,
+                    text=raw.text,
+                    event_time=raw.ts,
                 )
+                self._checkpoint.add(raw_event, record.topic, record.partition, record.offset)
             fitted = fit_to_size(out, self._limits.max_message_bytes)
             if fitted is None:
                 detail = f"enriched record over max_message_bytes={self._limits.max_message_bytes}"
@@ -310,16 +313,20 @@ class BatchProcessor:
         finished: list[Position],
         written: Sequence[EnrichedEvent],
         report: RunReport,
-    ) -> None:
-        """Flush with retries, forget the finished records' counts, then count what is durable."""
+    ) -> Offsets:
+        """Flush with retries, forget the finished records' counts, then count what is durable.
+
+        Returns the offsets the flush made durable.
+        """
 
         def succeeded() -> None:
             if self._on_sink_state is not None:
                 self._on_sink_state("store", True, "")
                 self._on_sink_state("broker", True, "")
 
-        retry(self._checkpoint.flush, what="flush", retriable=TRANSIENT, stop=abort,
-              backoff=self._backoff, on_failure=self._sink_failed, on_success=succeeded)
+        durable = retry(self._checkpoint.flush, what="flush", retriable=TRANSIENT, stop=abort,
+                        backoff=self._backoff, on_failure=self._sink_failed,
+                        on_success=succeeded)
         if self._attempts is not None and finished:
             try:
                 self._attempts.finish(finished)
@@ -330,6 +337,7 @@ class BatchProcessor:
         done = self._clock()
         for out in written:
             self._count(out, done, report)
+        return durable
 
     def _sink_failed(self, exc: BaseException) -> None:
         if self._on_sink_state is not None:
@@ -348,10 +356,12 @@ class BatchProcessor:
         self, record: SourceRecord, error: DecodeError, received: datetime, report: RunReport
     ) -> None:
         kept = self._privacy.redact_bytes(record.value)
-        if self._raw_sink is not None and kept != record.value:
-            self._raw_sink.keep_dead_letter(
-                RawDeadLetter(record.topic, record.partition, record.offset, record.value, received)
+        if kept != record.value:
+            # For the opt-in raw store; the other sinks ignore raw rows.
+            raw = RawDeadLetter(
+                record.topic, record.partition, record.offset, record.value, received
             )
+            self._checkpoint.add(raw, record.topic, record.partition, record.offset)
         letter = DeadLetter(
             source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
             reason=error.reason,

@@ -16,6 +16,10 @@ So a slow model, a slow sink or a store outage never costs the group membership,
 with one batch in flight and at most one waiting, memory stays flat under overload
 (backpressure by pause/resume).  On a rebalance the batch in flight is finished and committed before
 the partitions go; on shutdown it is drained within ``shutdown_timeout_s``.
+
+*How* a batch is committed is :meth:`Checkpoint.commit
+<pipeline.stream.checkpoint.Checkpoint.commit>`; the runner only decides *when*: after
+each batch, at a rebalance, at shutdown, and again (with capped backoff) after a failure.
 """
 
 from __future__ import annotations
@@ -28,27 +32,30 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from consumers.source import CommitError, Offsets, Partitions, Source, SourceRecord
+from consumers.source import CommitError, Partitions, Source, SourceRecord
 from models.classifier import TextClassifier
 from models.saving import ModelInfo
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StoreError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy
 from pipeline.schema import Kind
 from pipeline.sinks.base import Sink
-from pipeline.sinks.raw import RawSink
 from pipeline.store.attempts import AttemptLog
 from pipeline.store.dedup import StoredLookup
 from pipeline.stream.batching import MicroBatcher
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT
 from pipeline.stream.model_watch import ModelWatcher
-from pipeline.stream.processing import BatchProcessor, Limits, RunReport
+from pipeline.stream.processing import TRANSIENT, BatchProcessor, Limits, RunReport
 from pipeline.stream.retry import Abandoned, Backoff
 
 __all__ = ["HealthReporter", "Limits", "RunReport", "Runner"]
 
 log = logging.getLogger(__name__)
+
+#: What a commit may fail with and succeed when tried again: the consumer's commit, or
+#: (only after an abandoned batch) a sink's flush.
+COMMIT_FAULTS: tuple[type[BaseException], ...] = (CommitError, *TRANSIENT)
 
 #: ``/readyz`` detail of a member that joined its group but got no partitions.
 IDLE_DETAIL = "0 partitions: idle standby (more members than partitions)"
@@ -72,17 +79,16 @@ class HealthReporter(Protocol):
 class _InFlight:
     """One batch on the classify thread (a daemon: a stuck model never blocks exit)."""
 
-    def __init__(self, work: Callable[[], Offsets]) -> None:
-        self.offsets: Offsets | None = None
+    def __init__(self, work: Callable[[], object]) -> None:
         self.error: BaseException | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(work,), name="classify")
         self._thread.daemon = True
         self._thread.start()
 
-    def _run(self, work: Callable[[], Offsets]) -> None:
+    def _run(self, work: Callable[[], object]) -> None:
         try:
-            self.offsets = work()
+            work()
         except BaseException as exc:  # noqa: BLE001 - handed to the polling thread
             self.error = exc
         finally:
@@ -114,7 +120,6 @@ class Runner:
         retry_backoff_max_s: float = 30.0,
         shutdown_timeout_s: float = 30.0,
         privacy: PrivacyPolicy | None = None,
-        raw_sink: RawSink | None = None,
         model_watch: ModelWatcher | None = None,
     ) -> None:
         tasks = [t.name for t in classifier.info.tasks]
@@ -125,7 +130,7 @@ class Runner:
         self._metrics = metrics
         self._health = health
         self._batcher = MicroBatcher(source, batch_max_size, batch_max_wait_s)
-        self._checkpoint = Checkpoint(sinks, self._commit_now)
+        self._checkpoint = Checkpoint(sinks, source.commit)
         self._processor = BatchProcessor(
             classifier=classifier,
             checkpoint=self._checkpoint,
@@ -139,7 +144,6 @@ class Runner:
             clock=clock,
             on_sink_state=self._report,
             privacy=privacy,
-            raw_sink=raw_sink,
         )
         self._model_watch = model_watch
         self._lag_interval_s = lag_interval_s
@@ -148,7 +152,6 @@ class Runner:
         self._inflight: _InFlight | None = None
         self._paused = False
         self._abort = threading.Event()
-        self._uncommitted: Offsets = {}
         self._commit_backoff = Backoff(0.5, retry_backoff_max_s)
         self._next_commit_try = 0.0
         #: Totals of the current (or last) :meth:`run`, readable while it runs.
@@ -163,8 +166,8 @@ class Runner:
         """Handle one batch synchronously end to end (sinks, then commit); for tools and tests."""
         report = report if report is not None else RunReport()
         if records:
-            offsets = self._processor.process(records, report, self._abort)
-            self._commit(offsets)
+            self._processor.process(records, report, self._abort)
+            self._commit(force=True)
         return report
 
     def run(
@@ -190,7 +193,7 @@ class Runner:
             if stop.is_set() and stop_deadline is None:
                 stop_deadline = time.monotonic() + self._shutdown_timeout_s
             if self._inflight is None:
-                self._retry_commit()
+                self._commit()
                 if stop.is_set():
                     break
                 self._swap_model()
@@ -210,7 +213,7 @@ class Runner:
                     if self._inflight is not None and not self._inflight.wait(2.0):
                         break
             self._measure_lag()
-        self._retry_commit(force=True)
+        self._commit(force=True)
         log.info(
             "run loop stopped",
             extra={
@@ -293,43 +296,30 @@ class Runner:
             return
         if inflight.error is not None:
             raise inflight.error
-        self._commit(inflight.offsets or {})
+        self._commit(force=True)
 
     def _resume(self) -> None:
         if self._paused:
             self._source.resume()
             self._paused = False
 
-    def _commit(self, offsets: Offsets) -> None:
-        self._keep(offsets)
-        self._retry_commit(force=True)
-
-    def _keep(self, offsets: Offsets) -> None:
-        """Merge into what is still to commit (offsets only move forward)."""
-        for key, offset in offsets.items():
-            self._uncommitted[key] = max(self._uncommitted.get(key, 0), offset)
-
-    def _retry_commit(self, force: bool = False) -> None:
-        if not self._uncommitted or (not force and time.monotonic() < self._next_commit_try):
+    def _commit(self, force: bool = False) -> None:
+        """Commit through the checkpoint now (``force``) or once the backoff allows."""
+        if not force and time.monotonic() < self._next_commit_try:
             return
-        owned = self._source.assignment()
-        offsets = {k: v for k, v in self._uncommitted.items() if k in owned}
-        self._uncommitted = {}
-        if offsets:
-            try:
-                self._commit_now(offsets)
-            except CommitError as exc:
-                self._keep(offsets)
-                self._next_commit_try = time.monotonic() + self._commit_backoff.next_wait()
-                self._metrics.commits.labels("failed").inc()
-                self._report("broker", False, str(exc)[:300])
-                return
+        try:
+            committed = self._checkpoint.commit(self._source.assignment())
+        except COMMIT_FAULTS as exc:
+            # Offsets stay in the checkpoint; the loop tries again after the backoff.
+            self._next_commit_try = time.monotonic() + self._commit_backoff.next_wait()
+            self._metrics.commits.labels("failed").inc()
+            component = "store" if isinstance(exc, StoreError) else "broker"
+            self._report(component, False, str(exc)[:300])
+            return
+        if committed is not None:
+            self._metrics.commits.labels("ok" if committed else "rebalanced").inc()
+            self._report("broker", True)
         self._commit_backoff.reset()
-
-    def _commit_now(self, offsets: Offsets) -> None:
-        ok = self._source.commit(offsets)
-        self._metrics.commits.labels("ok" if ok else "rebalanced").inc()
-        self._report("broker", True)
 
     def _on_revoked(self, partitions: Partitions) -> None:
         """Finish and commit the batch in flight while we still own its partitions."""
@@ -345,9 +335,9 @@ class Runner:
                 self._inflight = None
                 self._abort.clear()
                 self._resume()
-        self._retry_commit(force=True)
+        self._commit(force=True)
         self._batcher.drop(partitions)
-        self._uncommitted = {k: v for k, v in self._uncommitted.items() if k not in partitions}
+        self._checkpoint.forget(partitions)
         for topic, partition in partitions:
             try:
                 self._metrics.lag.remove(topic, str(partition))

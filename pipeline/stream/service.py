@@ -165,7 +165,6 @@ def service(
             retry_backoff_max_s=settings.retry_backoff_max_s,
             shutdown_timeout_s=settings.shutdown_timeout_s,
             privacy=privacy_policy(settings),
-            raw_sink=raw_sink,
             model_watch=model_watch,
         )
         log.info(

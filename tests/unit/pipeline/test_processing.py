@@ -34,7 +34,7 @@ class ListSink:
         self.flushed: list[Record] = []
         self.failures = 0
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, topic: str = "", partition: int = 0) -> None:
         self.pending.append(record)
 
     def flush(self) -> None:
