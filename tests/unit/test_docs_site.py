@@ -72,8 +72,8 @@ def break_anchor(docs: Path) -> str:
 
 
 def leave_a_page_out_of_the_nav(docs: Path) -> str:
-    (docs / "decisions" / "9999-not-in-the-nav.md").write_text("# 9999. Not in the nav\n")
-    return "9999-not-in-the-nav.md"
+    (docs / "not-in-the-nav.md").write_text("# Not in the nav\n", encoding="utf-8")
+    return "not-in-the-nav.md"
 
 
 def delete_a_page_in_the_nav(docs: Path) -> str:
@@ -112,3 +112,17 @@ def test_the_readme_is_a_front_door_whose_links_into_docs_resolve() -> None:
         if anchor and file.suffix == ".md":
             headings = re.findall(r"^#+ (.+)$", file.read_text(encoding="utf-8"), re.MULTILINE)
             assert anchor in {slugify(h, "-") for h in headings}, f"README: no #{anchor} in {path}"
+
+
+def test_a_new_decision_record_joins_the_nav_without_an_edit(tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(DOCS, copy / "docs")
+    shutil.copy(CONFIG, copy / "mkdocs.yml")
+    record = copy / "docs" / "decisions" / "9999-a-new-choice.md"
+    record.write_text("# 9999: A new choice\n\n## Context\nNone.\n", encoding="utf-8")
+    result = build(copy / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode == 0, result.stdout + result.stderr
+    home = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert 'href="decisions/9999-a-new-choice.html"' in home
+    assert "9999 A new choice" in home
+    assert not (tmp_path / "site" / "hooks").exists(), "the nav hook was published as a page"
