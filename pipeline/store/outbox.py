@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pipeline.backoff import capped_exponential_s
 from pipeline.store.engine import create_tables, insert_ignore, store_errors
 from pipeline.store.tables import JSONText, UTCDateTime
 
@@ -79,10 +80,7 @@ class OutboxRow:
 
 def backoff_s(failures: int, max_backoff_s: float, base_s: float = BASE_BACKOFF_S) -> float:
     """Delay before the next attempt after ``failures`` failed ones: base, 2x, 4x, ... capped."""
-    if failures < 1:
-        return 0.0
-    # The exponent is capped so a row failing for years cannot overflow a float.
-    return float(min(max_backoff_s, base_s * 2 ** min(failures - 1, 60)))
+    return capped_exponential_s(failures, base_s, max_backoff_s)
 
 
 class Outbox:

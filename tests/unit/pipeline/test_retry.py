@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from pipeline.backoff import capped_exponential_s
 from pipeline.stream.retry import Abandoned, Backoff, retry
 
 
@@ -52,3 +53,24 @@ def test_retry_does_not_swallow_bugs_and_stops_on_request():
 def test_backoff_rejects_nonsense():
     with pytest.raises(ValueError):
         Backoff(0, 1)
+
+
+def test_capped_exponential_never_overflows_and_starts_at_zero():
+    # tenacity's formula, shared by the outbox's due times: a fault lasting years stays capped.
+    assert capped_exponential_s(0, 1.0, 60.0) == 0.0
+    assert [capped_exponential_s(n, 1.0, 60.0) for n in (1, 2, 3, 7)] == [1.0, 2.0, 4.0, 60.0]
+    assert capped_exponential_s(10**6, 1.0, 60.0) == 60.0
+
+
+def test_a_stop_during_the_wait_abandons_without_another_try():
+    stop = threading.Event()
+    calls = []
+
+    def away():
+        calls.append(1)
+        stop.set()  # the shutdown arrives while the first failure is being handled
+        raise OSError("away")
+
+    with pytest.raises(Abandoned) as abandoned:
+        retry(away, what="t", retriable=(OSError,), stop=stop, backoff=Backoff(30.0, 30.0))
+    assert calls == [1] and isinstance(abandoned.value.__cause__, OSError)
