@@ -50,12 +50,12 @@ def serve(settings: Settings) -> None:
     and :class:`~pipeline.errors.StoreError` when the store cannot be opened.  Access logs
     are off: request lines carry the analysts' search text and filter values.
     """
-    check_bind(settings.dashboard_host, settings.dashboard_token)
+    check_bind(settings.dashboard.host, settings.dashboard.token)
     app = create_app(settings)
     uvicorn.run(
         app,
-        host=settings.dashboard_host,
-        port=settings.dashboard_port,
+        host=settings.dashboard.host,
+        port=settings.dashboard.port,
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
@@ -144,7 +144,7 @@ def report(
         settings = load_settings(config, store_url=store_url)
         configure_logging(settings.log_level, settings.log_format)
         window = report_window(since, until, datetime.now(UTC))
-        with open_store(settings.store_url) as store:
+        with open_store(settings.store.url) as store:
             document = build_report(store.engine, window, title=title)
     except (AttnwatchError, BadParameter) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

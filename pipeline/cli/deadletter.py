@@ -158,7 +158,7 @@ def _select(
 
 def _open() -> Store:
     try:
-        return open_store(state.settings.store_url)
+        return open_store(state.settings.store.url)
     except AttnwatchError as exc:
         fail(exc)
 
@@ -327,19 +327,19 @@ def replay_command(
             typer.echo(f"dry run: {len(sendable)} dead letters would be replayed")
             return
         try:
-            connection = settings.kafka()
+            connection = settings.kafka.connection()
         except AttnwatchError as exc:
             fail(exc)
         from consumers.producer import make_producer
 
         try:
-            producer = make_producer(connection, timeout_s=settings.io_timeout_s)
+            producer = make_producer(connection, timeout_s=settings.stream.io_timeout_s)
         except KafkaError as exc:
             fail(AttnwatchError(f"could not connect to Kafka: {exc}"))
         try:
-            acked, error = _send(producer, sendable, to_topic, settings.io_timeout_s)
+            acked, error = _send(producer, sendable, to_topic, settings.stream.io_timeout_s)
         finally:
-            producer.close(timeout=settings.io_timeout_s)
+            producer.close(timeout=settings.stream.io_timeout_s)
         try:
             store.mark_replayed(acked, datetime.now(UTC))
         except AttnwatchError as exc:

@@ -52,7 +52,7 @@ def explain_eval(
     else:
         texts = [e.text for e in examples_from(data, data_format, "test") if task in e.labels]
     try:
-        device = str(resolve_device(state.settings.device))
+        device = str(resolve_device(state.settings.model.device))
         results = run_eval(model, texts, task, seed=seed, limit=limit, device=device)
     except ValueError as exc:
         fail(exc)
@@ -83,7 +83,7 @@ def _explain_articles(
             found[:limit],
             task,
             seed=seed,
-            max_sentences=settings.max_sentences,
+            max_sentences=settings.stream.max_sentences,
             progress=True,
         )
     except (OSError, ValueError, AttnwatchError) as exc:

@@ -141,7 +141,7 @@ def _switch(model_dir: Path | None, link: Path | None) -> None:
     from pipeline.stream.service import load_classifier
 
     settings = state.settings
-    where = link or settings.model_dir
+    where = link or settings.model.dir
 
     def load(path: Path) -> TextClassifier:
         return load_classifier(settings, path)
@@ -154,7 +154,7 @@ def _switch(model_dir: Path | None, link: Path | None) -> None:
     typer.echo(f"{done.link} -> {done.target}: {done.info.name}@{done.info.version}{before}")
     typer.echo(
         "running loops swap to it between batches within model_watch_interval_s "
-        f"({settings.model_watch_interval_s:g} s) or at once on SIGHUP"
+        f"({settings.model.watch_interval_s:g} s) or at once on SIGHUP"
     )
     unfaithful = [t for t, ok in done.info.attention_faithful.items() if ok is False]
     if unfaithful:

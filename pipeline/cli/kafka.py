@@ -24,7 +24,11 @@ def broker(
     stop = stop_on_signals()
     try:
         with EmbeddedBroker(port=port) as running:
-            ensure_topics(running.connection, settings.topics(), partitions or settings.partitions)
+            ensure_topics(
+                running.connection,
+                settings.kafka.topics.names(),
+                partitions or settings.kafka.partitions,
+            )
             typer.echo(f"broker ready: --bootstrap-servers {running.bootstrap_servers}")
             while not stop.wait(1.0):
                 if not running.running:
@@ -44,7 +48,10 @@ def topics(
     settings = state.settings
     try:
         created = ensure_topics(
-            settings.kafka(), settings.topics(), partitions or settings.partitions, replication
+            settings.kafka.connection(),
+            settings.kafka.topics.names(),
+            partitions or settings.kafka.partitions,
+            replication,
         )
     except AttnwatchError as exc:
         fail(exc)
@@ -69,11 +76,11 @@ def replay_command(
         options = ScenarioOptions(
             count=count, shift=(0.4, 0.6) if shift else None, bad_rate=bad_rate
         )
-        connection = settings.kafka()
+        connection = settings.kafka.connection()
     except (ValueError, AttnwatchError) as exc:
         fail(exc)
     stop = stop_on_signals()
-    items = scenario(settings.topic_chat, settings.topic_news, options)
+    items = scenario(settings.kafka.topics.chat, settings.kafka.topics.news, options)
     started = time.monotonic()
     sent = replay(connection, items, rate=rate, total=count, stop=stop)
     typer.echo(f"sent {sent} messages in {time.monotonic() - started:.1f} s")

@@ -202,8 +202,8 @@ def train(
     settings = state.settings
     try:
         args = TrainingArgs(
-            output_dir=output or settings.model_dir,
-            encoder=encoder or settings.encoder,
+            output_dir=output or settings.model.dir,
+            encoder=encoder or settings.model.encoder,
             name=name,
             epochs=epochs,
             batch_size=batch_size,
@@ -228,7 +228,7 @@ def train(
             resume=resume,
             faithfulness_sample=faithfulness_sample,
             faithfulness_retry_entropy=faithfulness_retry_entropy,
-            device=settings.device,
+            device=settings.model.device,
         )
         result = train_model(args, data, data_format, test_data, val_data)
     except ValueError as exc:
@@ -320,7 +320,7 @@ def evaluate(
     examples = examples_from(data, data_format, split)
     folder = output or model / f"eval-{data.stem}"
     try:
-        reports = assess(model, examples, folder, device=state.settings.device)
+        reports = assess(model, examples, folder, device=state.settings.model.device)
     except (ModelDirError, ValueError) as exc:
         fail(exc)
     for task_name, report in reports.items():

@@ -80,16 +80,16 @@ def purge_command(
         fail(AttnwatchError("--conversation-id deletes regardless of age; drop the --*-days"))
     try:
         retention = Retention(
-            events_days=_pick(events_days, settings.retention_events_days),
-            dead_letters_days=_pick(dead_letters_days, settings.retention_dead_letters_days),
-            alerts_days=_pick(alerts_days, settings.retention_alerts_days),
+            events_days=_pick(events_days, settings.retention.events_days),
+            dead_letters_days=_pick(dead_letters_days, settings.retention.dead_letters_days),
+            alerts_days=_pick(alerts_days, settings.retention.alerts_days),
         )
     except ValueError as exc:
         fail(exc)
     verb = "would delete" if dry_run else "deleted"
     try:
-        raw = RawStore(settings.raw_store_url) if settings.raw_store_url and not dry_run else None
-        with open_store(settings.store_url) as store:
+        raw = RawStore(settings.store.raw_url) if settings.store.raw_url and not dry_run else None
+        with open_store(settings.store.url) as store:
             if conversation_id:
                 for wanted in dict.fromkeys(conversation_id):
                     report = forget_conversation(store.engine, wanted, dry_run=dry_run)
@@ -137,7 +137,7 @@ def migrate() -> None:
 
     settings = state.settings
     try:
-        version, tables = migrate_store(settings.store_url)
+        version, tables = migrate_store(settings.store.url)
     except AttnwatchError as exc:
         fail(exc)
     typer.echo(f"store schema version {version}: {', '.join(tables)}")

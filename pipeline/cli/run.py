@@ -46,17 +46,17 @@ def run(
 
     settings = state.settings
     if history is not None:
-        settings = settings.model_copy(update={"alert_history": history.value})
+        settings = settings.replace(alerts={"history": history.value})
     # The drain (shutdown_timeout_s), then the producer and the consumer close, each bounded
     # by io_timeout_s: the watchdog must not cut those closes short.
-    stop = stop_on_signals(settings.shutdown_timeout_s + 2 * settings.io_timeout_s)
+    stop = stop_on_signals(settings.stream.shutdown_timeout_s + 2 * settings.stream.io_timeout_s)
     metrics = Metrics()
     health = Health(metrics=metrics)
     try:
-        if settings.metrics_port:
+        if settings.stream.metrics_port:
             # Served before the model loads: /readyz says what is still missing.
-            metrics.serve(settings.metrics_port, settings.metrics_host, health)
-        connection = settings.kafka()
+            metrics.serve(settings.stream.metrics_port, settings.stream.metrics_host, health)
+        connection = settings.kafka.connection()
         with service(settings, connection, metrics=metrics, health=health) as svc:
             if svc.model_watch is not None:
                 # SIGHUP: look for a new model now rather than at the next interval.
@@ -96,21 +96,23 @@ def demo(
     from pipeline.demo.run import DemoOptions, run_demo
 
     settings = state.settings
-    if not (settings.model_dir / "config.json").is_file():
-        console.print(f"no model at {settings.model_dir}: training the default one on seed data")
+    if not (settings.model.dir / "config.json").is_file():
+        console.print(f"no model at {settings.model.dir}: training the default one on seed data")
         from models.training.training_args import TrainingArgs
         from pipeline.cli.model import train_model
 
         # The same path and defaults as `attnwatch train` with no options.
         result = train_model(
             TrainingArgs(
-                output_dir=settings.model_dir, encoder=settings.encoder, device=settings.device
+                output_dir=settings.model.dir,
+                encoder=settings.model.encoder,
+                device=settings.model.device,
             )
         )
-        console.print(f"trained in {result.seconds:.0f} s; card: {settings.model_dir}/README.md")
+        console.print(f"trained in {result.seconds:.0f} s; card: {settings.model.dir}/README.md")
         for task, trust in result.trust.items():
             console.print(f"  {task} attention: {trust.verdict} ({trust.reason})")
-    stop = stop_on_signals(settings.shutdown_timeout_s)
+    stop = stop_on_signals(settings.stream.shutdown_timeout_s)
     try:
         keep = sys.stdin.isatty() if hold is None else hold
         options = DemoOptions(duration, rate, count, shift, dashboard=dashboard, hold=keep)

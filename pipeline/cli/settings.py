@@ -2,7 +2,8 @@
 
 The effective settings are printed with every secret masked: ``SecretStr`` settings
 (SASL password, dashboard token), the password inside a store URL, and the path and
-query of alert receiver URLs (a Slack webhook's path is its credential).
+query of alert receiver URLs (a Slack webhook's path is its credential).  The view is
+nested like the settings (``kafka``, ``stream``, ``store``, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, TypeAdapter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -21,8 +22,8 @@ from pipeline.cli.app import app, state
 from pipeline.config import Settings, settings_markdown
 
 MASK = "**********"
-#: Settings holding a database URL, whose password is masked.
-URL_SETTINGS = ("store_url", "raw_store_url")
+#: ``store`` settings holding a database URL, whose password is masked.
+URL_SETTINGS = ("url", "raw_url")
 #: ``scheme://user:password@`` in a URL SQLAlchemy could not parse.
 _USERINFO_PASSWORD = re.compile(r"(?P<head>://[^/@:]*:)[^/@]*@")
 
@@ -45,36 +46,28 @@ def mask_receiver_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{hidden}"
 
 
-def mask_receivers(raw: str) -> str:
-    """``alert_receivers`` (a JSON list) with every receiver URL masked, still as JSON."""
-    try:
-        receivers = json.loads(raw)
-    except ValueError:
-        return MASK  # unparseable: it may still hold a webhook URL, so show none of it
-    if not isinstance(receivers, list):
-        return MASK
-    masked: list[Any] = []
-    for receiver in receivers:
-        if isinstance(receiver, dict):
-            receiver = dict(receiver)
-            if isinstance(receiver.get("url"), str):
-                receiver["url"] = mask_receiver_url(receiver["url"])
-            masked.append(receiver)
-        else:
-            masked.append(MASK)
-    return json.dumps(masked)
+def _mask_secrets(value: Any) -> Any:
+    """``value`` (a dumped model) with every ``SecretStr`` masked, recursively."""
+    if isinstance(value, BaseModel):
+        out: dict[str, Any] = {}
+        for name in type(value).model_fields:
+            item = getattr(value, name)
+            out[name] = MASK if isinstance(item, SecretStr) else _mask_secrets(item)
+        return out
+    if isinstance(value, list):
+        return [_mask_secrets(item) for item in value]
+    return TypeAdapter(Any).dump_python(value, mode="json")
 
 
 def masked_settings(settings: Settings) -> dict[str, Any]:
-    """The settings as JSON-ready values, every secret masked."""
-    values = settings.model_dump(mode="json")
-    for name in type(settings).model_fields:
-        if isinstance(getattr(settings, name), SecretStr):
-            values[name] = MASK
+    """The nested settings as JSON-ready values, every secret masked."""
+    values: dict[str, Any] = _mask_secrets(settings)
+    store = values["store"]
     for name in URL_SETTINGS:
-        if isinstance(values.get(name), str):
-            values[name] = mask_store_url(values[name])
-    values["alert_receivers"] = mask_receivers(settings.alert_receivers)
+        if isinstance(store.get(name), str):
+            store[name] = mask_store_url(store[name])
+    for receiver in values["alerts"]["receivers"]:
+        receiver["url"] = mask_receiver_url(str(receiver["url"]))
     return values
 
 

@@ -31,17 +31,17 @@ def dashboard_process(settings: Settings, log_file: Path) -> Iterator[str | None
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNWATCH_")}
     env.update(
         {
-            "ATTNWATCH_STORE_URL": settings.store_url,
-            "ATTNWATCH_MODEL_DIR": str(settings.model_dir),
-            "ATTNWATCH_DASHBOARD_HOST": settings.dashboard_host,
-            "ATTNWATCH_DASHBOARD_PORT": str(settings.dashboard_port),
+            "ATTNWATCH_STORE_URL": settings.store.url,
+            "ATTNWATCH_MODEL_DIR": str(settings.model.dir),
+            "ATTNWATCH_DASHBOARD_HOST": settings.dashboard.host,
+            "ATTNWATCH_DASHBOARD_PORT": str(settings.dashboard.port),
             "ATTNWATCH_LOG_FORMAT": "json",
         }
     )
-    if settings.dashboard_token is not None:
-        env["ATTNWATCH_DASHBOARD_TOKEN"] = settings.dashboard_token.get_secret_value()
+    if settings.dashboard.token is not None:
+        env["ATTNWATCH_DASHBOARD_TOKEN"] = settings.dashboard.token.get_secret_value()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    url = f"http://{settings.dashboard_host}:{settings.dashboard_port}/"
+    url = f"http://{settings.dashboard.host}:{settings.dashboard.port}/"
     with log_file.open("ab") as out:
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "dashboards"], env=env, stdout=out, stderr=out

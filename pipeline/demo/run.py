@@ -25,6 +25,7 @@ from consumers.connection import KafkaConnection
 from consumers.replay import replay
 from consumers.topics import ensure_topics
 from pipeline.config import Settings
+from pipeline.config_compat import is_set
 from pipeline.demo.dashboard import dashboard_process
 from pipeline.demo.day import DAY_S, SimulatedDay
 from pipeline.demo.live import ReplayProgress, summary
@@ -102,8 +103,7 @@ def demo_settings(settings: Settings, started: datetime) -> Settings:
         "alert_late_after_s": 2 * DAY_S,
         "store_url": f"sqlite:///{DEMO_STORE_DIR / started.strftime('%Y%m%dT%H%M%S_%fZ')}.db",
     }
-    keep = settings.model_fields_set
-    return settings.model_copy(update={k: v for k, v in scaled.items() if k not in keep})
+    return settings.replace(**{k: v for k, v in scaled.items() if not is_set(settings, k)})
 
 
 def _hold(console: Console, url: str) -> None:

@@ -19,7 +19,7 @@ from models.classifier import TextClassifier
 from models.fast.loading import open_classifier
 from models.saving import ModelDirError
 from pipeline.alerting.service import Alerting, alerting
-from pipeline.config import Settings
+from pipeline.config import ModelSettings, PrivacySettings, Settings
 from pipeline.errors import ConfigError, ModelError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy, Redactor
@@ -39,19 +39,19 @@ from pipeline.stream.runner import HealthReporter, Limits, Runner
 log = logging.getLogger(__name__)
 
 
-def load_classifier(settings: Settings, directory: Path | None = None) -> TextClassifier:
-    """Load the model at ``directory`` (default: ``settings.model_dir``); a clear error if absent.
+def load_classifier(
+    config: ModelSettings | Settings, directory: Path | None = None
+) -> TextClassifier:
+    """Load the model at ``directory`` (default: ``model.dir``); a clear error if absent.
 
-    Device, runtime and torch threads come from ``settings``.
+    Device, runtime and torch threads come from the ``model`` settings (the whole
+    :class:`Settings` is accepted too, for callers of 0.1).
     """
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    model = config.model if isinstance(config, Settings) else config
+    if model.torch_threads:
+        torch.set_num_threads(model.torch_threads)
     try:
-        return open_classifier(
-            directory or settings.model_dir,
-            settings.device,
-            settings.model_runtime,
-        )
+        return open_classifier(directory or model.dir, model.device, model.runtime)
     except ModelDirError as exc:
         msg = f"{exc} (train one with `attnwatch train`)"
         raise ModelError(msg) from exc
@@ -71,20 +71,18 @@ class Service:
     alerting: Alerting | None = None
 
 
-def privacy_policy(settings: Settings) -> PrivacyPolicy:
-    """The run loop's redaction from the settings; unknown kinds are a ConfigError."""
-    if not settings.redact:
+def privacy_policy(privacy: PrivacySettings) -> PrivacyPolicy:
+    """The run loop's redaction from the ``privacy`` settings; unknown kinds: ConfigError."""
+    if not privacy.redact:
         return PrivacyPolicy(redactor=None, deadletter_raw=True)
-    kinds = [k.strip().upper() for k in settings.redact_kinds.split(",") if k.strip()]
-    regions = [r.strip().upper() for r in settings.redact_phone_regions.split(",") if r.strip()]
     try:
-        redactor = Redactor(kinds, regions)
+        redactor = Redactor(privacy.kinds, privacy.phone_regions)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     return PrivacyPolicy(
         redactor=redactor,
-        classify_redacted=settings.classify_redacted,
-        deadletter_raw=settings.deadletter_raw,
+        classify_redacted=privacy.classify_redacted,
+        deadletter_raw=privacy.deadletter_raw,
     )
 
 
@@ -98,34 +96,36 @@ def service(
     health: HealthReporter | None = None,
 ) -> Iterator[Service]:
     """Build the run loop's parts and close them (source last, each bounded) on exit."""
-    watch = classifier is None and settings.model_watch_interval_s > 0
-    classifier = classifier or load_classifier(settings)
+    watch = classifier is None and settings.model.watch_interval_s > 0
+    classifier = classifier or load_classifier(settings.model)
     metrics = metrics or Metrics()
-    store = open_store(settings.store_url)
+    store = open_store(settings.store.url)
     producer = make_producer(
-        connection, max_message_bytes=settings.max_message_bytes, timeout_s=settings.io_timeout_s
+        connection,
+        max_message_bytes=settings.stream.max_message_bytes,
+        timeout_s=settings.stream.io_timeout_s,
     )
     source = KafkaSource(
         connection,
-        [settings.topic_chat, settings.topic_news],
-        settings.group_id,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
-        session_timeout_ms=settings.session_timeout_ms,
+        [settings.kafka.topics.chat, settings.kafka.topics.news],
+        settings.kafka.group_id,
+        max_poll_interval_ms=settings.kafka.max_poll_interval_ms,
+        session_timeout_ms=settings.kafka.session_timeout_ms,
         # kafka-python requires request.timeout.ms > session.timeout.ms.
         request_timeout_ms=max(
-            int(settings.io_timeout_s * 1000), settings.session_timeout_ms + 5000
+            int(settings.stream.io_timeout_s * 1000), settings.kafka.session_timeout_ms + 5000
         ),
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
     )
-    raw_store = RawStore(settings.raw_store_url) if settings.raw_store_url else None
+    raw_store = RawStore(settings.store.raw_url) if settings.store.raw_url else None
     raw_sink = RawSink(raw_store) if raw_store is not None else None
     model_watch = (
         ModelWatcher(
-            settings.model_dir,
+            settings.model.dir,
             classifier,
-            lambda path: load_classifier(settings, path),
+            lambda path: load_classifier(settings.model, path),
             metrics,
-            settings.model_watch_interval_s,
+            settings.model.watch_interval_s,
         )
         if watch
         else None
@@ -139,32 +139,34 @@ def service(
             # The opt-in raw store first, for the same reason.
             sinks=[
                 *([raw_sink] if raw_sink is not None else []),
-                EnrichedTopicSink(producer, settings.topic_enriched, settings.io_timeout_s),
+                EnrichedTopicSink(
+                    producer, settings.kafka.topics.enriched, settings.stream.io_timeout_s
+                ),
                 DeadLetterTopicSink(
                     producer,
-                    settings.topic_deadletter,
-                    settings.io_timeout_s,
-                    max_value_bytes=settings.max_message_bytes,
+                    settings.kafka.topics.deadletter,
+                    settings.stream.io_timeout_s,
+                    max_value_bytes=settings.stream.max_message_bytes,
                 ),
                 StoreSink(store),
             ],
-            topic_kinds={settings.topic_chat: "chat", settings.topic_news: "news"},
+            topic_kinds={settings.kafka.topics.chat: "chat", settings.kafka.topics.news: "news"},
             metrics=metrics,
-            batch_max_size=settings.batch_max_size,
-            batch_max_wait_s=settings.batch_max_wait_ms / 1000.0,
-            lag_interval_s=settings.lag_interval_s,
+            batch_max_size=settings.stream.batch_max_size,
+            batch_max_wait_s=settings.stream.batch_max_wait_ms / 1000.0,
+            lag_interval_s=settings.stream.lag_interval_s,
             attempts=AttemptLog(store.engine),
             lookup=StoredLookup(store.engine),
             limits=Limits(
-                max_redeliveries=settings.max_redeliveries,
-                max_sentences=settings.max_sentences,
-                max_message_bytes=settings.max_message_bytes,
+                max_redeliveries=settings.stream.max_redeliveries,
+                max_sentences=settings.stream.max_sentences,
+                max_message_bytes=settings.stream.max_message_bytes,
                 input=InputLimits.from_settings(settings),
             ),
             health=health,
-            retry_backoff_max_s=settings.retry_backoff_max_s,
-            shutdown_timeout_s=settings.shutdown_timeout_s,
-            privacy=privacy_policy(settings),
+            retry_backoff_max_s=settings.stream.retry_backoff_max_s,
+            shutdown_timeout_s=settings.stream.shutdown_timeout_s,
+            privacy=privacy_policy(settings.privacy),
             model_watch=model_watch,
         )
         log.info(
@@ -173,31 +175,31 @@ def service(
                 "model": classifier.info.name,
                 "model_version": classifier.info.version,
                 "store": store.url,
-                "group_id": settings.group_id,
+                "group_id": settings.kafka.group_id,
             },
         )
 
         def publish(key: bytes, value: bytes) -> None:
-            producer.send(settings.topic_alerts, key=key, value=value).get(
-                timeout=settings.io_timeout_s
+            producer.send(settings.kafka.topics.alerts, key=key, value=value).get(
+                timeout=settings.stream.io_timeout_s
             )
 
         retention = Retention(
-            events_days=settings.retention_events_days,
-            dead_letters_days=settings.retention_dead_letters_days,
-            alerts_days=settings.retention_alerts_days,
+            events_days=settings.retention.events_days,
+            dead_letters_days=settings.retention.dead_letters_days,
+            alerts_days=settings.retention.alerts_days,
         )
         owner = f"{socket.gethostname()}:{os.getpid()}"
         with (
-            alerting(settings, store.engine, metrics, publish=publish) as alerts,
-            retention_worker(store.engine, retention, settings.retention_interval_s, owner),
+            alerting(settings.alerts, store.engine, metrics, publish=publish) as alerts,
+            retention_worker(store.engine, retention, settings.retention.interval_s, owner),
         ):
             yield Service(runner, store, metrics, source, model_watch, alerts)
     finally:
         if model_watch is not None:
             model_watch.close()
-        producer.close(timeout=settings.io_timeout_s)
-        source.close(timeout_s=settings.io_timeout_s)
+        producer.close(timeout=settings.stream.io_timeout_s)
+        source.close(timeout_s=settings.stream.io_timeout_s)
         store.close()
         if raw_store is not None:
             raw_store.close()

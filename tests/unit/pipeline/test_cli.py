@@ -80,7 +80,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 def test_config_shows_settings_and_rejects_bad_values(tmp_path):
     shown = json.loads(attnwatch("--store-url", "sqlite:///x.db", "config").stdout)
-    assert shown["store_url"] == "sqlite:///x.db"
+    assert shown["store"]["url"] == "sqlite:///x.db"
     bad = attnwatch("--bootstrap-servers", "nohost", "config", check=False)
     assert bad.exit_code == 2 and "host:port" in bad.stderr
 
