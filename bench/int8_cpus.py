@@ -12,7 +12,7 @@ saturating ``vpmaddubsw``).  Only ORT's inference is emulated; the child reports
 CPUID features it saw.  The table gives, per setting and CPU, the share of texts with
 torch's label, the accuracy against the data set's gold labels and the largest logit
 difference from the same graph run natively (0 where the int8 arithmetic is exact on both
-CPUs).  ``--only A,B`` measures only the settings whose names contain A or B.
+CPUs).  ``--only A --only B`` measures only the settings whose names contain A or B.
 
 Data: ``seed`` is every seed text (the export's default validation set); ``banking77`` the
 test split; ``phrasebank`` the held-out fold 0 of ``bench/fast_tier.py``.  ``--limit N``
@@ -213,9 +213,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="seeded sample of the texts")
     parser.add_argument("--emulate", default=None, help="QEMU CPU model, e.g. Haswell")
     parser.add_argument("--out", type=Path, default=None, help="results stem (.json, .md)")
-    parser.add_argument("--only", default="", help="comma-separated parts of setting names")
+    parser.add_argument(
+        "--only", action="append", default=[], help="part of a setting's name (repeatable)"
+    )
     opts = parser.parse_args(argv)
-    opts.only = [o for o in opts.only.split(",") if o]
     opts.started = datetime.now(UTC)
     report = measure(opts)
     text = render(report)

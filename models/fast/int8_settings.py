@@ -54,7 +54,7 @@ class Int8Settings:
 #:   with bit-identical logits (the int8 arithmetic is exact on both CPUs); U8U8 per
 #:   channel 99.1 / 99.9 % on both.
 #: - MiniLM teacher, 1,000 Banking77 test texts, VNNI: before 98.9 % (accuracy 89.2), this
-#:   98.1 % (89.2), U8U8 98.7 % (89.4) but ORT took 15.9 s against 3.4 s (U8U8 has no VNNI
+#:   98.1 % (89.2), U8U8 98.7 % (89.4) but ORT took 2.2-4.7 x as long (U8U8 has no VNNI
 #:   kernel), reduce_range per tensor 94.1 %.
 #: So reduce_range per channel: the same labels on every x86-64 CPU at U8S8 speed.
 CHOSEN = Int8Settings(weight_type="QInt8", per_channel=True, reduce_range=True)
