@@ -231,3 +231,36 @@ def test_counts_left_by_a_crash_after_the_store_commit_are_cleared(classifier, t
         report = RunReport()
         proc.process([record], report, threading.Event())
         assert report.skipped == 1 and log.counts() == {}
+
+
+def test_raw_rows_reach_the_raw_store_as_an_ordinary_sink(classifier):
+    from pipeline.privacy import PrivacyPolicy
+    from pipeline.sinks.raw import RawSink
+
+    class RawStore:
+        def __init__(self) -> None:
+            self.events: list = []
+            self.letters: list = []
+
+        def write(self, events, letters) -> None:
+            self.events += events
+            self.letters += letters
+
+    raw_store, sink = RawStore(), ListSink()
+    checkpoint = Checkpoint([RawSink(raw_store), sink], lambda offsets: True)  # type: ignore[arg-type]
+    proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
+                          topic_kinds={"chat": "chat"}, metrics=Metrics(),
+                          tasks=["intent", "sentiment"], privacy=PrivacyPolicy())
+    secret = "jane.doe@example.com"
+    bad = SourceRecord("chat", 0, 1, None, f'{{"text": "{secret}"'.encode(), 0)
+    records = [chat(0, f"my card was declined, write to {secret}"), bad, chat(2, "hi")]
+    offsets = proc.process(records, RunReport(), threading.Event())
+    assert offsets == {("chat", 0): 3}
+    assert [(e.input_id, secret in e.text) for e in raw_store.events] == [("chat:m0", True)]
+    assert [(d.offset, secret.encode() in (d.value or b"")) for d in raw_store.letters] == [
+        (1, True)
+    ]
+    events, letters = by_type(sink)
+    assert len(events) == 2 and len(letters) == 1
+    assert not any(secret in e.model_dump_json() for e in events)
+    assert secret.encode() not in (letters[0].raw or b"")
