@@ -10,16 +10,14 @@ never dropped).  A thread per receiver keeps a hanging receiver from delaying th
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from pipeline.alerting.model import AlertEvent
@@ -203,60 +201,48 @@ class NotifierWorker:
                 self._stopping.wait(self._poll_interval_s)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Refuse redirects: urllib would turn a redirected POST into a GET without the body."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: Any,
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
+# One client for every receiver thread (httpx clients are thread-safe and pool connections).
+# Redirects are not followed: a redirected webhook is a misconfiguration to see, not to chase.
+_client = httpx.Client(follow_redirects=False, headers={"User-Agent": _USER_AGENT})
 
 
 def post_json(url: str, payload: Any, timeout_s: float) -> str | None:
     """POST ``payload`` as JSON; ``None`` on a 2xx answer, else why it failed.
 
-    ``timeout_s`` bounds connecting and each read; a redirect counts as a failure.
+    ``timeout_s`` bounds connecting, writing and each read; a redirect counts as a failure.
     The reason never contains the URL (Slack's URLs are secrets).
     """
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    # Receiver URLs are validated as http(s) (Receiver.url), so no file: or custom scheme.
-    request = urllib.request.Request(  # noqa: S310
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT},
-    )
     try:
-        with _opener.open(request, timeout=timeout_s) as response:
-            response.read(MAX_RESPONSE_BYTES)
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        detail = _first_line(exc)
-        return f"HTTP {exc.code}" + (f": {detail}" if detail else "")
-    except urllib.error.URLError as exc:
-        return f"unreachable: {exc.reason}"
-    except TimeoutError:
+        with _client.stream(
+            "POST",
+            url,
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=httpx.Timeout(timeout_s),
+        ) as response:
+            head = _read_at_most(response, MAX_RESPONSE_BYTES)
+            status = response.status_code
+    except httpx.TimeoutException:
         return f"timed out after {timeout_s:g} s"
-    except (OSError, http.client.HTTPException) as exc:
+    except httpx.ConnectError as exc:
+        return f"unreachable: {exc}"
+    except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"
     if 200 <= status < 300:
         return None
-    return f"HTTP {status}"
+    # The first line of an error response's body: Slack says what was wrong there.
+    lines = head[:200].decode("utf-8", "replace").strip().splitlines()
+    return f"HTTP {status}" + (f": {lines[0]}" if lines else "")
 
 
-def _first_line(exc: urllib.error.HTTPError) -> str:
-    """The first line of an error response's body (Slack says what was wrong there)."""
-    try:
-        lines = exc.read(200).decode("utf-8", "replace").strip().splitlines()
-    except (OSError, http.client.HTTPException, AttributeError):
-        return ""
-    return lines[0] if lines else ""
+def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body; a receiver streaming forever cannot fill memory."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]

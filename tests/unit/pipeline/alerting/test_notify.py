@@ -25,6 +25,7 @@ from pipeline.alerting.payloads import (
 )
 from pipeline.errors import StoreError
 from pipeline.store.engine import create_engine, normalise_url
+from pipeline.store.migrate import migrate
 from pipeline.store.outbox import Message, Outbox, backoff_s
 
 # Field names of Alertmanager's webhook payload, version 4 (Alertmanager's configuration docs).
@@ -114,7 +115,9 @@ def receivers() -> Iterator[Callable[..., Recorder]]:
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/store.db"
+    url = f"sqlite:///{tmp_path}/store.db"
+    migrate(url)  # the schema is Alembic's; nothing creates tables on first use
+    return url
 
 
 @pytest.fixture
@@ -271,8 +274,9 @@ def test_a_failing_receiver_gets_the_alert_exactly_once_after_retries(
     Notifier(outbox, [receiver], "http://x").notify(event())
     worker = workers(outbox, [receiver])
     wait_for(lambda: outbox.rows()[0].delivered_at is not None)
-    time.sleep(0.2)  # room for a wrong extra send to show up
-    worker.stop(5)
+    assert worker.stop(5)  # every POST the worker made has been answered and recorded
+    # Nothing of the receiver's is due any more, so no extra send can follow.
+    assert outbox.claim("flaky", 10, lease_s=1) == []
 
     assert [s for *_, s in flaky.posts] == [500, 500, 500, 200]
     assert len(flaky.bodies(200)) == 1
@@ -336,10 +340,11 @@ def test_a_restarted_worker_delivers_what_was_pending(
         outbox = Outbox(second_engine)
         (pending,) = outbox.rows(undelivered_only=True)
         assert pending.last_error is not None and pending.last_error.startswith("HTTP 503")
-        workers(outbox, [Receiver(name="oncall", url=up.url, timeout_s=2)])
+        second = workers(outbox, [Receiver(name="oncall", url=up.url, timeout_s=2)])
         wait_for(lambda: len(up.posts) == 1)
         wait_for(lambda: outbox.rows()[0].delivered_at is not None)
-        time.sleep(0.1)
+        assert second.stop(5)
+        assert outbox.claim("oncall", 10, lease_s=1) == []
         assert len(up.posts) == 1
         assert up.bodies()[0]["alerts"][0]["labels"]["alert_id"] == event().alert_id
     finally:
@@ -428,12 +433,22 @@ def test_redirects_and_unreachable_receivers_are_failures(
 ) -> None:
     moved = receivers(statuses=[302])
     assert post_json(moved.url, {"a": 1}, 2) == "HTTP 302: boom"
+    assert len(moved.posts) == 1  # the redirect was not followed
     unreachable = receivers()
     url = unreachable.url
     unreachable.close()
     error = post_json(url, {"a": 1}, 2)
     assert error is not None and error.startswith("unreachable")
     assert "127.0.0.1" not in error
+
+
+def test_a_hanging_receiver_is_a_failure_within_its_timeout(
+    receivers: Callable[..., Recorder],
+) -> None:
+    slow = receivers(hang=threading.Event())
+    began = time.monotonic()
+    assert post_json(slow.url, {"a": 1}, 0.3) == "timed out after 0.3 s"
+    assert time.monotonic() - began < 5  # bounded by the timeout, not by the receiver
 
 
 def test_receivers_accept_only_http_urls() -> None:
