@@ -5,7 +5,8 @@ Reads the store through ``pipeline.store`` (the engine and the row conversion of
 own ``corrections`` table and indexes.  May import ``pipeline``, ``consumers`` and
 ``models``; nothing imports this package.  Subpackages: ``data`` (reads and writes of the
 store, no web framework) and ``web`` (routes, pages, charts, live updates, access).  Here:
-``cli`` (serving it; the report command), ``report`` (the self-contained HTML report),
-``command`` (the ``attnwatch`` script: the pipeline's commands plus these), ``screenshots``
-(the README's pictures), ``grafana/`` (the operators' dashboard).
+``cli`` (serving it, also on a thread for the demo; the report command), ``report`` (the
+self-contained HTML report), ``screenshots`` (the README's pictures), ``grafana/`` (the
+operators' dashboard).  The ``attnwatch`` package (the composition root) registers the
+commands on the one CLI.
 """

@@ -1,15 +1,20 @@
-"""Serving the dashboard (``serve(settings)``, the Typer command ``dashboard``) and ``report``.
+"""Serving the dashboard (``serve``, ``serving`` on a thread, ``dashboard``) and ``report``.
 
-``python -m dashboards`` runs the command; the ``attnwatch`` CLI can register
-:func:`dashboard` as a command (it takes its own ``--config``, ``--store-url`` and
-``--model-dir``, since it cannot see another app's global options) or call
-:func:`serve` with the settings it already has.  The bind is checked before anything is
-opened: a non-loopback ``dashboard_host`` without ``dashboard_token`` is refused.
+The composition root (``attnwatch``) registers these commands on the one CLI, calls
+:func:`serve` with the settings it already has, and hands :func:`serving` to the demo.
+:func:`dashboard` takes its own ``--config``, ``--store-url`` and ``--model-dir``.  The
+bind is checked before anything is opened: a non-loopback ``dashboard.host`` without
+``dashboard.token`` is refused.
 :func:`report` writes the self-contained HTML summary of :mod:`dashboards.report`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -21,12 +26,18 @@ from dashboards.data.filters import WINDOWS, BadParameter, Window, parse_time, p
 from dashboards.report import build_report
 from dashboards.web.app import create_app
 from dashboards.web.auth import check_bind
-from pipeline.config import Settings, load_settings
+from pipeline.config import (
+    DashboardSettings,
+    ModelSettings,
+    Settings,
+    StoreSettings,
+    load_settings,
+)
 from pipeline.errors import AttnwatchError
 from pipeline.logs import configure_logging
 from pipeline.store import open_store
 
-#: Options shared by the commands here and by ``dashboards.command``.
+#: Options shared by the commands here and by the root CLI (``attnwatch.cli``).
 ConfigOption = Annotated[
     Path | None, typer.Option(help="TOML file of settings (also ATTNWATCH_CONFIG).")
 ]
@@ -41,6 +52,9 @@ PortOption = Annotated[int | None, typer.Option(min=1, max=65535, help="Port to 
 
 #: Seconds uvicorn waits for open requests (live streams) when asked to stop.
 GRACEFUL_SHUTDOWN_S = 5
+#: How long the dashboard may take to start serving beside the demo (store, model card).
+START_TIMEOUT_S = 60.0
+log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
@@ -60,6 +74,50 @@ def serve(settings: Settings) -> None:
         log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+
+
+@contextlib.contextmanager
+def serving(
+    dashboard: DashboardSettings, store: StoreSettings, model: ModelSettings
+) -> Iterator[str | None]:
+    """Serve the dashboard on a uvicorn thread in this process; yield its URL.
+
+    The demo's :data:`~pipeline.demo.dashboard.DashboardServer`.  Yields ``None`` (and
+    logs why) when the server did not start within :data:`START_TIMEOUT_S`; stops the
+    server (bounded by :data:`GRACEFUL_SHUTDOWN_S`) when the block exits.
+    """
+    check_bind(dashboard.host, dashboard.token)
+    app = create_app(Settings.model_construct(dashboard=dashboard, store=store, model=model))
+    config = uvicorn.Config(
+        app,
+        host=dashboard.host,
+        port=dashboard.port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    server = uvicorn.Server(config)
+
+    def run() -> None:
+        try:
+            server.run()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind (port in use)
+            log.warning("dashboard server stopped", extra={"exit": exc.code})
+
+    # uvicorn installs signal handlers only on the main thread: the demo's own stay.
+    thread = threading.Thread(target=run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        thread.join(0.05)
+    url = f"http://{dashboard.host}:{dashboard.port}/"
+    if not server.started:
+        log.warning("dashboard did not start", extra={"url": url})
+    try:
+        yield url if server.started else None
+    finally:
+        server.should_exit = True
+        thread.join(GRACEFUL_SHUTDOWN_S + 5.0)
 
 
 def dashboard(

@@ -1,4 +1,8 @@
-"""``python -m pipeline.cli``: the same as the ``attnwatch`` script."""
+"""``python -m pipeline.cli``: the pipeline's commands alone (kept for one release).
+
+Use ``attnwatch`` or ``python -m attnwatch``: the one CLI, with ``dashboard``, ``report``
+and the demo's dashboard.
+"""
 
 from pipeline.cli import app
 

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from pipeline.config import Settings, load_settings
+from pipeline.demo.dashboard import DashboardServer
 from pipeline.errors import AttnwatchError
 from pipeline.logs import configure_logging
 
@@ -29,6 +30,8 @@ log = logging.getLogger("attnwatch")
 
 class _State:
     settings: Settings
+    #: Serves the dashboard beside ``demo``; set by the composition root (``attnwatch``).
+    dashboard: DashboardServer | None = None
 
 
 state = _State()

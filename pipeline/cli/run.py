@@ -116,7 +116,7 @@ def demo(
     try:
         keep = sys.stdin.isatty() if hold is None else hold
         options = DemoOptions(duration, rate, count, shift, dashboard=dashboard, hold=keep)
-        run_demo(settings, options, Console(), stop)
+        run_demo(settings, options, Console(), stop, dashboard=state.dashboard)
     except AttnwatchError as exc:
         fail(exc)
     except KeyboardInterrupt:

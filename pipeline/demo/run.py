@@ -26,7 +26,7 @@ from consumers.replay import replay
 from consumers.topics import ensure_topics
 from pipeline.config import Settings
 from pipeline.config_compat import is_set
-from pipeline.demo.dashboard import dashboard_process
+from pipeline.demo.dashboard import DashboardServer
 from pipeline.demo.day import DAY_S, SimulatedDay
 from pipeline.demo.live import ReplayProgress, summary
 from pipeline.demo.scenario import ScenarioOptions, scenario
@@ -113,7 +113,7 @@ def _hold(console: Console, url: str) -> None:
         raise KeyboardInterrupt
 
     # The drain handlers (``stop_on_signals``) exit at once on a second signal, which
-    # would orphan the dashboard process; here a signal just ends the wait.
+    # would cut the dashboard thread short; here a signal just ends the wait.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     console.print(f"replay done; the dashboard stays up at {url}: Ctrl-C to stop")
@@ -143,8 +143,12 @@ def run_demo(
     options: DemoOptions,
     console: Console,
     stop: threading.Event | None = None,
+    dashboard: DashboardServer | None = None,
 ) -> RunReport:
     """Run the demo until ``duration_s`` passes, the stream is drained, or ``stop`` is set.
+
+    ``dashboard`` serves the analyst dashboard beside the run loop (given by the
+    composition root, which may import ``dashboards``); ``None``: no dashboard.
 
     ``stop`` is set by SIGTERM/SIGINT (see ``pipeline.cli.app.stop_on_signals``): the run
     loop then drains its batch and commits before the broker goes away.
@@ -181,18 +185,21 @@ def run_demo(
         with open_store(settings.store_url):
             pass  # the tables exist before the dashboard opens the store
         board = (
-            dashboard_process(settings, log_dir / "dashboard.log")
-            if options.dashboard
+            dashboard(settings.dashboard, settings.store, settings.model)
+            if options.dashboard and dashboard is not None
             else contextlib.nullcontext(None)
         )
-        with board as dashboard_url, service(
-            settings, connection, classifier=classifier, metrics=metrics, health=health
-        ) as svc:
-            if options.dashboard:
+        with (
+            board as dashboard_url,
+            service(
+                settings, connection, classifier=classifier, metrics=metrics, health=health
+            ) as svc,
+        ):
+            if options.dashboard and dashboard is not None:
                 console.print(
                     f"[bold]dashboard[/] {dashboard_url}"
                     if dashboard_url
-                    else "[yellow]dashboard did not start[/]: see var/logs/dashboard.log"
+                    else "[yellow]dashboard did not start[/]: see the log"
                 )
 
             def loop() -> None:

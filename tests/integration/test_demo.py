@@ -50,7 +50,7 @@ def demo_command(model_dir, store_url: str | None, port: int, *options: str) -> 
     return [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "attnwatch",
         "--model-dir",
         str(model_dir),
         *store,
@@ -73,7 +73,7 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
         tiny_model, store_url, port, "--duration", "90", "--count", "4000", "--rate", "200"
     )
     board = free_port()
-    env = {**os.environ, "ATTNWATCH_DASHBOARD_PORT": str(board)}
+    env = {**os.environ, "ATTNWATCH_DASHBOARD__PORT": str(board)}
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
     )

@@ -2,7 +2,7 @@
 
 Commands run in-process through Typer's ``CliRunner`` (a subprocess would import
 torch and transformers again, seconds per call); one test still starts
-``python -m pipeline.cli`` so the entry point itself stays tested.
+``python -m attnwatch`` (the composition root) so the entry point itself stays tested.
 """
 
 import json
@@ -13,7 +13,7 @@ import sys
 import pytest
 from typer.testing import CliRunner, Result
 
-from pipeline.cli import app
+from attnwatch.cli import app
 
 COMMANDS = [
     "broker",
@@ -28,6 +28,8 @@ COMMANDS = [
     "demo",
     "config",
     "alerts",
+    "dashboard",
+    "report",
 ]
 
 
@@ -42,7 +44,7 @@ def attnwatch(*args: str, check: bool = True) -> Result:
 def test_top_level_help_lists_every_command():
     # The one real subprocess: the entry point itself, with every command module registered.
     process = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--help"],
+        [sys.executable, "-m", "attnwatch", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -1,18 +1,22 @@
-"""The ``attnwatch`` command: the pipeline's commands plus ``dashboard`` and ``report``.
+"""The one ``attnwatch`` command line: the pipeline's commands plus the dashboard's.
 
-The console script points here.  ``pipeline`` may not import ``dashboards`` (data flows
-up into the dashboards, never back), so the two command sets are put together at the top,
-in this module; ``python -m pipeline.cli`` still runs the pipeline's commands alone.
+``pipeline.cli`` holds the pipeline's commands and the global options (they load the
+settings); ``dashboards.cli`` holds ``dashboard`` and ``report``.  Neither may import
+the other's direction, so they meet here, and here the demo is given the dashboard to
+serve on a thread (``dashboards.cli.serving``).
 """
 
 from __future__ import annotations
 
-from dashboards.cli import HostOption, PortOption, report, serve
+from dashboards.cli import HostOption, PortOption, report, serve, serving
 from pipeline.cli import app
 from pipeline.cli.app import fail, state
 from pipeline.errors import AttnwatchError
 
 __all__ = ["app"]
+
+# `attnwatch demo` serves the dashboard in its own process, on a uvicorn thread.
+state.dashboard = serving
 
 
 @app.command("dashboard")
@@ -24,7 +28,7 @@ def dashboard_command(
 
     Reads the store and model given by the global options (``--store-url``,
     ``--model-dir``).  The token comes only from the environment or the config file
-    (``ATTNWATCH_DASHBOARD_TOKEN``), never a flag, which other users could read in ``ps``.
+    (``ATTNWATCH_DASHBOARD__TOKEN``), never a flag, which other users could read in ``ps``.
     """
     update: dict[str, object] = {}
     if host is not None:
@@ -40,6 +44,3 @@ def dashboard_command(
 # The report takes its own --store-url (and --config): it is also run on its own, e.g. from
 # cron, where no global options are given.
 app.command("report")(report)
-
-if __name__ == "__main__":
-    app()

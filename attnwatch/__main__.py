@@ -1,0 +1,5 @@
+"""``python -m attnwatch``: the same as the ``attnwatch`` console script."""
+
+from attnwatch.cli import app
+
+app()
