@@ -3,7 +3,7 @@
 A correction records who changed which task's label of which stored event, from what to
 what, and when.  Rows are only ever added: the newest correction of an event's task is
 its label from then on, and the older ones stay as the history.  The table lives beside
-``events`` in the analyst store and is created by the dashboard on start; it holds no
+``events`` in the analyst store (defined in :mod:`pipeline.store.dashboard_tables`); it holds no
 message text (the export joins it with ``events``), only ids, labels and analyst names.
 
 :meth:`CorrectionTable.labelled` is the training file ``attnwatch train --data`` reads
@@ -23,34 +23,14 @@ from sqlalchemy.engine import Engine
 
 from dashboards.data.filters import MAX_PARAMETER_CHARS, BadParameter
 from models.data.loading import TASK_COLUMNS
-from pipeline.store.engine import create_tables, store_errors
-from pipeline.store.tables import UTCDateTime, events_table
+from pipeline.store.dashboard_tables import corrections_table
+from pipeline.store.engine import store_errors
+from pipeline.store.tables import events_table
 
 #: Tasks a correction can change (the labelled-CSV columns).
 TASKS = TASK_COLUMNS
 #: Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters).
 _IN_CHUNK = 500
-
-_metadata = sa.MetaData()
-corrections_table = sa.Table(
-    "corrections",
-    _metadata,
-    # BIGSERIAL on PostgreSQL; SQLite only auto-numbers a column typed exactly INTEGER.
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
-    sa.Column("input_id", sa.Text, nullable=False),
-    sa.Column("task", sa.Text, nullable=False),
-    sa.Column("old_label", sa.Text),
-    sa.Column("new_label", sa.Text, nullable=False),
-    sa.Column("analyst", sa.Text, nullable=False),
-    sa.Column("created_time", UTCDateTime, nullable=False),
-    sa.Index("ix_corrections_input_id", "input_id"),
-)
-
 
 @dataclass(frozen=True)
 class Correction:
@@ -110,12 +90,10 @@ def _correction(row: sa.Row[tuple[object, ...]]) -> Correction:
 
 
 class CorrectionTable:
-    """Reads and writes the ``corrections`` table (created on first use)."""
+    """Reads and writes the ``corrections`` table (``attnwatch migrate`` creates it)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with store_errors("corrections table"):
-            create_tables(engine, _metadata)
 
     def add(
         self,

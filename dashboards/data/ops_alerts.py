@@ -10,9 +10,10 @@ Alertmanager itself decides what is current: an alert that fires again after it 
 resolved (Prometheus restored its ``for`` state after ``resolve_timeout``) keeps its
 ``startsAt`` and must show as firing again.
 
-The table sits in the analyst store beside ``corrections`` and, like it, is created by
-the dashboard on start, so every replica and every restart sees the same alerts.  Rows
-are small: labels and annotations as JSON text, each value cut to
+The table sits in the analyst store beside ``corrections`` (both defined in
+:mod:`pipeline.store.dashboard_tables`, created by ``attnwatch migrate``), so every
+replica and every restart sees the same alerts.  Rows are small: labels and annotations as
+JSON text, each value cut to
 :data:`MAX_VALUE_CHARS` (these alerts carry no message text).  After each notification
 the table keeps at most :data:`MAX_ROWS` rows, in the same transaction: firing alerts
 first, then resolved ones, each by the most recently notified; the rest are deleted.  A
@@ -30,13 +31,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from pipeline.alerting.payloads import AlertmanagerAlert, AlertmanagerWebhook
-from pipeline.store.engine import create_tables, store_errors
-from pipeline.store.tables import UTCDateTime
+from pipeline.store.dashboard_tables import ops_alerts_table
+from pipeline.store.engine import insert_on_conflict, store_errors
 
 #: Rows kept after each notification (firing ones first, then the newest resolved).
 MAX_ROWS = 1_000
@@ -44,34 +43,6 @@ MAX_ROWS = 1_000
 MAX_VALUE_CHARS = 2_000
 #: How a page orders severities (unknown ones after these).
 SEVERITY_ORDER = ("critical", "error", "warning", "info")
-
-_metadata = sa.MetaData()
-ops_alerts_table = sa.Table(
-    "ops_alerts",
-    _metadata,
-    # BIGSERIAL on PostgreSQL; SQLite only auto-numbers a column typed exactly INTEGER.
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
-    sa.Column("fingerprint", sa.Text, nullable=False),
-    sa.Column("starts_at", UTCDateTime, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    # NULL while firing (Alertmanager sends Go's zero time then).
-    sa.Column("ends_at", UTCDateTime),
-    sa.Column("alertname", sa.Text, nullable=False),
-    sa.Column("severity", sa.Text, nullable=False),
-    sa.Column("labels", sa.Text, nullable=False),
-    sa.Column("annotations", sa.Text, nullable=False),
-    sa.Column("generator_url", sa.Text, nullable=False),
-    sa.Column("receiver", sa.Text, nullable=False),
-    sa.Column("first_received", UTCDateTime, nullable=False),
-    sa.Column("last_received", UTCDateTime, nullable=False),
-    sa.UniqueConstraint("fingerprint", "starts_at", name="uq_ops_alerts_fingerprint_starts_at"),
-    sa.Index("ix_ops_alerts_status_last_received", "status", "last_received"),
-)
 
 #: Columns a later notification of the same alert overwrites.
 _UPDATED = (
@@ -189,8 +160,6 @@ class OpsAlertTable:
             raise ValueError(msg)
         self._engine = engine
         self._max_rows = max_rows
-        with store_errors("ops_alerts table"):
-            create_tables(engine, _metadata)
 
     def record(self, notification: AlertmanagerWebhook, now: datetime) -> int:
         """Upsert every alert of a notification, then drop rows beyond the bound.
@@ -206,17 +175,8 @@ class OpsAlertTable:
         return len(rows)
 
     def _upsert(self, conn: Connection) -> sa.Insert:
-        table = ops_alerts_table
         key = ["fingerprint", "starts_at"]
-        if conn.dialect.name == "postgresql":
-            pg = pg_dialect.insert(table)
-            return pg.on_conflict_do_update(
-                index_elements=key, set_={c: pg.excluded[c] for c in _UPDATED}
-            )
-        lite = sqlite_dialect.insert(table)
-        return lite.on_conflict_do_update(
-            index_elements=key, set_={c: lite.excluded[c] for c in _UPDATED}
-        )
+        return insert_on_conflict(ops_alerts_table, conn.dialect, key, update=_UPDATED)
 
     def _prune(self, conn: Connection) -> None:
         table = ops_alerts_table

@@ -50,7 +50,6 @@ from dashboards.data.filters import (
     parse_window,
     wants_data_range,
 )
-from dashboards.data.indexes import ensure_indexes
 from dashboards.data.model_info import read_labels, read_summary
 from dashboards.data.ops_alerts import OpsAlertTable
 from dashboards.data.queries import MAX_EXPORT_ROWS, MAX_PAGE, MAX_TURNS, EventRow, Queries
@@ -115,17 +114,18 @@ def create_app(
 
     Refuses (:class:`~pipeline.errors.ConfigError`) a non-loopback ``dashboard_host``
     without ``dashboard_token``; with a token every path but ``/healthz`` needs
-    ``Authorization: Bearer <token>``.  Opens the store (creating the ``corrections`` and
-    ``ops_alerts`` tables and the dashboard's indexes) before returning.  ``live_poll_s`` and
-    ``live_max_s`` are the live stream's poll interval and connection bound.
+    ``Authorization: Bearer <token>``.  Opens the store (refusing one that ``attnwatch
+    migrate`` has not brought to this version's schema; it runs no DDL) before returning.
+    ``live_poll_s`` and ``live_max_s`` are the live stream's poll interval and connection bound.
     """
     # What dashboards.web.auth.guard does, kept on the FastAPI object so every way of
     # serving it (uvicorn, tests) gets the same guard.
     token = settings.dashboard_token
     check_bind(settings.dashboard_host, token)
-    store = open_store(settings.store_url)
+    # No DDL here (migrate=False): `attnwatch migrate` owns the schema, so the dashboard can
+    # run as a read-only store user.
+    store = open_store(settings.store_url, migrate=False)
     try:
-        ensure_indexes(store.engine)
         corrections = CorrectionTable(store.engine)
         alert_table = AlertTable(store.engine)
         ops_table = OpsAlertTable(store.engine)

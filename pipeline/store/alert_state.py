@@ -17,13 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.store.engine import create_tables, store_errors
-from pipeline.store.tables import UTCDateTime
+from pipeline.store.engine import store_errors
+from pipeline.store.tables import UTCDateTime, metadata
 
-_metadata = sa.MetaData()
 progress_table = sa.Table(
     "alert_progress",
-    _metadata,
+    metadata,
     sa.Column("stream", sa.Text, primary_key=True),
     sa.Column("evaluated", UTCDateTime),
     sa.Column("watermark", UTCDateTime),
@@ -32,7 +31,7 @@ progress_table = sa.Table(
 )
 scope_state_table = sa.Table(
     "alert_scope_state",
-    _metadata,
+    metadata,
     sa.Column("stream", sa.Text, primary_key=True),
     sa.Column("scope_kind", sa.Text, primary_key=True),
     sa.Column("scope", sa.Text, primary_key=True),
@@ -62,8 +61,6 @@ class AlertStateTable:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with store_errors("alert state tables"):
-            create_tables(engine, _metadata)
 
     def load(self, stream: str) -> StreamState | None:
         """The saved state of ``stream``, or ``None`` if it was never saved."""

@@ -15,13 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.store.engine import create_tables, insert_ignore, store_errors
-from pipeline.store.tables import UTCDateTime
+from pipeline.store.engine import insert_ignore, store_errors
+from pipeline.store.tables import UTCDateTime, metadata
 
-_metadata = sa.MetaData()
 alerts_table = sa.Table(
     "alerts",
-    _metadata,
+    metadata,
     sa.Column("alert_id", sa.Text, primary_key=True),
     sa.Column("scope_kind", sa.Text, nullable=False),
     sa.Column("scope", sa.Text, nullable=False),
@@ -43,8 +42,6 @@ class AlertTable:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with store_errors("alerts table"):
-            create_tables(engine, _metadata)
 
     def fire(self, row: dict[str, Any], now: datetime) -> bool:
         """Insert a firing episode; False if that episode was already recorded."""

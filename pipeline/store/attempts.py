@@ -19,16 +19,15 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.store.engine import create_tables, store_errors
-from pipeline.store.tables import UTCDateTime
+from pipeline.store.engine import store_errors
+from pipeline.store.tables import UTCDateTime, metadata
 
 #: (topic, partition, offset) of an input record.
 Position = tuple[str, int, int]
 
-_metadata = sa.MetaData()
 attempts_table = sa.Table(
     "attempts",
-    _metadata,
+    metadata,
     sa.Column("source_topic", sa.Text, primary_key=True),
     sa.Column("source_partition", sa.Integer, primary_key=True),
     sa.Column("source_offset", sa.BigInteger, primary_key=True),
@@ -42,8 +41,6 @@ class AttemptLog:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with store_errors("attempt counts table"):
-            create_tables(engine, _metadata)
 
     def begin(self, positions: Iterable[Position]) -> dict[Position, int]:
         """Earlier unfinished starts of these records; count this start for the new ones.

@@ -86,7 +86,9 @@ def create_engine(url: URL) -> Engine:
     """An engine for a normalised URL: SQLite pragmas on connect, PostgreSQL timeouts."""
     # hide_parameters: customer text must not end up in logs via error messages.
     if url.get_backend_name() == "sqlite":
-        Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
+        if url.query.get("uri") != "true":
+            # A URI (file:PATH?mode=ro) names an existing file: nothing to create.
+            Path(url.database or "").parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, hide_parameters=True)
         sa.event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
@@ -102,7 +104,10 @@ def create_engine(url: URL) -> Engine:
 
 
 def create_tables(engine: Engine, tables: sa.MetaData, attempts: int = 3) -> None:
-    """``CREATE TABLE IF NOT EXISTS`` for side tables, safe when replicas start together.
+    """``CREATE TABLE IF NOT EXISTS``, safe when replicas start together.
+
+    Only the opt-in raw store (a database of its own, see :mod:`pipeline.store.raw`) uses
+    this; the analyst store's schema is Alembic's (:mod:`pipeline.store.migrate`).
 
     Two processes checking and creating at the same moment can both see "absent" and one
     CREATE fails (on PostgreSQL a duplicate type); the table then exists, so try again.
@@ -127,8 +132,28 @@ def store_errors(what: str) -> Iterator[None]:
         raise StoreError(msg) from exc
 
 
+def insert_on_conflict(
+    table: sa.Table, dialect: Dialect, key: Sequence[str], update: Sequence[str] = ()
+) -> sa.Insert:
+    """``INSERT ... ON CONFLICT (key)`` in the engine's dialect: the one place it is written.
+
+    With no ``update`` columns a conflicting row is left as it is (``DO NOTHING``);
+    otherwise those columns take the new row's values (``DO UPDATE SET c = excluded.c``).
+    """
+    stmt: pg_dialect.Insert | sqlite_dialect.Insert
+    if dialect.name == "postgresql":
+        stmt = pg_dialect.insert(table)
+    else:
+        stmt = sqlite_dialect.insert(table)
+    if not update:
+        done: sa.Insert = stmt.on_conflict_do_nothing(index_elements=list(key))
+        return done
+    upsert: sa.Insert = stmt.on_conflict_do_update(
+        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
+    )
+    return upsert
+
+
 def insert_ignore(table: sa.Table, dialect: Dialect, key: Sequence[str]) -> sa.Insert:
     """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the engine's dialect."""
-    if dialect.name == "postgresql":
-        return pg_dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
-    return sqlite_dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    return insert_on_conflict(table, dialect, key)

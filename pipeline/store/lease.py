@@ -16,13 +16,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.store.engine import create_tables, describe, store_errors
-from pipeline.store.tables import UTCDateTime
+from pipeline.store.engine import describe, store_errors
+from pipeline.store.tables import UTCDateTime, metadata
 
-_metadata = sa.MetaData()
 leases_table = sa.Table(
     "leases",
-    _metadata,
+    metadata,
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("expires", UTCDateTime, nullable=False),
@@ -40,8 +39,6 @@ class Lease:
         self.name = name
         self.owner = owner
         self._ttl = timedelta(seconds=ttl_s)
-        with store_errors("lease table"):
-            create_tables(engine, _metadata)
 
     def acquire(self, now: datetime | None = None) -> bool:
         """Take or renew the lease; False if another owner holds an unexpired one."""

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pipeline.backoff import capped_exponential_s
-from pipeline.store.engine import create_tables, insert_ignore, store_errors
-from pipeline.store.tables import JSONText, UTCDateTime
+from pipeline.store.engine import insert_ignore, store_errors
+from pipeline.store.tables import JSONText, UTCDateTime, metadata
 
 #: First retry delay after a failure, in seconds; it doubles with every further failure.
 BASE_BACKOFF_S = 1.0
@@ -33,10 +33,9 @@ BASE_BACKOFF_S = 1.0
 MAX_ERROR_CHARS = 500
 _KEY = ("alert_id", "status", "receiver")
 
-_metadata = sa.MetaData()
 outbox_table = sa.Table(
     "outbox",
-    _metadata,
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("alert_id", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
@@ -88,8 +87,6 @@ class Outbox:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with store_errors("notification outbox table"):
-            create_tables(engine, _metadata)
 
     def enqueue(self, messages: Sequence[Message], now: datetime | None = None) -> int:
         """Queue messages for delivery now; return how many were new.

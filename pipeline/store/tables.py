@@ -135,7 +135,18 @@ class HeadersText(sa.TypeDecorator[KafkaHeaders]):
             raise ValueError(msg) from exc
 
 
+#: The one schema: every table of the store is declared on this (see
+#: :mod:`pipeline.store.schema`, which imports them all) and created by Alembic's revisions.
 metadata = sa.MetaData()
+
+#: Alembic's own bookkeeping (the store's revision), declared so that the schema is whole:
+#: ``metadata.drop_all`` empties a store completely and a reflected copy compares equal.
+#: Alembic creates and writes it; autogenerate leaves it out.
+alembic_version_table = sa.Table(
+    "alembic_version",
+    metadata,
+    sa.Column("version_num", sa.String(32), primary_key=True),
+)
 
 events_table = sa.Table(
     "events",

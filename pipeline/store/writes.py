@@ -7,9 +7,9 @@ dead letters by their Kafka position, and duplicates are silently ignored, so
 a batch redelivered after a crash between flush and offset commit (see
 :mod:`pipeline.stream.checkpoint`) never creates duplicate rows.
 
-Opening a store written by an older attnwatch migrates it (adds the columns its
-version lacks) inside the same locked transaction that creates missing tables, so
-concurrent openers never race; a store written by a newer attnwatch is refused.
+Opening a store for writing upgrades its schema to the newest Alembic revision in one
+locked transaction (:mod:`pipeline.store.migrate`), so concurrent openers never race; a
+store written by a newer attnwatch is refused.
 
 Timestamps are stored and returned as timezone-aware UTC on both back ends;
 JSON-valued fields (tickers, runners-up, attention) are stored as JSON text so
@@ -24,75 +24,23 @@ from types import TracebackType
 from typing import Self
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.schema import CreateColumn
 
 from pipeline.errors import StoreError
 from pipeline.schema import DeadLetter, EnrichedEvent
 from pipeline.store.engine import create_engine, describe, insert_ignore, normalise_url
+from pipeline.store.migrate import check_current, upgrade
 from pipeline.store.tables import (
-    ADDED_COLUMNS,
     DEAD_LETTER_KEY,
-    STORE_SCHEMA_VERSION,
     dead_letter_row,
     dead_letters_table,
     event_row,
     events_table,
-    metadata,
-    store_meta_table,
 )
 
-# Any fixed number: serialises concurrent "create tables" runs on one server.
-_PG_SCHEMA_LOCK_ID = 0x61747477
 # Ids per UPDATE in mark_replayed (SQLite allows 32,766 bound parameters).
 _MARK_CHUNK = 1000
-
-
-def _stored_schema_version(conn: Connection, url: str) -> int | None:
-    value = conn.execute(
-        sa.select(store_meta_table.c.value).where(store_meta_table.c.key == "schema_version")
-    ).scalar_one_or_none()
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        msg = f"store {url} has an unreadable schema_version {value!r}"
-        raise StoreError(msg) from exc
-
-
-def _check_schema_version(version: int | None, url: str) -> None:
-    if version is not None and version > STORE_SCHEMA_VERSION:
-        msg = (
-            f"store {url} has schema version {version}, newer than this attnwatch's "
-            f"{STORE_SCHEMA_VERSION}; upgrade attnwatch to use it"
-        )
-        raise StoreError(msg)
-
-
-def _migrate(conn: Connection, version: int) -> None:
-    """Add the columns that versions after ``version`` introduced and the store lacks.
-
-    Only nullable columns are ever added, so old rows stay valid (their new fields
-    are NULL: unknown).  Columns already there are skipped, so running it twice is
-    harmless.  SQLAlchemy Core has no "add column" construct (Alembic's ``op`` does,
-    a dependency for four statements); ``CreateColumn`` renders the column as
-    ``CREATE TABLE`` would, quoting and types included.
-    """
-    for added_in, columns in sorted(ADDED_COLUMNS.items()):
-        if added_in <= version:
-            continue
-        for table_name, name in columns:
-            table = metadata.tables[table_name]
-            existing = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
-            if name in existing:
-                continue
-            spec = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
-            quoted = conn.dialect.identifier_preparer.format_table(table)
-            conn.exec_driver_sql(f"ALTER TABLE {quoted} ADD COLUMN {spec}")
 
 
 class Store:
@@ -196,26 +144,16 @@ class Store:
         return f"Store({self.url!r})"
 
 
-def _record_schema_version(conn: Connection) -> None:
-    value = str(STORE_SCHEMA_VERSION)
-    table = store_meta_table
-    row = {"key": "schema_version", "value": value}
-    if conn.dialect.name == "postgresql":
-        pg_stmt = pg_dialect.insert(table).values(row)
-        conn.execute(pg_stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
-    else:
-        lite_stmt = sqlite_dialect.insert(table).values(row)
-        conn.execute(lite_stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
-
-
-def open_store(url: str) -> Store:
-    """Open (creating tables if missing) the store at ``url``.
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the store at ``url``, upgrading its schema first unless ``migrate`` is False.
 
     ``url`` is ``sqlite:///PATH.db`` (the parent directory is created) or
-    ``postgresql://...`` (run with psycopg 3).  A store of an older schema version is
-    migrated (see :data:`~pipeline.store.tables.STORE_SCHEMA_VERSION`).  Raises
-    :class:`StoreError` for a bad URL, an unreachable database, or a store written by
-    a newer attnwatch.
+    ``postgresql://...`` (run with psycopg 3).  With ``migrate`` (the run loop and the
+    command-line tools) the store is brought to the newest Alembic revision, as ``attnwatch
+    migrate`` does (see :mod:`pipeline.store.migrate`); without it (the dashboard) no DDL
+    runs, so a read-only store user will do, and a store not at this attnwatch's revision is
+    refused.  Raises :class:`StoreError` for a bad URL, an unreachable database, or a store
+    written by a newer attnwatch.
     """
     parsed = normalise_url(url)
     masked = parsed.render_as_string(hide_password=True)
@@ -225,29 +163,10 @@ def open_store(url: str) -> Store:
         msg = f"could not open store {masked}: {describe(exc)}"
         raise StoreError(msg) from exc
     try:
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_ID)))
-            else:
-                # Python's sqlite3 starts a transaction only before INSERT/UPDATE/DELETE, so
-                # DDL would autocommit statement by statement; BEGIN IMMEDIATE takes the
-                # write lock now and makes create + migrate one transaction.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            # Check before creating anything: a newer store may have a different layout.
-            version: int | None = None
-            if sa.inspect(conn).has_table(store_meta_table.name):
-                version = _stored_schema_version(conn, masked)
-                _check_schema_version(version, masked)
-            metadata.create_all(conn)
-            if version != STORE_SCHEMA_VERSION:
-                # No version at all: tables from a version-1 run that died before
-                # recording it (its DDL was not transactional on SQLite) may be there.
-                _migrate(conn, version or 1)
-            _record_schema_version(conn)
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        msg = f"could not open store {masked}: {describe(exc)}"
-        raise StoreError(msg) from exc
+        if migrate:
+            upgrade(engine)
+        else:
+            check_current(engine)
     except StoreError:
         engine.dispose()
         raise

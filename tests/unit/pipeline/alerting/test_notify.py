@@ -473,7 +473,8 @@ def test_store_failures_are_store_errors(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     engine = create_engine(normalise_url(f"sqlite:///{tmp_path}/dir.db"))
     try:
+        outbox = Outbox(engine)  # runs no DDL: the store is touched when used
         with pytest.raises(StoreError):
-            Outbox(engine)
+            outbox.enqueue([Message(alert_id="a", status="firing", receiver="r", payload={})])
     finally:
         engine.dispose()

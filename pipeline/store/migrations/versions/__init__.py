@@ -1,0 +1,1 @@
+"""The store's Alembic revisions, oldest first: each one is what a release changed."""
