@@ -7,27 +7,14 @@ and ``attnwatch_component_up{component}`` (``model``, ``assignment``, ``broker``
 1 or 0).
 
 ``Metrics.serve`` answers ``/metrics`` and, given a ``Health``, ``/healthz`` and ``/readyz``
-on one port; any other path is 404.
+on one port, one uvicorn server (:mod:`pipeline.server`); any other path is 404.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-from collections.abc import Iterable
-from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-
-from pipeline.errors import ConfigError
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-    from pipeline.health import Health
+from pipeline.server import Probes, ProbeServer
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -160,102 +147,25 @@ class Metrics:
             ["component"],
             registry=r,
         )
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ProbeServer | None = None
 
-    def serve(self, port: int, host: str = "127.0.0.1", health: Health | None = None) -> int:
+    def serve(self, port: int, host: str = "127.0.0.1", health: Probes | None = None) -> int:
         """Serve ``/metrics`` (and ``/healthz``, ``/readyz`` given ``health``) on ``host:port``.
 
-        Requests are handled on daemon threads; returns the bound port (useful with port 0).
-        A port that is taken or an address that cannot be bound raises ``ConfigError``.
-        Stop with :meth:`close`.
+        One uvicorn server on a daemon thread (:mod:`pipeline.server`); returns the bound
+        port (useful with port 0).  A port that is taken or an address that cannot be bound
+        raises ``ConfigError``.  Stop with :meth:`close`.
         """
         if self._server is not None:
             msg = "Metrics.serve called twice; close() the running server first"
             raise RuntimeError(msg)
-        app = _app(self.registry, health)
-        try:
-            server = make_server(host, port, app, _Server, handler_class=_QuietHandler)
-        except OSError as exc:
-            msg = f"cannot serve metrics on {host}:{port} ({exc}); choose --metrics-port or 0"
-            raise ConfigError(msg) from exc
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL_S},
-            name=f"attnwatch-http-{server.server_port}",
-            daemon=True,
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-        return server.server_port
+        server = ProbeServer(self.registry, health)
+        bound = server.serve(port, host)
+        self._server = server
+        return bound
 
     def close(self) -> None:
         """Stop the HTTP server started by :meth:`serve` and free its port (idempotent)."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join()
-
-
-#: How often the server thread checks for ``close()``; bounds how long ``close()`` waits.
-_POLL_INTERVAL_S = 0.1
-_JSON = ("Content-Type", "application/json")
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    """One thread per request, so a slow client or scrape never blocks a probe."""
-
-    # Request threads must not keep the process alive at exit, nor pile up in a list
-    # that ThreadingMixIn joins on close.
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[WSGIRequestHandler]) -> None:
-        # The socket family is the address's own (an IPv6 host needs AF_INET6), as
-        # prometheus_client's start_http_server chooses it; socket.gaierror is an OSError.
-        infos = socket.getaddrinfo(*address, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        self.address_family = infos[0][0]
-        super().__init__(address, handler)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log: probes arrive every few seconds and would flood stderr."""
-
-    # A client that connects and sends nothing frees its thread after this long.
-    timeout = 10
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Log nothing."""
-
-
-def _app(registry: CollectorRegistry, health: Health | None) -> WSGIApplication:
-    """The WSGI app: prometheus_client's own for ``/metrics``, JSON for the probes."""
-    # prometheus_client's app keeps today's /metrics behaviour exactly: OpenMetrics
-    # negotiation from Accept, gzip, ``name[]`` filtering, OPTIONS and 405.
-    metrics_app = make_wsgi_app(registry)
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path == "/metrics":
-            result: Iterable[bytes] = metrics_app(environ, start_response)
-            return result
-        if health is None or path not in ("/healthz", "/readyz"):
-            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"not found\n"]
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"), _JSON])
-            return [b'{"error": "use GET"}']
-        if path == "/healthz":
-            ok = health.alive()
-            body: dict[str, object] = {"alive": ok}
-        else:
-            body = health.snapshot()
-            ok = body["ready"] is True
-        # A new list each time: wsgiref adds Content-Length to the list it is given.
-        start_response("200 OK" if ok else "503 Service Unavailable", [_JSON])
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [json.dumps(body).encode()]
-
-    return app
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
