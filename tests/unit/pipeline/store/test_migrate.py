@@ -1,0 +1,132 @@
+"""The one schema and its Alembic revisions: a schema-4 store upgrades in place, rows intact.
+
+``tests/fixtures/store_schema4/`` holds a store written by main 242fde2's own code (the
+release before Alembic; ``make.py`` there says how), dumped for SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from pipeline.errors import StoreError
+from pipeline.store import open_store
+from pipeline.store.migrate import current, head, migrate
+from pipeline.store.schema import metadata
+
+FIXTURE = Path(__file__).parents[3] / "fixtures" / "store_schema4"
+#: The tables 242fde2 wrote, each with rows in the fixture.
+SCHEMA4_TABLES = (
+    "alerts", "attempts", "corrections", "dead_letters", "events", "leases", "ops_alerts",
+    "outbox", "store_meta",
+)
+
+
+def _drop_everything(engine: sa.Engine) -> None:
+    found = sa.MetaData()
+    found.reflect(engine)
+    found.drop_all(engine)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def schema4_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store as 242fde2 left it, loaded from the dump."""
+    if request.param == "sqlite":
+        import sqlite3
+
+        path = tmp_path / "old.db"
+        with sqlite3.connect(path) as conn:
+            conn.executescript((FIXTURE / "sqlite.sql").read_text(encoding="utf-8"))
+        conn.close()
+        yield f"sqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        _drop_everything(engine)
+        # The dump sets search_path to '' for its session: a connection of its own.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute((FIXTURE / "postgresql.sql").read_text(encoding="utf-8").encode())
+        yield url
+        _drop_everything(engine)
+    finally:
+        engine.dispose()
+
+
+def _rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the schema-4 tables, in a stable order, as the database returns them."""
+    found = sa.MetaData()
+    found.reflect(engine, only=SCHEMA4_TABLES)
+    with engine.connect() as conn:
+        return {
+            name: sorted(
+                (tuple(r) for r in conn.execute(sa.select(found.tables[name]))), key=repr
+            )
+            for name in SCHEMA4_TABLES
+        }
+
+
+def test_a_schema_4_store_upgrades_in_place_with_its_rows(schema4_url: str) -> None:
+    engine = sa.create_engine(schema4_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        before = _rows(engine)
+        assert all(before[name] for name in SCHEMA4_TABLES)  # the fixture fills every table
+        with engine.connect() as conn:
+            assert current(conn) is None  # written before Alembic
+        revision, tables = migrate(schema4_url)
+        assert revision == head()
+        assert {"alert_progress", "alert_scope_state", "alembic_version"} <= set(tables)
+        assert _rows(engine) == before
+        with engine.connect() as conn:
+            assert current(conn) == head()
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert migrate(schema4_url)[0] == head()  # again: nothing to do
+        assert _rows(engine) == before
+    finally:
+        engine.dispose()
+    with open_store(schema4_url, migrate=False) as store:  # what the dashboard does
+        assert store.count() == 10 and store.count("news") == 2
+
+
+def test_a_new_store_gets_exactly_the_declared_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    migrate(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+            assert set(sa.inspect(conn).get_table_names()) == set(metadata.tables)
+    finally:
+        engine.dispose()
+
+
+def test_without_migrate_nothing_is_created_and_the_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    with pytest.raises(StoreError, match="attnwatch migrate"):
+        open_store(f"sqlite:///{path}", migrate=False)
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+def test_a_store_at_an_unknown_revision_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    migrate(url)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    finally:
+        engine.dispose()
+    for migrating in (True, False):
+        with pytest.raises(StoreError, match="9999_future"):
+            open_store(url, migrate=migrating)
