@@ -14,10 +14,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import math
+import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from pydantic import SecretStr
 
 from pipeline.errors import ConfigError
@@ -37,6 +42,8 @@ _HTML = [(b"content-type", b"text/html; charset=utf-8")]
 
 #: Shortest token accepted: shorter ones can be guessed by trying.
 MIN_TOKEN_LENGTH = 16
+#: Sign-in attempts (POST /login) allowed per client address, in a moving window.
+LOGIN_RATE_LIMIT = "10/minute"
 _SCHEME = "bearer"
 _WWW_AUTHENTICATE = 'Bearer realm="attnwatch"'
 
@@ -102,7 +109,11 @@ class BearerTokenMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, token: SecretStr, open_paths: Collection[str] = OPEN_PATHS
+        self,
+        app: ASGIApp,
+        token: SecretStr,
+        open_paths: Collection[str] = OPEN_PATHS,
+        login_rate_limit: str = LOGIN_RATE_LIMIT,
     ) -> None:
         if not token.get_secret_value():
             msg = "BearerTokenMiddleware needs a non-empty token"
@@ -110,6 +121,9 @@ class BearerTokenMiddleware:
         self.app = app
         self._token = token
         self._open_paths = frozenset(open_paths)
+        # The `limits` library (what slowapi builds on), in memory: one dashboard process.
+        self._login_limit: RateLimitItem = parse(login_rate_limit)
+        self._login_limiter = MovingWindowRateLimiter(MemoryStorage())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request to the app if it carries the token, else answer 401."""
@@ -141,10 +155,27 @@ class BearerTokenMiddleware:
         Browsers cannot add an ``Authorization`` header to page loads or server-sent
         events, so an analyst proves the token once and the browser keeps a cookie that
         holds an HMAC of the token (never the token itself), ``HttpOnly``,
-        ``SameSite=Strict``, ``Secure`` over HTTPS.
+        ``SameSite=Strict``, ``Secure`` over HTTPS.  Sign-in attempts are limited per
+        client address (:data:`LOGIN_RATE_LIMIT`); beyond it the answer is 429 with
+        ``Retry-After``.
         """
         if scope.get("method") != "POST":
             await _respond(send, 200, _login_page(failed=False), _HTML)
+            return
+        client = scope.get("client") or ("unknown", 0)
+        if not self._login_limiter.hit(self._login_limit, str(client[0])):
+            # Guessing the token by trying is bounded per address, right token or not.
+            stats = self._login_limiter.get_window_stats(self._login_limit, str(client[0]))
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            await _respond(
+                send,
+                429,
+                b"too many sign-in attempts; try again later\n",
+                [
+                    (b"retry-after", str(retry_after).encode()),
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                ],
+            )
             return
         body = await _read_body(receive, limit=4096)
         presented = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]

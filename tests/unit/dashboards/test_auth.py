@@ -226,3 +226,31 @@ def test_a_browser_signs_in_once_and_then_gets_pages_by_its_cookie() -> None:
     # A forged or stale cookie is worth nothing.
     forged = browser_call(app, "/alerts", cookie="attnwatch_session=" + "0" * 64)
     assert status(forged) == 303 and inner.seen == ["/alerts"]
+
+
+def test_sign_in_attempts_are_rate_limited_per_client_address() -> None:
+    app = BearerTokenMiddleware(Dashboard(), TOKEN, login_rate_limit="3/minute")
+    secret = TOKEN.get_secret_value()
+
+    def sign_in(token: str, client: str) -> list[dict[str, Any]]:
+        scope = {"type": "http", "path": "/login", "method": "POST", "scheme": "http",
+                 "headers": [(b"accept", b"text/html")], "client": (client, 50000)}
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": f"token={token}".encode(), "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        asyncio.run(app(scope, receive, send))
+        return sent
+
+    assert [status(sign_in("guess", "203.0.113.9")) for _ in range(3)] == [401, 401, 401]
+    # Past the limit even the right token is refused, with a time to come back.
+    limited = sign_in(secret, "203.0.113.9")
+    assert status(limited) == 429 and b"set-cookie" not in headers(limited)
+    assert 1 <= int(headers(limited)[b"retry-after"]) <= 60
+    # Another address has its own allowance; the form itself is never limited.
+    assert status(sign_in(secret, "198.51.100.4")) == 303
+    assert status(browser_call(app, "/login")) == 200
