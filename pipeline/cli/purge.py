@@ -25,8 +25,8 @@ from pipeline.store.retention import (
 )
 
 #: What each mode reports, in print order.
-RETENTION_TABLES = ("events", "dead_letters", "alerts", "outbox", "attempts")
-CONVERSATION_TABLES = ("events", "dead_letters", "alert_evidence")
+RETENTION_TABLES = ("events", "dead_letters", "alerts", "outbox", "attempts", "corrections")
+CONVERSATION_TABLES = ("events", "dead_letters", "alert_evidence", "corrections")
 
 
 @app.command("purge")
@@ -132,12 +132,16 @@ def _print(report: PurgeReport, tables: tuple[str, ...]) -> None:
 
 @app.command()
 def migrate() -> None:
-    """Create or migrate the store's schema (--store-url) and exit: run once before a rollout."""
+    """Bring the store's schema (--store-url) to this version with Alembic and exit.
+
+    Run it once before a rollout, as a user that may change the schema; the dashboard
+    then needs only read access.  Safe to run twice or beside running replicas.
+    """
     from pipeline.store.migrate import migrate as migrate_store
 
     settings = state.settings
     try:
-        version, tables = migrate_store(settings.store.url)
+        revision, tables = migrate_store(settings.store.url)
     except AttnwatchError as exc:
         fail(exc)
-    typer.echo(f"store schema version {version}: {', '.join(tables)}")
+    typer.echo(f"store schema at revision {revision}: {', '.join(tables)}")

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from pipeline.errors import StoreError
 from pipeline.store.alerts import alerts_table
 from pipeline.store.attempts import attempts_table
+from pipeline.store.dashboard_tables import corrections_table
 from pipeline.store.engine import store_errors
 from pipeline.store.outbox import outbox_table
 from pipeline.store.tables import dead_letters_table, events_table
@@ -78,6 +79,7 @@ class PurgeReport:
     outbox: int = 0
     attempts: int = 0
     alert_evidence: int = 0
+    corrections: int = 0
 
     def counts(self) -> dict[str, int]:
         """The counts by name, in a stable order (for logs and the CLI)."""
@@ -117,7 +119,8 @@ def purge(
     - ``dead_letters`` by ``received_time``: set by the pipeline for every row, where the
       input's ``source_timestamp`` is the producer's clock and empty for old rows;
     - ``alerts`` only when resolved, by ``ends_at``, with their ``outbox`` rows;
-    - ``attempts`` (redelivery counts) by ``updated_time``, past the events' period.
+    - ``attempts`` (redelivery counts) by ``updated_time``, past the events' period;
+    - ``corrections`` (analysts' relabellings) of events that are gone or go now.
 
     ``dry_run`` counts without deleting.  ``stop``, when set, ends the purge after the
     current batch (the report then counts what was done).  Raises :class:`StoreError`.
@@ -131,6 +134,10 @@ def purge(
     with store_errors("purging the store"):
         present = _present(engine)
         if events_cut is not None and events_table.name in present:
+            if corrections_table.name in present:
+                # First, while the events still say which go (a dry run deletes none).
+                kept = events_table.c.event_time >= events_cut
+                counts["corrections"] = run.delete(corrections_table, ~_has_event(kept))
             table = events_table
             counts["events"] = run.delete(table, table.c.event_time < events_cut)
         if letters_cut is not None and dead_letters_table.name in present:
@@ -163,6 +170,7 @@ def forget_conversation(
     - its ``events`` (``conversation_id``);
     - ``dead_letters`` whose Kafka key is the conversation id (chats are keyed by it) or
       whose stored value names it as ``"conversation_id": "<id>"`` (also in broken JSON);
+    - ``corrections`` of its events (who relabelled them, and to what);
     - alert ``evidence`` entries whose excerpt is the start of one of its messages' text
       (excerpts are prefixes of the stored text; an identical text from another
       conversation is removed too, erring on the side of deletion).  The alert stays.
@@ -197,9 +205,17 @@ def forget_conversation(
         if dead_letters_table.name in present:
             counts["dead_letters"] = _forget_dead_letters(run, conversation_id)
         if events_table.name in present:
+            if corrections_table.name in present:
+                theirs = _has_event(events_table.c.conversation_id == conversation_id)
+                counts["corrections"] = run.delete(corrections_table, theirs)
             table = events_table
             counts["events"] = run.delete(table, table.c.conversation_id == conversation_id)
     return PurgeReport(**counts)
+
+
+def _has_event(where: sa.ColumnElement[bool]) -> sa.Exists:
+    """Whether a correction's event is among the events matching ``where``."""
+    return sa.exists().where(events_table.c.input_id == corrections_table.c.input_id, where)
 
 
 class _Batches:
@@ -288,7 +304,14 @@ def _count(conn: Connection, table: sa.Table, where: sa.ColumnElement[bool]) -> 
 
 
 def _present(engine: Engine) -> set[str]:
-    names = (events_table, dead_letters_table, alerts_table, outbox_table, attempts_table)
+    names = (
+        events_table,
+        dead_letters_table,
+        alerts_table,
+        outbox_table,
+        attempts_table,
+        corrections_table,
+    )
     inspector = sa.inspect(engine)
     return {t.name for t in names if inspector.has_table(t.name)}
 

@@ -31,6 +31,7 @@ from pipeline.store import retention as retention_module
 from pipeline.store import retention_worker as worker_module
 from pipeline.store.alerts import AlertTable, alerts_table
 from pipeline.store.attempts import AttemptLog, attempts_table
+from pipeline.store.dashboard_tables import corrections_table
 from pipeline.store.outbox import Message, Outbox, outbox_table
 from pipeline.store.retention import (
     PurgeReport,
@@ -332,6 +333,31 @@ def test_forget_conversation_removes_only_that_conversation(store: Store) -> Non
     assert alerts["a1"]["payload"]["summary"] == "negative share up"
     assert len(alerts["a2"]["payload"]["evidence"]) == 1
     assert forget_conversation(store.engine, "c1") == PurgeReport()
+
+
+def _correct(store: Store, input_id: str) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(corrections_table).values(
+                input_id=input_id, task="intent", old_label="a", new_label="b",
+                analyst="ana", created_time=NOW,
+            )
+        )
+
+
+def test_corrections_go_with_their_events(store: Store) -> None:
+    store.write(
+        [chat(1, NOW - 100 * DAY), chat(2, NOW - DAY), chat(3, NOW - DAY, conversation="c2")],
+        [],
+    )
+    for input_id in ("chat:1", "chat:2", "chat:3"):
+        _correct(store, input_id)
+    assert purge(store.engine, KEEP, NOW, dry_run=True).corrections == 1
+    assert purge(store.engine, KEEP, NOW).corrections == 1  # chat:1 is past 90 days
+    assert column(store, corrections_table.c.input_id) == ["chat:2", "chat:3"]
+    assert forget_conversation(store.engine, "c1", dry_run=True).corrections == 1
+    assert forget_conversation(store.engine, "c1") == PurgeReport(events=1, corrections=1)
+    assert column(store, corrections_table.c.input_id) == ["chat:3"]
 
 
 def test_forget_matches_an_escaped_non_ascii_id(store: Store) -> None:
