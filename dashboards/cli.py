@@ -202,7 +202,8 @@ def report(
         settings = load_settings(config, store_url=store_url)
         configure_logging(settings.log_level, settings.log_format)
         window = report_window(since, until, datetime.now(UTC))
-        with open_store(settings.store.url) as store:
+        # Reads only (no DDL): a read-only store user will do.
+        with open_store(settings.store.url, migrate=False) as store:
             document = build_report(store.engine, window, title=title)
     except (AttnwatchError, BadParameter) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
