@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
 import pysbd  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
-from models.classifier import Prediction, TaskPrediction
+from models.classifier import Prediction, TaskPrediction, TextClassifier
 from models.words import WordWeight
 
 HEADLINE_WEIGHT = 2.0
@@ -106,13 +106,22 @@ def _windows(paragraph: str) -> list[str]:
     return pieces
 
 
-def article_sentences(headline: str, body: str | None) -> tuple[list[str], list[float]]:
-    """The headline and the body's sentences, with their aggregation weights."""
+def article_sentences(
+    headline: str, body: str | None, max_sentences: int | None = None
+) -> tuple[list[str], list[float]]:
+    """The headline and the body's sentences, with their aggregation weights.
+
+    With ``max_sentences`` the article is cut to its headline and ``max_sentences - 1``
+    body sentences, so one long body cannot make a batch's work unbounded (the lead carries
+    the news).  The run loop and the faithfulness check both cut here.
+    """
     sentences = [headline.strip()]
     weights = [HEADLINE_WEIGHT]
     for sentence in split_sentences(body or ""):
         sentences.append(sentence)
         weights.append(1.0)
+    if max_sentences is not None:
+        return sentences[:max_sentences], weights[:max_sentences]
     return sentences, weights
 
 
@@ -223,3 +232,61 @@ def combine(
             words=tuple(predictions[best][task].words),
         )
     return combined, evidence
+
+
+def classify_units(
+    classifier: TextClassifier,
+    plans: Sequence[tuple[Sequence[str], Sequence[float]]],
+    texts: Sequence[str],
+    tasks: Sequence[str],
+    *,
+    max_texts_per_forward: int = 512,
+) -> list[tuple[Prediction, dict[str, Evidence]]]:
+    """Classify many texts, each one unit or an article's sentences, and combine articles.
+
+    ``plans[i]`` is what ``texts[i]`` is read as: ``([text], [1.0])`` for a short text, or
+    :func:`article_sentences` of an article.  All units go through the classifier together,
+    shortest first and at most ``max_texts_per_forward`` per call, so padding stays small
+    and a batch's work is bounded; each article is then :func:`combine`-d.
+    """
+    flat = [sentence for sentences, _ in plans for sentence in sentences]
+    # Shortest first, so each forward pass pads little (characters stand in for tokens
+    # here; the classifier sorts each call by its own token counts again).
+    order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+    by_unit: list[Prediction | None] = [None] * len(flat)
+    for first in range(0, len(order), max_texts_per_forward):
+        part = order[first : first + max_texts_per_forward]
+        for index, prediction in zip(
+            part, classifier.predict([flat[i] for i in part], tasks), strict=True
+        ):
+            by_unit[index] = prediction
+    predictions = [p for p in by_unit if p is not None]
+    if len(predictions) != len(flat):
+        msg = f"the classifier answered {len(predictions)} of {len(flat)} texts"
+        raise RuntimeError(msg)
+    labels = {t.name: t.labels for t in classifier.info.tasks}
+    out: list[tuple[Prediction, dict[str, Evidence]]] = []
+    start = 0
+    for text, (sentences, weights) in zip(texts, plans, strict=True):
+        chunk = predictions[start : start + len(sentences)]
+        start += len(sentences)
+        if len(sentences) == 1:
+            out.append((_in_text(chunk[0], sentences[0], text), {}))
+        else:
+            out.append(combine(sentences, chunk, weights, labels, text=text))
+    return out
+
+
+def _in_text(prediction: Prediction, sentence: str, text: str) -> Prediction:
+    """``prediction`` of ``sentence`` with its words' offsets moved into ``text``.
+
+    An article cut to its headline (``max_sentences=1``) is classified on the stripped
+    headline alone; the logged offsets must still point into the event's text.
+    """
+    if sentence == text:
+        return prediction
+    placement = locate_sentences(text, [sentence])[0]
+    return {
+        task: replace(answer, words=tuple(placement.move(answer.words)))
+        for task, answer in prediction.items()
+    }

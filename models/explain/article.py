@@ -256,8 +256,7 @@ class _ArticlePath:
 
 
 def _plan(article: Article, max_sentences: int) -> _Plan:
-    sentences, weights = article_sentences(article.headline, article.body)
-    return _planned(sentences[:max_sentences], weights[:max_sentences])
+    return _planned(*article_sentences(article.headline, article.body, max_sentences))
 
 
 def _planned(sentences: list[str], weights: list[float]) -> _Plan:

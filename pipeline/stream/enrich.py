@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from consumers.source import SourceRecord
 from models.classifier import Prediction, TaskPrediction, TextClassifier
-from models.long_text import Evidence, article_sentences, combine, locate_sentences
+from models.long_text import Evidence, article_sentences, classify_units
 from models.saving import ModelInfo
 from models.words import WordWeight as ModelWordWeight
 from pipeline.schema import (
@@ -53,14 +52,9 @@ def _result(
 
 
 def units(event: InputEvent, max_sentences: int = 64) -> tuple[list[str], list[float]]:
-    """What the classifier reads for ``event``: one text, or an article's first sentences.
-
-    An article is cut to its headline and ``max_sentences - 1`` body sentences, so one long
-    body cannot make a batch's work unbounded (the lead carries the news).
-    """
+    """What the classifier reads for ``event``: one text, or an article's first sentences."""
     if isinstance(event, NewsEvent) and event.body:
-        sentences, weights = article_sentences(event.headline, event.body)
-        return sentences[:max_sentences], weights[:max_sentences]
+        return article_sentences(event.headline, event.body, max_sentences)
     return [event.text], [1.0]
 
 
@@ -72,49 +66,14 @@ def classify_events(
     max_sentences: int = 64,
     max_texts_per_forward: int = 512,
 ) -> list[tuple[Prediction, dict[str, Evidence]]]:
-    """Classify a batch; long articles are split and aggregated; forward passes are bounded."""
-    plans = [units(e, max_sentences) for e in events]
-    flat = [sentence for sentences, _ in plans for sentence in sentences]
-    # Shortest first, so each forward pass pads little (characters stand in for tokens
-    # here; the classifier sorts each call by its own token counts again).
-    order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
-    by_unit: list[Prediction | None] = [None] * len(flat)
-    for first in range(0, len(order), max_texts_per_forward):
-        part = order[first : first + max_texts_per_forward]
-        for index, prediction in zip(
-            part, classifier.predict([flat[i] for i in part], tasks), strict=True
-        ):
-            by_unit[index] = prediction
-    predictions = [p for p in by_unit if p is not None]
-    if len(predictions) != len(flat):
-        msg = f"the classifier answered {len(predictions)} of {len(flat)} texts"
-        raise RuntimeError(msg)
-    labels = {t.name: t.labels for t in classifier.info.tasks}
-    out: list[tuple[Prediction, dict[str, Evidence]]] = []
-    start = 0
-    for event, (sentences, weights) in zip(events, plans, strict=True):
-        chunk = predictions[start : start + len(sentences)]
-        start += len(sentences)
-        if len(sentences) == 1:
-            out.append((_in_text(chunk[0], sentences[0], event.text), {}))
-        else:
-            out.append(combine(sentences, chunk, weights, labels, text=event.text))
-    return out
-
-
-def _in_text(prediction: Prediction, sentence: str, text: str) -> Prediction:
-    """``prediction`` of ``sentence`` with its words' offsets moved into ``text``.
-
-    An article cut to its headline (``max_sentences=1``) is classified on the stripped
-    headline alone; the logged offsets must still point into the event's text.
-    """
-    if sentence == text:
-        return prediction
-    placement = locate_sentences(text, [sentence])[0]
-    return {
-        task: replace(answer, words=tuple(placement.move(answer.words)))
-        for task, answer in prediction.items()
-    }
+    """Classify a batch; long articles are split and aggregated (:mod:`models.long_text`)."""
+    return classify_units(
+        classifier,
+        [units(e, max_sentences) for e in events],
+        [e.text for e in events],
+        tasks,
+        max_texts_per_forward=max_texts_per_forward,
+    )
 
 
 def enrich(
