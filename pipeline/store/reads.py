@@ -26,7 +26,7 @@ def _with_store(store_or_url: Store | str) -> tuple[Store, bool]:
     """Return the store to read, and whether this call opened it (so must close it)."""
     if isinstance(store_or_url, Store):
         return store_or_url, False
-    return open_store(store_or_url), True
+    return open_store(store_or_url, migrate=False), True  # reads run no DDL
 
 
 def _read(
