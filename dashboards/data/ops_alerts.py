@@ -152,7 +152,7 @@ def _severity_rank(severity: str) -> int:
 
 
 class OpsAlertTable:
-    """Reads and writes the ``ops_alerts`` table (created on first use)."""
+    """Reads and writes the ``ops_alerts`` table (``attnwatch migrate`` creates it)."""
 
     def __init__(self, engine: Engine, max_rows: int = MAX_ROWS) -> None:
         if max_rows < 1:

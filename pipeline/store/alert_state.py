@@ -57,7 +57,7 @@ class StreamState:
 
 
 class AlertStateTable:
-    """Reads and replaces the evaluator's saved state (tables created on first use)."""
+    """Reads and replaces the evaluator's saved state (``attnwatch migrate`` creates the tables)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine

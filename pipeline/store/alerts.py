@@ -38,7 +38,7 @@ alerts_table = sa.Table(
 
 
 class AlertTable:
-    """Reads and writes the ``alerts`` table (created on first use)."""
+    """Reads and writes the ``alerts`` table (``attnwatch migrate`` creates it)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine

@@ -7,8 +7,8 @@ durable before the model sees the record: the run loop calls :meth:`start`
 before classifying and :meth:`finish` once the batch's results are durably written.  A record
 whose count reaches the limit is dead-lettered instead of classified again.
 
-The table has its own metadata and is created on first use, so it needs no
-store migration and leaves the analyst tables alone.
+The table is part of the one store schema (:mod:`pipeline.store.schema`), created and
+migrated by ``attnwatch migrate``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ is pushed past the POST's timeout), so two workers over one store do not send a 
 at the same time; a worker killed mid-POST leaves the row due again when the lease
 ends (at-least-once delivery: receivers dedupe on the payload's fingerprint).
 
-The table has its own metadata and is created on first use, as
-:mod:`pipeline.store.attempts` does, so it needs no store migration.
+The table is part of the one store schema (:mod:`pipeline.store.schema`), created and
+migrated by ``attnwatch migrate``.
 """
 
 from __future__ import annotations

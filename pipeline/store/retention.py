@@ -2,8 +2,9 @@
 
 :func:`purge` applies a :class:`Retention` (``attnwatch purge`` and, through
 :func:`retention_worker`, every ``attnwatch run`` replica); :func:`forget_conversation`
-deletes one customer's data (``attnwatch purge --conversation-id``).  Tables that do not
-exist yet (``alerts``, ``outbox`` and ``attempts`` are created on first use) are skipped.
+deletes one customer's data (``attnwatch purge --conversation-id``).  Both cover every
+table that holds conversation data, ``corrections`` included; a table missing from the
+store (dropped by hand) is skipped.
 
 Rows go in batches of at most ``batch_size`` per transaction, selected and then deleted by
 primary key: a SQLite writer blocks every other writer for its whole transaction, and one
