@@ -20,10 +20,13 @@ from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from fastapi.security import HTTPBearer
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import SecretStr
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 
 from pipeline.errors import ConfigError
 
@@ -98,6 +101,29 @@ def authorized(authorization_header: str | None, token: SecretStr | None) -> boo
     return hmac.compare_digest(
         presented.strip().encode("utf-8"), token.get_secret_value().encode("utf-8")
     )
+
+
+class BearerToken(HTTPBearer):
+    """FastAPI security dependency: the request must carry ``token`` as its bearer token.
+
+    For routes that only a machine calls (Alertmanager's webhook): a browser's session cookie
+    does not count.  With no token configured every request passes (the bind check guards
+    that case).  A missing or wrong token is ``401`` with ``WWW-Authenticate: Bearer``.
+    """
+
+    def __init__(self, token: SecretStr | None, detail: str) -> None:
+        super().__init__(auto_error=False, description="The dashboard token, as a bearer token.")
+        self._token = token if token is not None and token.get_secret_value() else None
+        self._detail = detail
+
+    async def __call__(self, request: HTTPConnection) -> None:
+        """Pass, or raise ``HTTPException(401)``."""
+        if self._token is None:
+            return
+        credentials = await super().__call__(request)
+        presented = "" if credentials is None else credentials.credentials
+        if not authorized(f"Bearer {presented}", self._token):
+            raise HTTPException(401, self._detail, headers={"WWW-Authenticate": _WWW_AUTHENTICATE})
 
 
 class BearerTokenMiddleware:

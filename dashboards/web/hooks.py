@@ -33,13 +33,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import SecretStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from dashboards.data.ops_alerts import OpsAlertTable
-from dashboards.web.auth import authorized
+from dashboards.web.auth import BearerToken
 from dashboards.web.forms import read_capped, same_origin
 from pipeline.alerting.payloads import AlertmanagerWebhook
 
@@ -54,19 +54,6 @@ MAX_BODY_BYTES = 1 << 20
 MAX_REASONS = 5
 #: Most distinct alert names listed in a log line.
 MAX_LOGGED_NAMES = 10
-
-
-def check_token(request: Request, token: SecretStr | None) -> None:
-    """Refuse (``401``) a request without the bearer token, when a token is set."""
-    if token is None or not token.get_secret_value():
-        return
-    if not authorized(request.headers.get("authorization"), token):
-        log.warning("alertmanager notification refused", extra={"reason": "no valid token"})
-        raise HTTPException(
-            401,
-            "send Authorization: Bearer <token> (Alertmanager: http_config.authorization)",
-            headers={"WWW-Authenticate": 'Bearer realm="attnwatch"'},
-        )
 
 
 def check_json(request: Request) -> None:
@@ -111,10 +98,19 @@ def log_fields(notification: AlertmanagerWebhook) -> dict[str, Any]:
 def router(table: OpsAlertTable, token: SecretStr | None) -> APIRouter:
     """The hook's route, storing into ``table`` and guarded by ``token`` when one is set."""
     hooks = APIRouter()
+    bearer = BearerToken(
+        token, "send Authorization: Bearer <token> (Alertmanager: http_config.authorization)"
+    )
 
-    @hooks.post(PATH)
+    async def require_token(request: Request) -> None:
+        try:
+            await bearer(request)
+        except HTTPException:
+            log.warning("alertmanager notification refused", extra={"reason": "no valid token"})
+            raise
+
+    @hooks.post(PATH, dependencies=[Depends(require_token)])
     async def alertmanager(request: Request) -> dict[str, Any]:
-        check_token(request, token)
         same_origin(request)
         check_json(request)
         try:
