@@ -6,7 +6,9 @@ optional; on any other address (``0.0.0.0`` included) :func:`check_bind` refuses
 without one.  :func:`guard` is the one call the web app makes: it checks the bind and
 wraps the app in :class:`BearerTokenMiddleware` when a token is set.
 
-The middleware is plain ASGI (no framework import), so FastAPI or Starlette can mount it.
+The middleware is ASGI, so FastAPI or Starlette can mount it; it reads the bearer token and
+the session cookie with FastAPI's security classes (``HTTPBearer``, ``APIKeyCookie``), and
+:class:`BearerToken` is the same check as a route dependency.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi.security import HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPBearer
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -148,6 +150,8 @@ class BearerTokenMiddleware:
         self._token = token
         self._open_paths = frozenset(open_paths)
         # The `limits` library (what slowapi builds on), in memory: one dashboard process.
+        self._bearer = HTTPBearer(auto_error=False)
+        self._session = APIKeyCookie(name=SESSION_COOKIE, auto_error=False)
         self._login_limit: RateLimitItem = parse(login_rate_limit)
         self._login_limiter = MovingWindowRateLimiter(MemoryStorage())
 
@@ -160,7 +164,7 @@ class BearerTokenMiddleware:
             await self._login(scope, receive, send)
             return
         header = _header(scope, b"authorization")
-        if authorized(header, self._token) or self._has_session(scope):
+        if await self._authenticated(scope):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -169,8 +173,15 @@ class BearerTokenMiddleware:
         else:
             await _unauthorized(send, presented=header is not None)
 
-    def _has_session(self, scope: Scope) -> bool:
-        presented = _cookie(_header(scope, b"cookie"), SESSION_COOKIE)
+    async def _authenticated(self, scope: Scope) -> bool:
+        """The bearer token or the session cookie, read by FastAPI's security classes."""
+        # Header values as an HTTP parser hands them on: surrounding whitespace stripped.
+        headers = [(bytes(k), bytes(v).strip()) for k, v in scope.get("headers", ())]
+        connection = HTTPConnection({**scope, "headers": headers})
+        bearer = await self._bearer(connection)
+        if bearer is not None and authorized(f"Bearer {bearer.credentials}", self._token):
+            return True
+        presented = await self._session(connection)
         return presented is not None and hmac.compare_digest(
             presented.encode("latin-1", "replace"), session_value(self._token).encode()
         )
@@ -228,14 +239,6 @@ def session_value(token: SecretStr) -> str:
     """The session cookie's value for ``token``: an HMAC, so the cookie never holds the token."""
     key = token.get_secret_value().encode("utf-8")
     return hmac.new(key, b"attnwatch-dashboard-session", hashlib.sha256).hexdigest()
-
-
-def _cookie(header: str | None, name: str) -> str | None:
-    for part in (header or "").split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return None
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
