@@ -2,7 +2,9 @@
 
 Top-level modules are shared by every subpackage: ``schema`` (versioned input and
 output events), ``config`` (every setting, one group per component), ``metrics``
-(every Prometheus name), ``logs`` (structured logs) and ``errors`` (one exception hierarchy).  The
+(every Prometheus name), ``health`` (liveness and readiness), ``server`` (``/metrics``,
+``/healthz`` and ``/readyz`` on one uvicorn server), ``backoff`` (capped exponential backoff,
+tenacity's), ``logs`` (structured logs) and ``errors`` (one exception hierarchy).  The
 subpackages are layered; each may import only those below it:
 
 - ``store``: the analyst store (SQLite / PostgreSQL) and its pandas read API;
