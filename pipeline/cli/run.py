@@ -42,7 +42,7 @@ def run(
     """Consume chat and news, classify, store, produce enriched events, commit."""
     from pipeline.health import Health
     from pipeline.metrics import Metrics
-    from pipeline.stream.service import service
+    from pipeline.stream.service import service_when_ready
 
     settings = state.settings
     if history is not None:
@@ -57,7 +57,12 @@ def run(
             # Served before the model loads: /readyz says what is still missing.
             metrics.serve(settings.stream.metrics_port, settings.stream.metrics_host, health)
         connection = settings.kafka.connection()
-        with service(settings, connection, metrics=metrics, health=health) as svc:
+        # A store or broker that is down at start-up is waited for (not ready on /readyz,
+        # retried with capped backoff), so start-up order does not matter.
+        with service_when_ready(settings, connection, stop, health=health, metrics=metrics) as svc:
+            if svc is None:
+                typer.echo("stopped before the store and the broker were reachable")
+                return
             if svc.model_watch is not None:
                 # SIGHUP: look for a new model now rather than at the next interval.
                 watch = svc.model_watch

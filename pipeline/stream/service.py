@@ -6,11 +6,14 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from kafka.errors import KafkaError
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from consumers.connection import KafkaConnection
 from consumers.producer import make_producer
@@ -20,7 +23,7 @@ from models.fast.loading import open_classifier
 from models.saving import ModelDirError
 from pipeline.alerting.service import Alerting, alerting
 from pipeline.config import ModelSettings, PrivacySettings, Settings
-from pipeline.errors import ConfigError, ModelError
+from pipeline.errors import AttnwatchError, ConfigError, ModelError, StoreError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy, Redactor
 from pipeline.schema import Limits as InputLimits
@@ -94,30 +97,39 @@ def service(
     classifier: TextClassifier | None = None,
     metrics: Metrics | None = None,
     health: HealthReporter | None = None,
+    watch_model: bool = False,
 ) -> Iterator[Service]:
-    """Build the run loop's parts and close them (source last, each bounded) on exit."""
-    watch = classifier is None and settings.model.watch_interval_s > 0
+    """Build the run loop's parts and close them (source last, each bounded) on exit.
+
+    The model directory is watched for a new model when ``classifier`` is loaded here or
+    ``watch_model`` is true (and ``model.watch_interval_s`` > 0).
+    """
+    watch = (classifier is None or watch_model) and settings.model.watch_interval_s > 0
     classifier = classifier or load_classifier(settings.model)
     metrics = metrics or Metrics()
-    store = open_store(settings.store.url)
-    producer = make_producer(
-        connection,
-        max_message_bytes=settings.stream.max_message_bytes,
-        timeout_s=settings.stream.io_timeout_s,
-    )
-    source = KafkaSource(
-        connection,
-        [settings.kafka.topics.chat, settings.kafka.topics.news],
-        settings.kafka.group_id,
-        max_poll_interval_ms=settings.kafka.max_poll_interval_ms,
-        session_timeout_ms=settings.kafka.session_timeout_ms,
-        # kafka-python requires request.timeout.ms > session.timeout.ms.
-        request_timeout_ms=max(
-            int(settings.stream.io_timeout_s * 1000), settings.kafka.session_timeout_ms + 5000
-        ),
-        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
-    )
-    raw_store = RawStore(settings.store.raw_url) if settings.store.raw_url else None
+    io_s = settings.stream.io_timeout_s
+    # Each part is closed if a later one cannot be opened (a dependency down at start-up:
+    # the caller may retry, see ``service_when_ready``).
+    with contextlib.ExitStack() as opening:
+        store = open_store(settings.store.url)
+        opening.callback(store.close)
+        producer = make_producer(
+            connection, max_message_bytes=settings.stream.max_message_bytes, timeout_s=io_s
+        )
+        opening.callback(producer.close, timeout=io_s)
+        source = KafkaSource(
+            connection,
+            [settings.kafka.topics.chat, settings.kafka.topics.news],
+            settings.kafka.group_id,
+            max_poll_interval_ms=settings.kafka.max_poll_interval_ms,
+            session_timeout_ms=settings.kafka.session_timeout_ms,
+            # kafka-python requires request.timeout.ms > session.timeout.ms.
+            request_timeout_ms=max(int(io_s * 1000), settings.kafka.session_timeout_ms + 5000),
+            fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
+        )
+        opening.callback(source.close, timeout_s=io_s)
+        raw_store = RawStore(settings.store.raw_url) if settings.store.raw_url else None
+        opening.pop_all()
     raw_sink = RawSink(raw_store) if raw_store is not None else None
     model_watch = (
         ModelWatcher(
@@ -203,3 +215,85 @@ def service(
         store.close()
         if raw_store is not None:
             raw_store.close()
+
+
+def startup_fault(exc: BaseException) -> tuple[str, str] | None:
+    """``(component, reason)`` when ``exc`` means a dependency is down, else ``None``.
+
+    A store that cannot be opened and a broker that cannot be reached are worth waiting
+    for; a bad configuration or a missing model is not.
+    """
+    if isinstance(exc, StoreError):
+        return "store", str(exc)
+    if isinstance(exc, KafkaError | OSError):
+        return "broker", f"could not reach Kafka: {type(exc).__name__}: {exc}"
+    return None
+
+
+@contextlib.contextmanager
+def service_when_ready(
+    settings: Settings,
+    connection: KafkaConnection,
+    stop: threading.Event,
+    *,
+    health: HealthReporter,
+    metrics: Metrics,
+) -> Iterator[Service | None]:
+    """:func:`service`, retried with capped exponential backoff while a dependency is down.
+
+    Start-up order stops mattering: while the store or the broker is down the process
+    stays up, ``/readyz`` says not ready and why (component ``store`` or ``broker``), and
+    opening is retried (0.5 s doubling to ``stream.retry_backoff_max_s``) until it works
+    or ``stop`` is set, which yields ``None``.  Other errors (configuration, model) raise.
+    """
+    classifier = load_classifier(settings.model)
+    reported: set[str] = set()
+
+    def waiting(state: RetryCallState) -> None:
+        assert state.outcome is not None  # noqa: S101 - tenacity calls this after a failure
+        fault = startup_fault(state.outcome.exception() or Exception())
+        component, reason = fault or ("store", "unknown")
+        if component == "broker" and "store" in reported:
+            health.set("store", True, "reachable")  # the store is opened first: it is up
+        health.set(component, False, reason)
+        reported.add(component)
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "dependency down at start-up; retrying",
+            extra={"component": component, "error": reason[:300], "retry_in_s": wait_s},
+        )
+
+    def pause(seconds: float) -> None:
+        stop.wait(seconds)  # a signal ends the wait at once
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda exc: startup_fault(exc) is not None),
+        wait=wait_exponential(multiplier=0.5, max=settings.stream.retry_backoff_max_s),
+        stop=lambda _state: stop.is_set(),
+        sleep=pause,
+        before_sleep=waiting,
+        reraise=True,
+    )
+    with contextlib.ExitStack() as stack:
+        try:
+            for attempt in retrying:
+                with attempt:
+                    svc = stack.enter_context(
+                        service(
+                            settings,
+                            connection,
+                            classifier=classifier,
+                            metrics=metrics,
+                            health=health,
+                            watch_model=True,
+                        )
+                    )
+        except (AttnwatchError, KafkaError, OSError):
+            if not stop.is_set():
+                raise
+            yield None
+            return
+        # What this start-up reported down has just been reached; the run loop reports on.
+        for component in reported:
+            health.set(component, True, "reachable")
+        yield svc

@@ -22,8 +22,10 @@ from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel, SecretStr
 
 from pipeline.config import Settings
+from pipeline.config_compat import FLAT
 from pipeline.store.engine import create_engine, normalise_url
 
 #: The repository root: the child imports ``pipeline`` and ``tests`` from here.
@@ -33,20 +35,37 @@ T = TypeVar("T")
 
 
 def worker_env(settings: Settings, **overrides: object) -> dict[str, str]:
-    """This process's environment with ``settings`` as ``ATTNWATCH_*`` variables.
+    """This process's environment with ``settings`` as ``ATTNWATCH_<GROUP>__<FIELD>`` variables.
 
-    Only the settings that were given explicitly (``model_fields_set``) are passed,
-    then ``overrides`` (``None`` leaves one out); inherited ``ATTNWATCH_*`` variables
-    are dropped so nothing from the test runner's shell leaks into the child.
+    Only the settings that were given explicitly (``model_fields_set``, in every group)
+    are passed, then ``overrides`` (flat 0.1 names, e.g. ``max_redeliveries``; ``None``
+    leaves one out); inherited ``ATTNWATCH_*`` variables are dropped so nothing from the
+    test runner's shell leaks into the child.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNWATCH_")}
-    values: dict[str, object] = {
-        name: getattr(settings, name) for name in settings.model_fields_set
-    }
-    values.update(overrides)
-    for name, value in values.items():
-        if value is not None:
-            env[f"ATTNWATCH_{name.upper()}"] = str(value)
+    values: dict[tuple[str, ...], object] = {}
+
+    def walk(model: BaseModel, path: tuple[str, ...]) -> None:
+        for name in model.model_fields_set:
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                walk(value, (*path, name))
+            else:
+                values[(*path, name)] = value
+
+    walk(settings, ())
+    for flat, value in overrides.items():
+        values[FLAT.get(flat, (flat,))] = value
+    for path, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
+            value = json.dumps(
+                [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+            )
+        env["ATTNWATCH_" + "__".join(path).upper()] = str(value)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -1,0 +1,103 @@
+"""Start-up order does not matter: ``attnwatch run`` started before its database and broker.
+
+The process stays up, ``/readyz`` answers 503 naming what is missing (first the store,
+then the broker), opening is retried with capped backoff, and once PostgreSQL and then
+Kafka come up it becomes ready without a restart; SIGTERM then ends it cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from consumers.broker import EmbeddedBroker, free_port
+from consumers.topics import ensure_topics
+from tests.fixtures.postgres import SUPERUSER, _Cluster, find_pg_bindir
+from tests.integration.processes import Worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+START_S = 120.0
+
+
+def readyz(port: int) -> tuple[int, dict[str, Any]] | None:
+    """``(status, body)`` of ``/readyz``, ``None`` while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:  # noqa: S310
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except (OSError, ValueError):
+        return None
+
+
+def test_run_started_before_its_database_and_broker_waits_then_becomes_ready(tiny_model, tmp_path):
+    cluster = _Cluster(find_pg_bindir())
+    pg_port = free_port()
+    broker = EmbeddedBroker(port=free_port(), log_file=tmp_path / "tansu.log")
+    metrics_port = free_port()
+    store_url = f"postgresql://{SUPERUSER}@127.0.0.1:{pg_port}/postgres"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNWATCH_")}
+    env.update(
+        {
+            "ATTNWATCH_STORE__URL": store_url,
+            "ATTNWATCH_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "ATTNWATCH_KAFKA__GROUP_ID": "startup-order",
+            "ATTNWATCH_MODEL__DIR": str(tiny_model),
+            "ATTNWATCH_MODEL__WATCH_INTERVAL_S": "0",
+            "ATTNWATCH_STREAM__METRICS_PORT": str(metrics_port),
+            "ATTNWATCH_STREAM__RETRY_BACKOFF_MAX_S": "1",
+            "ATTNWATCH_STREAM__IO_TIMEOUT_S": "10",
+            "ATTNWATCH_STREAM__SHUTDOWN_TIMEOUT_S": "10",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    cluster.init()
+    try:
+        with Worker(["attnwatch", "run"], env, tmp_path / "logs") as worker:
+            exited = lambda: worker.returncode is not None  # noqa: E731
+
+            def missing(component: str, words: str) -> dict[str, Any] | None:
+                answer = readyz(metrics_port)
+                if answer is None or answer[0] != 503:
+                    return None
+                state = answer[1]["components"][component]
+                return answer[1] if not state["ok"] and words in state["detail"] else None
+
+            # Nothing is up: the process stays, not ready because of the store.
+            body = wait_for(lambda: missing("store", "could not open store"), START_S, exited)
+            assert body is not None, worker.tail()
+            assert body["alive"] is True and body["ready"] is False
+            # Still there, and still retrying (capped at 1 s): a second report comes.
+            assert wait_for(
+                lambda: any("retrying" in e.get("message", "") for e in worker.logs()[1:]),
+                30,
+                exited,
+            ), worker.tail()
+
+            # The database comes up; the broker is now what is missing.
+            cluster.start(pg_port)
+            body = wait_for(lambda: missing("broker", "Kafka"), START_S, exited)
+            assert body is not None, worker.tail()
+            assert body["components"]["store"]["ok"] is True
+
+            # The broker comes up: ready without a restart.
+            with broker:
+                ensure_topics(broker.connection, ["chat", "news", "enriched", "deadletter",
+                                                  "alerts"], 1)  # fmt: skip
+                ready = wait_for(
+                    lambda: (a := readyz(metrics_port)) is not None and a[0] == 200,
+                    START_S,
+                    exited,
+                )
+                assert ready, f"{readyz(metrics_port)}\n{worker.tail()}"
+                worker.signal(signal.SIGTERM)
+                assert worker.wait(60) == 0, worker.tail()
+    finally:
+        cluster.stop()
