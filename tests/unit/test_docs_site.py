@@ -126,3 +126,12 @@ def test_a_new_decision_record_joins_the_nav_without_an_edit(tmp_path: Path) -> 
     assert 'href="decisions/9999-a-new-choice.html"' in home
     assert "9999 A new choice" in home
     assert not (tmp_path / "site" / "hooks").exists(), "the nav hook was published as a page"
+
+
+def test_the_configuration_page_holds_the_settings_reference() -> None:
+    # The table is generated (`attnwatch config --markdown`); a setting added, renamed or
+    # redescribed without regenerating the page fails here.
+    from pipeline.config import settings_markdown
+
+    page = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert settings_markdown() in page, "regenerate docs/configuration.md's table"
