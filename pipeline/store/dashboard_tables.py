@@ -22,18 +22,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pipeline.store.tables import UTCDateTime, events_table, metadata
+from pipeline.store.tables import UTCDateTime, events_table, metadata, serial_id
 
 corrections_table = sa.Table(
     "corrections",
     metadata,
-    # BIGSERIAL on PostgreSQL; SQLite only auto-numbers a column typed exactly INTEGER.
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    serial_id(),
     sa.Column("input_id", sa.Text, nullable=False),
     sa.Column("task", sa.Text, nullable=False),
     sa.Column("old_label", sa.Text),
@@ -46,13 +40,7 @@ corrections_table = sa.Table(
 ops_alerts_table = sa.Table(
     "ops_alerts",
     metadata,
-    # BIGSERIAL on PostgreSQL; SQLite only auto-numbers a column typed exactly INTEGER.
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    serial_id(),
     sa.Column("fingerprint", sa.Text, nullable=False),
     sa.Column("starts_at", UTCDateTime, nullable=False),
     sa.Column("status", sa.Text, nullable=False),

@@ -135,6 +135,19 @@ class HeadersText(sa.TypeDecorator[KafkaHeaders]):
             raise ValueError(msg) from exc
 
 
+def serial_id() -> sa.Column[int]:
+    """An auto-numbered ``id`` primary key: BIGSERIAL on PostgreSQL, INTEGER on SQLite.
+
+    SQLite only auto-numbers a column typed exactly INTEGER.
+    """
+    return sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )
+
+
 #: The one schema: every table of the store is declared on this (see
 #: :mod:`pipeline.store.schema`, which imports them all) and created by Alembic's revisions.
 metadata = sa.MetaData()
@@ -195,13 +208,7 @@ events_table = sa.Table(
 dead_letters_table = sa.Table(
     "dead_letters",
     metadata,
-    # BIGSERIAL on PostgreSQL; SQLite only auto-numbers a column typed exactly INTEGER.
-    sa.Column(
-        "id",
-        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-        primary_key=True,
-        autoincrement=True,
-    ),
+    serial_id(),
     sa.Column("source_topic", sa.Text, nullable=False),
     sa.Column("source_partition", sa.Integer, nullable=False),
     sa.Column("source_offset", sa.BigInteger, nullable=False),
