@@ -33,11 +33,13 @@ from pipeline.store.tables import STORE_SCHEMA_VERSION, alembic_version_table, s
 # Any fixed number: serialises concurrent upgrades on one server.
 _PG_SCHEMA_LOCK_ID = 0x61747477
 _SCRIPTS = Path(__file__).with_name("migrations")
+#: The opt-in raw store's revisions (a database of its own, see :mod:`pipeline.store.raw`).
+_RAW_SCRIPTS = Path(__file__).with_name("raw_migrations")
 
 
-def _config(connection: Connection | None = None) -> Config:
+def _config(connection: Connection | None = None, scripts: Path = _SCRIPTS) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(_SCRIPTS))
+    config.set_main_option("script_location", str(scripts))
     config.attributes["connection"] = connection
     return config
 
@@ -90,18 +92,34 @@ def _check_known(conn: Connection, where: str) -> str | None:
     return revision
 
 
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_ID)))
+    else:
+        # Python's sqlite3 starts a transaction only before INSERT/UPDATE/DELETE, so DDL
+        # would autocommit statement by statement; BEGIN IMMEDIATE takes the write lock
+        # now and makes the whole upgrade one transaction.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade_raw(engine: Engine) -> None:
+    """Bring the opt-in raw store to its newest revision, as :func:`upgrade` does the store."""
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.begin() as conn:
+            _lock(conn)
+            command.upgrade(_config(conn, _RAW_SCRIPTS), "head")
+    except SQLAlchemyError as exc:
+        msg = f"could not open raw store {where}: {describe(exc)}"
+        raise StoreError(msg) from exc
+
+
 def upgrade(engine: Engine) -> str:
     """Bring the store to the newest revision in one locked transaction; that revision."""
     where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_ID)))
-            else:
-                # Python's sqlite3 starts a transaction only before INSERT/UPDATE/DELETE, so
-                # DDL would autocommit statement by statement; BEGIN IMMEDIATE takes the
-                # write lock now and makes the whole upgrade one transaction.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _lock(conn)
             # Check before changing anything: a newer store may have a different layout.
             legacy = _stored_schema_version(conn, where)
             if _check_known(conn, where) is not None and (legacy or 0) < STORE_SCHEMA_VERSION:

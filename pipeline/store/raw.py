@@ -16,19 +16,20 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.store.engine import (
-    create_engine,
-    create_tables,
-    insert_ignore,
-    normalise_url,
-    store_errors,
-)
+from pipeline.errors import StoreError
+from pipeline.store.engine import create_engine, insert_ignore, normalise_url, store_errors
+from pipeline.store.migrate import upgrade_raw
 from pipeline.store.tables import UTCDateTime
 
-_metadata = sa.MetaData()
+#: The raw store's schema: a database of its own, so a ``MetaData`` of its own, migrated by
+#: the revisions in ``pipeline/store/raw_migrations`` (:func:`pipeline.store.migrate.upgrade_raw`).
+raw_metadata = sa.MetaData()
+#: Alembic's version table in the raw store (apart from the analyst store's, should the two
+#: share a database).
+RAW_VERSION_TABLE = "raw_alembic_version"
 raw_events_table = sa.Table(
     "raw_events",
-    _metadata,
+    raw_metadata,
     sa.Column("input_id", sa.Text, primary_key=True),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("conversation_id", sa.Text),
@@ -39,7 +40,7 @@ raw_events_table = sa.Table(
 )
 raw_dead_letters_table = sa.Table(
     "raw_dead_letters",
-    _metadata,
+    raw_metadata,
     sa.Column("source_topic", sa.Text, primary_key=True),
     sa.Column("source_partition", sa.Integer, primary_key=True),
     sa.Column("source_offset", sa.BigInteger, primary_key=True),
@@ -75,8 +76,12 @@ class RawStore:
 
     def __init__(self, url: str) -> None:
         self._engine = create_engine(normalise_url(url))
-        with store_errors("raw store"):
-            create_tables(self._engine, _metadata)
+        # The run loop and purge open it: upgrade its schema as open_store does the store's.
+        try:
+            upgrade_raw(self._engine)
+        except StoreError:
+            self._engine.dispose()
+            raise
 
     @property
     def engine(self) -> Engine:

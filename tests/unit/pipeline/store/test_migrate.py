@@ -130,3 +130,37 @@ def test_a_store_at_an_unknown_revision_is_refused(tmp_path: Path) -> None:
     for migrating in (True, False):
         with pytest.raises(StoreError, match="9999_future"):
             open_store(url, migrate=migrating)
+
+
+def test_the_raw_store_is_migrated_and_a_pre_alembic_one_adopted(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.store.raw import RAW_VERSION_TABLE, RawEvent, RawStore, raw_metadata
+
+    old_url = f"sqlite:///{tmp_path}/old_raw.db"
+    engine = sa.create_engine(old_url)
+    try:
+        raw_metadata.create_all(engine)  # what 242fde2's RawStore did on first use
+        at = datetime(2026, 11, 26, tzinfo=UTC)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(raw_metadata.tables["raw_events"]),
+                [{"input_id": "chat:1", "kind": "chat", "conversation_id": "c1",
+                  "text": "my card", "event_time": at}],
+            )
+    finally:
+        engine.dispose()
+    for url in (old_url, f"sqlite:///{tmp_path}/new_raw.db"):
+        store = RawStore(url)
+        try:
+            store.write([RawEvent("chat:2", "chat", "c1", "hello", datetime.now(UTC))], [])
+            with store.engine.connect() as conn:
+                context = MigrationContext.configure(
+                    conn, opts={"version_table": RAW_VERSION_TABLE}
+                )
+                assert context.get_current_revision() == "0001_raw"
+                assert compare_metadata(context, raw_metadata) == []
+                ids = conn.execute(sa.text("SELECT input_id FROM raw_events")).scalars().all()
+        finally:
+            store.close()
+        assert sorted(ids) == (["chat:1", "chat:2"] if url == old_url else ["chat:2"])

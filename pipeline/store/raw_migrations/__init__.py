@@ -1,0 +1,1 @@
+"""Alembic's environment and revisions for the opt-in raw store, a database of its own."""

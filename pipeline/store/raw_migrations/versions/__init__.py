@@ -1,0 +1,1 @@
+"""The raw store's Alembic revisions, oldest first."""
