@@ -145,3 +145,10 @@ def migrate() -> None:
     except AttnwatchError as exc:
         fail(exc)
     typer.echo(f"store schema at revision {revision}: {', '.join(tables)}")
+    if settings.store.raw_url:
+        try:
+            raw = RawStore(settings.store.raw_url)  # upgrades the raw store's schema
+        except AttnwatchError as exc:
+            fail(exc)
+        raw.close()
+        typer.echo("raw store schema upgraded")

@@ -102,13 +102,15 @@ def _lock(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def upgrade_raw(engine: Engine) -> None:
+def upgrade_raw(engine: Engine) -> str:
     """Bring the opt-in raw store to its newest revision, as :func:`upgrade` does the store."""
     where = engine.url.render_as_string(hide_password=True)
     try:
         with engine.begin() as conn:
             _lock(conn)
-            command.upgrade(_config(conn, _RAW_SCRIPTS), "head")
+            config = _config(conn, _RAW_SCRIPTS)
+            command.upgrade(config, "head")
+            return str(ScriptDirectory.from_config(config).get_current_head())
     except SQLAlchemyError as exc:
         msg = f"could not open raw store {where}: {describe(exc)}"
         raise StoreError(msg) from exc
