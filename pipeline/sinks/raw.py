@@ -10,6 +10,7 @@ class RawSink(BatchingSink[RawEvent | RawDeadLetter]):
     """The raw rows the run loop hands the checkpoint where redaction changed something."""
 
     name = "raw_store"
+    one_write_per_flush = True
 
     def __init__(self, store: RawStore) -> None:
         super().__init__()
@@ -20,7 +21,7 @@ class RawSink(BatchingSink[RawEvent | RawDeadLetter]):
         return record if isinstance(record, RawEvent | RawDeadLetter) else None
 
     def write(self, batch: list[RawEvent | RawDeadLetter]) -> None:
-        """Write the batch in one transaction."""
+        """Write the batch (every partition's records) in one transaction."""
         self._store.write(
             [r for r in batch if isinstance(r, RawEvent)],
             [r for r in batch if isinstance(r, RawDeadLetter)],

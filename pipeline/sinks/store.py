@@ -11,6 +11,7 @@ class StoreSink(BatchingSink[EnrichedEvent | DeadLetter]):
     """Enriched events and dead letters, one store transaction per batch."""
 
     name = "store"
+    one_write_per_flush = True
 
     def __init__(self, store: Store) -> None:
         super().__init__()
@@ -21,7 +22,7 @@ class StoreSink(BatchingSink[EnrichedEvent | DeadLetter]):
         return record if isinstance(record, EnrichedEvent | DeadLetter) else None
 
     def write(self, batch: list[EnrichedEvent | DeadLetter]) -> None:
-        """Write the batch in one transaction."""
+        """Write the batch (every partition's records) in one transaction."""
         self._store.write(
             [r for r in batch if isinstance(r, EnrichedEvent)],
             [r for r in batch if isinstance(r, DeadLetter)],

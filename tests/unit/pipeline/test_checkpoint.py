@@ -157,6 +157,7 @@ def test_flush_returns_what_it_made_durable_and_sinks_ignore_kinds_they_do_not_t
     raw = RawDeadLetter("chat", 0, 2, b"raw", datetime.now(UTC))
     checkpoint.add(raw, "chat", 0, 2)  # for the raw store only
     checkpoint.add(letter(2), "chat", 0, 2)
-    assert checkpoint.flush() == {("chat", 0): 3}
-    assert Store.written == [(0, 1)]
+    checkpoint.add(letter(4, partition=1), "chat", 1, 4)
+    assert checkpoint.flush() == {("chat", 0): 3, ("chat", 1): 5}
+    assert Store.written == [(0, 2)]  # both partitions in one transaction
     assert checkpoint.flush() == {}
