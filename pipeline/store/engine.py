@@ -8,7 +8,6 @@ other scheme, driver or an in-memory SQLite database is refused with a clear
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,25 +100,6 @@ def create_engine(url: URL) -> Engine:
     )
 
 
-
-
-def create_tables(engine: Engine, tables: sa.MetaData, attempts: int = 3) -> None:
-    """``CREATE TABLE IF NOT EXISTS``, safe when replicas start together.
-
-    Only the opt-in raw store (a database of its own, see :mod:`pipeline.store.raw`) uses
-    this; the analyst store's schema is Alembic's (:mod:`pipeline.store.migrate`).
-
-    Two processes checking and creating at the same moment can both see "absent" and one
-    CREATE fails (on PostgreSQL a duplicate type); the table then exists, so try again.
-    """
-    for attempt in range(attempts):
-        try:
-            tables.create_all(engine, checkfirst=True)
-            return
-        except SQLAlchemyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
 
 
 @contextlib.contextmanager

@@ -44,30 +44,3 @@ def test_release_hands_over_at_once_and_names_are_independent(engine):
 def test_ttl_must_be_positive(engine):
     with pytest.raises(ValueError):
         Lease(engine, "job", "a", ttl_s=0)
-
-
-def test_side_tables_can_be_created_by_replicas_starting_together(engine):
-    import threading
-
-    import sqlalchemy as sa
-
-    from pipeline.store.engine import create_tables
-
-    meta = sa.MetaData()
-    sa.Table("race_probe", meta, sa.Column("id", sa.Integer, primary_key=True))
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS race_probe")
-    errors = []
-
-    def create():
-        try:
-            create_tables(engine, meta)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=create) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == [] and sa.inspect(engine).has_table("race_probe")

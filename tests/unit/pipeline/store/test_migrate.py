@@ -164,3 +164,44 @@ def test_the_raw_store_is_migrated_and_a_pre_alembic_one_adopted(tmp_path: Path)
         finally:
             store.close()
         assert sorted(ids) == (["chat:1", "chat:2"] if url == old_url else ["chat:2"])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/race.db"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        _drop_everything(engine)
+        yield url
+        _drop_everything(engine)
+    finally:
+        engine.dispose()
+
+
+def test_replicas_migrating_together_each_succeed_once(empty_url: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+    revisions: list[str] = []
+
+    def run() -> None:
+        try:
+            revisions.append(migrate(empty_url)[0])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and revisions == [head()] * 6
+    engine = sa.create_engine(empty_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+    finally:
+        engine.dispose()
