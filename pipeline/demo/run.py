@@ -266,10 +266,14 @@ def run_demo(
     report = result.get("report", RunReport())
     elapsed = (datetime.now(UTC) - started).total_seconds()
     console.print()
+    # Records skipped as already stored only happen when a configured store is shared with
+    # an earlier run: a fresh embedded broker numbers offsets from 0 again, so a malformed
+    # event can land on a position that already holds an earlier run's dead letter.
+    skipped = f", {report.skipped} already stored" if report.skipped else ""
     console.print(
-        f"[bold]done[/]: {report.enriched} enriched, {report.dead_letters} dead letters "
-        f"in {elapsed:.1f} s ({report.enriched / max(elapsed, 1e-9):.1f} msg/s; replay rate "
-        f"{options.rate:g}/s). Read them with pandas: "
+        f"[bold]done[/]: {report.enriched} enriched, {report.dead_letters} dead letters"
+        f"{skipped} in {elapsed:.1f} s ({report.enriched / max(elapsed, 1e-9):.1f} msg/s; "
+        f"replay rate {options.rate:g}/s). Read them with pandas: "
         f"`from pipeline.store import read_events; read_events('{masked_url(settings.store_url)}')`"
     )
     return report

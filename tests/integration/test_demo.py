@@ -166,9 +166,15 @@ def test_a_second_demo_on_the_same_checkout_streams_live_again(tiny_model, tmp_p
     assert "alerts: none" in first.stdout
 
     second = demo(store_url)
-    done = re.findall(r"done: (\d+) enriched, (\d+) dead letters", second.stdout)
-    enriched, dead = (int(n) for n in done[-1])
-    assert enriched + dead == 1600, second.stdout[-2000:]  # a live stream again, not 0
+    done = re.findall(
+        r"done: (\d+) enriched, (\d+) dead letters(?:, (\d+) already stored)?", second.stdout
+    )
+    enriched, dead, skipped = (int(n or 0) for n in done[-1])
+    # A live stream again, not 0.  Only malformed events can be skipped as already stored:
+    # the store keys dead letters by source offset, and the second run's embedded broker
+    # numbers its offsets from 0 again, so a few may land on the first run's dead letters.
+    assert enriched + dead + skipped == 1600, second.stdout[-2000:]
+    assert skipped <= len(read_dead_letters(store_url)), second.stdout[-2000:]
     assert "waiting for the first results" not in second.stdout.split("done:")[0][-3000:]
     # Every event of the second run is stored beside the first run's: none deduplicated.
     # (Dead letters are not counted: the store keys them by source offset, and the second

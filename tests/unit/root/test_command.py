@@ -1,4 +1,4 @@
-"""``attnwatch dashboard``: the command is wired into the CLI and takes the global options."""
+"""``attnwatch dashboard``: the command is wired into the root CLI and takes the global options."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from dashboards.command import app
+from attnwatch.cli import app
 
 
 def test_attnwatch_lists_the_dashboard_beside_the_pipeline_commands() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "dashboards.command"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "attnwatch"], capture_output=True, text=True, timeout=120
     )
     assert "dashboard" in result.stdout + result.stderr
 
