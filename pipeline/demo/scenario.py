@@ -78,6 +78,7 @@ def scenario(
 
     def when() -> datetime:
         return day.at(produced / max(1, options.count)) if day is not None else clock()
+
     chats = seed.load_chat()
     news = seed.load_news()
     replies: dict[str, list[str]] = {}
