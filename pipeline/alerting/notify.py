@@ -143,6 +143,27 @@ class NotifierWorker:
             self._threads = []
         return stopped
 
+    def drain(self, timeout: float) -> int:
+        """Deliver every row due now once, within ``timeout`` s; return how many were tried.
+
+        For a process about to exit (``run --idle-exit``): what its final evaluation queued
+        is sent now rather than by whichever process starts next.  A row that fails is due
+        again later (its backoff), so each row is tried at most once here.
+        """
+        deadline = time.monotonic() + timeout
+        attempted = 0
+        for receiver in self._receivers:
+            while time.monotonic() < deadline:
+                try:
+                    tried = self.deliver_due(receiver)
+                except StoreError as exc:
+                    log.warning("notification outbox unavailable", extra={"error": str(exc)})
+                    return attempted
+                attempted += tried
+                if tried == 0:
+                    break
+        return attempted
+
     def deliver_due(self, receiver: Receiver) -> int:
         """POST ``receiver``'s due rows once; return how many were attempted."""
         rows = self._outbox.claim(

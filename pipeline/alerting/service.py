@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: How long ``run --idle-exit`` waits for an evaluation in progress before its final one.
 FINISH_JOIN_S = 300.0
+#: How long an exiting ``run --idle-exit`` spends sending what its final evaluation queued.
+DRAIN_S = 30.0
 #: Sends one alert event: (key, JSON value).  Failures are logged, never raised.
 Publish = Callable[[bytes, bytes], None]
 
@@ -73,6 +75,7 @@ class Alerting:
         self.evaluator = evaluator
         self._timeout_s = timeout_s
         self._stop = threading.Event()
+        self._finished = False
         self._thread = threading.Thread(
             target=evaluator.run, args=(self._stop,), name="alerts", daemon=True
         )
@@ -87,12 +90,18 @@ class Alerting:
         if self._thread.is_alive():
             self._thread.join(timeout=timeout_s if timeout_s is not None else self._timeout_s)
 
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` ran (the input is over and the process is exiting)."""
+        return self._finished
+
     def finish(self) -> list[AlertEvent]:
         """The input is over (``run --idle-exit``): evaluate up to the final watermark.
 
         Stops the thread, evaluates every bucket holding an event, gives the lease up, and
         returns the events emitted (none if another replica holds the lease: it goes on).
         """
+        self._finished = True
         # An evaluation catching up on a backlog may take a while; it is bounded.
         self.stop(FINISH_JOIN_S)
         if self._thread.is_alive():
@@ -182,4 +191,7 @@ def alerting(
     finally:
         handle.stop()
         if worker is not None:
+            if handle.finished:
+                # What the final evaluation queued is sent by this process, bounded.
+                worker.drain(timeout=DRAIN_S)
             worker.stop(timeout=10.0)

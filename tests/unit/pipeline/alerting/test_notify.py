@@ -351,6 +351,31 @@ def test_a_restarted_worker_delivers_what_was_pending(
         second_engine.dispose()
 
 
+def test_drain_sends_what_is_due_once_before_exit(
+    engine: Engine, receivers: Callable[..., Recorder]
+) -> None:
+    up, down = receivers(), receivers(statuses=[503] * 1000)
+    outbox = Outbox(engine)
+    recvs = [
+        Receiver(name="up", url=up.url, timeout_s=2),
+        Receiver(name="down", url=down.url, timeout_s=2),
+    ]
+    Notifier(outbox, recvs, "http://x").notify(event())
+    Notifier(outbox, recvs, "http://x").notify(event("resolved"))
+    worker = NotifierWorker(outbox, recvs, base_backoff_s=60, max_backoff_s=60)  # not started
+
+    assert worker.drain(timeout=10) == 4
+    assert [b["alerts"][0]["status"] for b in up.bodies()] == ["firing", "resolved"]
+    by_receiver = {r.receiver: r for r in outbox.rows()}
+    assert len(outbox.rows()) == 4 and len(by_receiver) == 2
+    assert all(r.delivered_at is not None for r in outbox.rows() if r.receiver == "up")
+    # The failing receiver was tried once per row, not retried in a loop until the bound.
+    assert len(down.posts) == 2
+    assert all(
+        r.attempts == 1 and r.delivered_at is None for r in outbox.rows() if r.receiver == "down"
+    )
+
+
 def test_enqueue_is_idempotent_per_alert_status_and_receiver(engine: Engine) -> None:
     outbox = Outbox(engine)
     recvs = [
