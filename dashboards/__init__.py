@@ -6,7 +6,7 @@ own ``corrections`` table and indexes.  May import ``pipeline``, ``consumers`` a
 ``models``; nothing imports this package.  Subpackages: ``data`` (reads and writes of the
 store, no web framework) and ``web`` (routes, pages, charts, live updates, access).  Here:
 ``cli`` (serving it, also on a thread for the demo; the report command), ``report`` (the
-self-contained HTML report), ``screenshots`` (the README's pictures), ``grafana/`` (the
+self-contained HTML report), ``screenshots`` (the docs' pictures), ``grafana/`` (the
 operators' dashboard).  The ``attnwatch`` package (the composition root) registers the
 commands on the one CLI.
 """

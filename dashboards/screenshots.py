@@ -1,4 +1,4 @@
-"""Screenshots of a running dashboard for the README: one PNG per page, in headless Chromium.
+"""Screenshots of a running dashboard for the docs: one PNG per page, in headless Chromium.
 
 ``python -m dashboards.screenshots --url http://127.0.0.1:8050 --out docs/screenshots``
 opens the live feed, trends, a conversation, a ticker, the alerts and the model page of a

@@ -1,4 +1,4 @@
-"""Every Prometheus metric attnwatch exports: names and labels live here and in the README.
+"""Every Prometheus metric attnwatch exports: names and labels live here and in docs/metrics.md.
 
 Names are part of the operator contract (dashboards and alert rules use
 them): change them only with a CHANGELOG entry.  Two gauges follow

@@ -1,6 +1,6 @@
 """Faults on purpose: a model that raises, a consumer killed, a slow model, store and broker away.
 
-Each test tries to make one of the README's "never"s happen (never loses, never crashes,
+Each test tries to make one of the "never"s in docs/faults.md happen (never loses, never crashes,
 never duplicates in the store) through a real broker and a real database.
 """
 

@@ -26,7 +26,7 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (the bind being checked; nothing listen
 STARTS = "2026-11-26T09:14:07.123456789Z"  # nanoseconds, as Alertmanager writes them
 ENDS = "2026-11-26T09:44:37.5Z"
 ZERO = "0001-01-01T00:00:00Z"
-RUNBOOK = "https://github.com/attnwatch/attnwatch/blob/main/README.md#faults-and-bad-input"
+RUNBOOK = "https://github.com/attnwatch/attnwatch/blob/main/docs/operations.md#attnwatchprocessingstalled"
 STALLED = {"alertname": "AttnwatchProcessingStalled", "severity": "critical", "topic": "chat"}
 JSON = {"content-type": "application/json"}
 
