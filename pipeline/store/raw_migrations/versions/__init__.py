@@ -1,1 +1,1 @@
-"""The raw store's Alembic revisions, oldest first."""
+"""The raw store's Alembic revisions, oldest first: each one is what a release changed."""
