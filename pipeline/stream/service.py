@@ -173,7 +173,7 @@ def service(
                 max_redeliveries=settings.stream.max_redeliveries,
                 max_sentences=settings.stream.max_sentences,
                 max_message_bytes=settings.stream.max_message_bytes,
-                input=InputLimits.from_settings(settings),
+                input=InputLimits.from_settings(settings.stream),
             ),
             health=health,
             retry_backoff_max_s=settings.stream.retry_backoff_max_s,
