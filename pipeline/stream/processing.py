@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 from consumers.source import Offsets, SourceRecord, advance
 from models.classifier import Prediction, TextClassifier
 from models.long_text import Evidence
+from pipeline.config import StreamSettings
 from pipeline.errors import StoreError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy
@@ -88,6 +89,16 @@ class Limits:
     max_message_bytes: int = 1_000_000
     #: What the decoder accepts (sizes, characters, times).
     input: InputLimits = field(default_factory=InputLimits)
+
+    @classmethod
+    def from_settings(cls, stream: StreamSettings) -> Limits:
+        """The limits configured in the stream settings group."""
+        return cls(
+            max_redeliveries=stream.max_redeliveries,
+            max_sentences=stream.max_sentences,
+            max_message_bytes=stream.max_message_bytes,
+            input=InputLimits.from_settings(stream),
+        )
 
 
 class BatchProcessor:
