@@ -48,7 +48,13 @@ from pipeline.stream.batching import MicroBatcher
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT
 from pipeline.stream.model_watch import ModelWatcher
-from pipeline.stream.processing import TRANSIENT, BatchProcessor, Limits, RunReport
+from pipeline.stream.processing import (
+    TRANSIENT,
+    BatchCollaborators,
+    BatchProcessor,
+    Limits,
+    RunReport,
+)
 from pipeline.stream.retry import Abandoned, Backoff
 
 __all__ = ["Collaborators", "HealthReporter", "Limits", "RunReport", "Runner"]
@@ -154,13 +160,15 @@ class Runner:
             topic_kinds=topic_kinds,
             metrics=metrics,
             tasks=[t for t in (INTENT, SENTIMENT) if t in tasks],
-            attempts=parts.attempts,
-            lookup=parts.lookup,
             limits=Limits.from_settings(settings),
             backoff=Backoff(0.5, retry_backoff_max_s),
-            clock=parts.clock,
             on_sink_state=self._report,
-            privacy=parts.privacy,
+            collaborators=BatchCollaborators(
+                attempts=parts.attempts,
+                lookup=parts.lookup,
+                privacy=parts.privacy,
+                clock=parts.clock,
+            ),
         )
         self._model_watch = parts.model_watch
         self._lag_interval_s = settings.lag_interval_s
