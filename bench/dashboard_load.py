@@ -37,7 +37,7 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dashboards.web.app import create_app  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
+from pipeline.config import DashboardSettings  # noqa: E402
 from pipeline.store import open_store  # noqa: E402
 from pipeline.store.alerts import AlertTable  # noqa: E402
 from pipeline.store.tables import events_table  # noqa: E402
@@ -228,7 +228,7 @@ def main() -> None:
         fill(url, args.events)
         print(f"filled {args.events:,} events in {time.perf_counter() - start:.1f} s: {path}")
     start = time.perf_counter()
-    app = create_app(Settings(store_url=url, model_dir=MODEL_DIR))
+    app = create_app(DashboardSettings(), url, MODEL_DIR)
     print(f"app start (indexes included): {time.perf_counter() - start:.2f} s")
     with TestClient(app) as client:
         cursor = None

@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from dashboards.data.filters import WINDOWS, BadParameter, Window, parse_time, parse_window
 from dashboards.report import build_report
@@ -57,6 +58,23 @@ START_TIMEOUT_S = 60.0
 log = logging.getLogger(__name__)
 
 
+def dashboard_app(
+    settings: Settings, *, live_poll_s: float = 1.0, live_max_s: float = 300.0
+) -> FastAPI:
+    """The dashboard app wired from the global ``settings``: only what it needs is passed.
+
+    ``live_poll_s`` and ``live_max_s`` as in :func:`~dashboards.web.app.create_app`.
+    """
+    return create_app(
+        settings.dashboard,
+        settings.store.url,
+        settings.model.dir,
+        alert_current_s=settings.alerts.current_s,
+        live_poll_s=live_poll_s,
+        live_max_s=live_max_s,
+    )
+
+
 def serve(settings: Settings) -> None:
     """Serve the dashboard with uvicorn on ``dashboard_host``:``dashboard_port`` until stopped.
 
@@ -65,7 +83,7 @@ def serve(settings: Settings) -> None:
     are off: request lines carry the analysts' search text and filter values.
     """
     check_bind(settings.dashboard.host, settings.dashboard.token)
-    app = create_app(settings)
+    app = dashboard_app(settings)
     uvicorn.run(
         app,
         host=settings.dashboard.host,
@@ -87,7 +105,7 @@ def serving(
     server (bounded by :data:`GRACEFUL_SHUTDOWN_S`) when the block exits.
     """
     check_bind(dashboard.host, dashboard.token)
-    app = create_app(Settings.model_construct(dashboard=dashboard, store=store, model=model))
+    app = create_app(dashboard, store.url, model.dir)
     config = uvicorn.Config(
         app,
         host=dashboard.host,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -31,9 +31,6 @@ from pydantic import (
     ValidationInfo,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
-
-if TYPE_CHECKING:
-    from pipeline.config import Settings
 
 #: Version of the input schemas this code reads.
 INPUT_SCHEMA_VERSION = 1
@@ -64,6 +61,14 @@ EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TS = datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=UTC)
 
 
+class LimitSettings(Protocol):
+    """What :meth:`Limits.from_settings` reads: the stream settings group has these."""
+
+    max_message_bytes: int
+    max_text_chars: int
+    max_body_chars: int
+
+
 @dataclass(frozen=True)
 class Limits:
     """Sizes :func:`decode` accepts; the defaults are the settings' defaults."""
@@ -73,12 +78,12 @@ class Limits:
     max_body_chars: int = 200_000
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        """The limits configured in ``settings``."""
+    def from_settings(cls, stream: LimitSettings) -> Limits:
+        """The limits configured in ``stream`` (the stream settings group)."""
         return cls(
-            max_message_bytes=settings.max_message_bytes,
-            max_text_chars=settings.max_text_chars,
-            max_body_chars=settings.max_body_chars,
+            max_message_bytes=stream.max_message_bytes,
+            max_text_chars=stream.max_text_chars,
+            max_body_chars=stream.max_body_chars,
         )
 
 

@@ -21,6 +21,7 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -57,7 +58,7 @@ from dashboards.web import hooks, pages, views
 from dashboards.web.auth import BearerTokenMiddleware, check_bind
 from dashboards.web.forms import local_path, read_form, same_origin
 from dashboards.web.live import live_events
-from pipeline.config import Settings
+from pipeline.config import AlertingSettings, DashboardSettings
 from pipeline.errors import StoreError
 from pipeline.store import open_store
 from pipeline.store.alerts import AlertTable
@@ -108,23 +109,31 @@ def _wants_html(request: Request) -> bool:
 
 
 def create_app(
-    settings: Settings, *, live_poll_s: float = 1.0, live_max_s: float = 300.0
+    dashboard: DashboardSettings,
+    store_url: str,
+    model_dir: Path,
+    *,
+    alert_current_s: int | None = None,
+    live_poll_s: float = 1.0,
+    live_max_s: float = 300.0,
 ) -> FastAPI:
-    """The dashboard over ``settings.store_url``, guarded as ``settings`` asks.
+    """The dashboard over the store at ``store_url``, guarded as ``dashboard`` asks.
 
-    Refuses (:class:`~pipeline.errors.ConfigError`) a non-loopback ``dashboard_host``
-    without ``dashboard_token``; with a token every path but ``/healthz`` needs
+    Refuses (:class:`~pipeline.errors.ConfigError`) a non-loopback ``dashboard.host``
+    without ``dashboard.token``; with a token every path but ``/healthz`` needs
     ``Authorization: Bearer <token>``.  Opens the store (refusing one that ``attnwatch
     migrate`` has not brought to this version's schema; it runs no DDL) before returning.
+    ``model_dir`` is the saved model (labels, model page); ``alert_current_s`` the alert
+    evaluator's current window (``alerts.current_s``; unset: its default).
     ``live_poll_s`` and ``live_max_s`` are the live stream's poll interval and connection bound.
     """
     # What dashboards.web.auth.guard does, kept on the FastAPI object so every way of
     # serving it (uvicorn, tests) gets the same guard.
-    token = settings.dashboard_token
-    check_bind(settings.dashboard_host, token)
+    token = dashboard.token
+    check_bind(dashboard.host, token)
     # No DDL here (migrate=False): `attnwatch migrate` owns the schema, so the dashboard can
     # run as a read-only store user.
-    store = open_store(settings.store_url, migrate=False)
+    store = open_store(store_url, migrate=False)
     try:
         corrections = CorrectionTable(store.engine)
         alert_table = AlertTable(store.engine)
@@ -134,7 +143,9 @@ def create_app(
         raise
     queries = Queries(store, corrections)
     templates = views.templates()
-    lead = timedelta(seconds=settings.alert_current_s)
+    if alert_current_s is None:
+        alert_current_s = AlertingSettings().current_s
+    lead = timedelta(seconds=alert_current_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -182,12 +193,12 @@ def create_app(
             "rows": page.rows,
             "attention": attention,
             "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
-            "labels": read_labels(settings.model_dir),
+            "labels": read_labels(model_dir),
             "paged": bool(cursor),
         }
 
     def render_rows(rows: Sequence[EventRow], attention: str) -> str:
-        labels = read_labels(settings.model_dir)
+        labels = read_labels(model_dir)
         context = {"rows": rows, "attention": attention, "labels": labels}
         return templates.get_template("_rows.html").render(context)
 
@@ -250,7 +261,7 @@ def create_app(
             form.get("task", ""),
             form.get("label", ""),
             form.get("analyst", ""),
-            read_labels(settings.model_dir),
+            read_labels(model_dir),
             has_intent=row.intent_label is not None,
         )
         await run_in_threadpool(
@@ -354,7 +365,7 @@ def create_app(
 
     @app.get("/model", response_class=HTMLResponse)
     def model_page(request: Request) -> Response:
-        summary = read_summary(settings.model_dir)
+        summary = read_summary(model_dir)
         context = {"model": summary, "confusion_figures": pages.confusion_figures(summary)}
         return templates.TemplateResponse(request, "model.html", context)
 

@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 from consumers.source import Offsets, SourceRecord, advance
 from models.classifier import Prediction, TextClassifier
 from models.long_text import Evidence
+from pipeline.config import StreamSettings
 from pipeline.errors import StoreError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy
@@ -89,6 +90,30 @@ class Limits:
     #: What the decoder accepts (sizes, characters, times).
     input: InputLimits = field(default_factory=InputLimits)
 
+    @classmethod
+    def from_settings(cls, stream: StreamSettings) -> Limits:
+        """The limits configured in the stream settings group."""
+        return cls(
+            max_redeliveries=stream.max_redeliveries,
+            max_sentences=stream.max_sentences,
+            max_message_bytes=stream.max_message_bytes,
+            input=InputLimits.from_settings(stream),
+        )
+
+
+@dataclass(frozen=True)
+class BatchCollaborators:
+    """The processor's optional collaborators (each ``None``: that duty is not done)."""
+
+    #: Counts how often a record was started (redelivery limit); ``None``: no limit.
+    attempts: AttemptLog | None = None
+    #: Finds what a redelivered batch already stored (skipped, not produced again).
+    lookup: StoredLookup | None = None
+    #: Redaction before anything is classified, stored or produced (``None``: the default).
+    privacy: PrivacyPolicy | None = None
+    #: Processing time.
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
 
 class BatchProcessor:
     """Decodes, classifies, enriches and flushes one batch into the checkpoint."""
@@ -101,26 +126,24 @@ class BatchProcessor:
         topic_kinds: Mapping[str, Kind],
         metrics: Metrics,
         tasks: Sequence[str],
-        attempts: AttemptLog | None = None,
-        lookup: StoredLookup | None = None,
         limits: Limits | None = None,
         backoff: Backoff | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_sink_state: Callable[[str, bool, str], None] | None = None,
-        privacy: PrivacyPolicy | None = None,
+        collaborators: BatchCollaborators | None = None,
     ) -> None:
-        self._privacy = privacy if privacy is not None else PrivacyPolicy()
+        parts = collaborators if collaborators is not None else BatchCollaborators()
+        self._privacy = parts.privacy if parts.privacy is not None else PrivacyPolicy()
         self._raw: dict[str, InputEvent] = {}
         self._classifier = classifier
         self._checkpoint = checkpoint
         self._topic_kinds = dict(topic_kinds)
         self._metrics = metrics
         self._tasks = list(tasks)
-        self._attempts = attempts
-        self._lookup = lookup
+        self._attempts = parts.attempts
+        self._lookup = parts.lookup
         self._limits = limits or Limits()
         self._backoff = backoff or Backoff()
-        self._clock = clock
+        self._clock = parts.clock
         self._on_sink_state = on_sink_state
 
     @property

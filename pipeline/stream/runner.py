@@ -29,12 +29,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from consumers.source import CommitError, Partitions, Source, SourceRecord
 from models.classifier import TextClassifier
 from models.saving import ModelInfo
+from pipeline.config import StreamSettings
 from pipeline.errors import ConfigError, StoreError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy
@@ -46,10 +48,16 @@ from pipeline.stream.batching import MicroBatcher
 from pipeline.stream.checkpoint import Checkpoint
 from pipeline.stream.enrich import INTENT, SENTIMENT
 from pipeline.stream.model_watch import ModelWatcher
-from pipeline.stream.processing import TRANSIENT, BatchProcessor, Limits, RunReport
+from pipeline.stream.processing import (
+    TRANSIENT,
+    BatchCollaborators,
+    BatchProcessor,
+    Limits,
+    RunReport,
+)
 from pipeline.stream.retry import Abandoned, Backoff
 
-__all__ = ["HealthReporter", "Limits", "RunReport", "Runner"]
+__all__ = ["Collaborators", "HealthReporter", "Limits", "RunReport", "Runner"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +82,24 @@ class HealthReporter(Protocol):
 
     def beat(self) -> None:
         """The loop is alive."""
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """The run loop's optional collaborators (each ``None``: that duty is not done)."""
+
+    #: Counts how often a record was started (redelivery limit); ``None``: no limit.
+    attempts: AttemptLog | None = None
+    #: Finds what a redelivered batch already stored (skipped, not produced again).
+    lookup: StoredLookup | None = None
+    #: Where ``/healthz`` and ``/readyz`` state goes.
+    health: HealthReporter | None = None
+    #: Redaction before anything is classified, stored or produced (``None``: the default).
+    privacy: PrivacyPolicy | None = None
+    #: Swaps in a new model between batches.
+    model_watch: ModelWatcher | None = None
+    #: Processing time.
+    clock: Callable[[], datetime] = utc_now
 
 
 class _InFlight:
@@ -109,19 +135,14 @@ class Runner:
         sinks: Sequence[Sink],
         topic_kinds: Mapping[str, Kind],
         metrics: Metrics,
-        batch_max_size: int = 32,
-        batch_max_wait_s: float = 0.2,
-        lag_interval_s: float = 10.0,
-        clock: Callable[[], datetime] = utc_now,
-        attempts: AttemptLog | None = None,
-        lookup: StoredLookup | None = None,
-        limits: Limits | None = None,
-        health: HealthReporter | None = None,
-        retry_backoff_max_s: float = 30.0,
-        shutdown_timeout_s: float = 30.0,
-        privacy: PrivacyPolicy | None = None,
-        model_watch: ModelWatcher | None = None,
+        settings: StreamSettings | None = None,
+        collaborators: Collaborators | None = None,
     ) -> None:
+        """``settings``: batching, limits, retries and shutdown (the ``stream`` group)."""
+        settings = settings if settings is not None else StreamSettings()
+        parts = collaborators if collaborators is not None else Collaborators()
+        health = parts.health
+        retry_backoff_max_s = settings.retry_backoff_max_s
         tasks = [t.name for t in classifier.info.tasks]
         if SENTIMENT not in tasks:
             msg = f"model {classifier.info.name} has no sentiment task (tasks: {tasks})"
@@ -129,7 +150,9 @@ class Runner:
         self._source = source
         self._metrics = metrics
         self._health = health
-        self._batcher = MicroBatcher(source, batch_max_size, batch_max_wait_s)
+        self._batcher = MicroBatcher(
+            source, settings.batch_max_size, settings.batch_max_wait_ms / 1000.0
+        )
         self._checkpoint = Checkpoint(sinks, source.commit)
         self._processor = BatchProcessor(
             classifier=classifier,
@@ -137,17 +160,19 @@ class Runner:
             topic_kinds=topic_kinds,
             metrics=metrics,
             tasks=[t for t in (INTENT, SENTIMENT) if t in tasks],
-            attempts=attempts,
-            lookup=lookup,
-            limits=limits,
+            limits=Limits.from_settings(settings),
             backoff=Backoff(0.5, retry_backoff_max_s),
-            clock=clock,
             on_sink_state=self._report,
-            privacy=privacy,
+            collaborators=BatchCollaborators(
+                attempts=parts.attempts,
+                lookup=parts.lookup,
+                privacy=parts.privacy,
+                clock=parts.clock,
+            ),
         )
-        self._model_watch = model_watch
-        self._lag_interval_s = lag_interval_s
-        self._shutdown_timeout_s = shutdown_timeout_s
+        self._model_watch = parts.model_watch
+        self._lag_interval_s = settings.lag_interval_s
+        self._shutdown_timeout_s = settings.shutdown_timeout_s
         self._last_lag = 0.0
         self._inflight: _InFlight | None = None
         self._paused = False

@@ -26,7 +26,6 @@ from pipeline.config import ModelSettings, PrivacySettings, Settings
 from pipeline.errors import AttnwatchError, ConfigError, ModelError, StoreError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy, Redactor
-from pipeline.schema import Limits as InputLimits
 from pipeline.sinks.raw import RawSink
 from pipeline.sinks.store import StoreSink
 from pipeline.sinks.topics import DeadLetterTopicSink, EnrichedTopicSink
@@ -37,7 +36,7 @@ from pipeline.store.raw import RawStore
 from pipeline.store.retention import Retention
 from pipeline.store.retention_worker import retention_worker
 from pipeline.stream.model_watch import ModelWatcher
-from pipeline.stream.runner import HealthReporter, Limits, Runner
+from pipeline.stream.runner import Collaborators, HealthReporter, Runner
 
 log = logging.getLogger(__name__)
 
@@ -164,22 +163,14 @@ def service(
             ],
             topic_kinds={settings.kafka.topics.chat: "chat", settings.kafka.topics.news: "news"},
             metrics=metrics,
-            batch_max_size=settings.stream.batch_max_size,
-            batch_max_wait_s=settings.stream.batch_max_wait_ms / 1000.0,
-            lag_interval_s=settings.stream.lag_interval_s,
-            attempts=AttemptLog(store.engine),
-            lookup=StoredLookup(store.engine),
-            limits=Limits(
-                max_redeliveries=settings.stream.max_redeliveries,
-                max_sentences=settings.stream.max_sentences,
-                max_message_bytes=settings.stream.max_message_bytes,
-                input=InputLimits.from_settings(settings),
+            settings=settings.stream,
+            collaborators=Collaborators(
+                attempts=AttemptLog(store.engine),
+                lookup=StoredLookup(store.engine),
+                health=health,
+                privacy=privacy_policy(settings.privacy),
+                model_watch=model_watch,
             ),
-            health=health,
-            retry_backoff_max_s=settings.stream.retry_backoff_max_s,
-            shutdown_timeout_s=settings.stream.shutdown_timeout_s,
-            privacy=privacy_policy(settings.privacy),
-            model_watch=model_watch,
         )
         log.info(
             "run loop ready",

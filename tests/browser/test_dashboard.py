@@ -37,7 +37,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sy
 
 from consumers.broker import free_port
 from consumers.connection import KafkaConnection
-from dashboards.web.app import create_app
+from dashboards.cli import dashboard_app
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.config import Settings
 from pipeline.store import open_store, read_events
@@ -214,7 +214,7 @@ def dashboard(
     run_pipeline(settings, connection, N_VALID + N_BAD)
     fire_alert(store_url, datetime.now(UTC))
 
-    app = create_app(settings, live_poll_s=0.2)
+    app = dashboard_app(settings, live_poll_s=0.2)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
     )

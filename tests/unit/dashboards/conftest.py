@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from dashboards.web.app import create_app
+from dashboards.cli import dashboard_app
 from pipeline.alerting.evidence import firing_of
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.config import Settings
@@ -302,5 +302,5 @@ def settings(store_url: str, model_dir: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, live_poll_s=0.05, live_max_s=0.5)) as test_client:
+    with TestClient(dashboard_app(settings, live_poll_s=0.05, live_max_s=0.5)) as test_client:
         yield test_client

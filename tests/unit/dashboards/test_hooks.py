@@ -13,11 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from dashboards.cli import dashboard_app
 from dashboards.data.ops_alerts import MAX_VALUE_CHARS, OpsAlertTable, ops_alerts_table
-from dashboards.web.app import create_app
 from dashboards.web.auth import SESSION_COOKIE, session_value
 from dashboards.web.hooks import MAX_BODY_BYTES, PATH
 from pipeline.alerting.payloads import AlertmanagerWebhook, fingerprint
+from pipeline.config import DashboardSettings
 from pipeline.errors import StoreError
 from pipeline.store import open_store
 
@@ -88,9 +89,9 @@ def count_rows(store_url: str) -> int:
 @pytest.fixture
 def guarded(settings) -> Iterator[TestClient]:
     exposed = settings.model_copy(
-        update={"dashboard_host": ALL_INTERFACES, "dashboard_token": SecretStr(TOKEN)}
+        update={"dashboard": DashboardSettings(host=ALL_INTERFACES, token=SecretStr(TOKEN))}
     )
-    with TestClient(create_app(exposed)) as client:
+    with TestClient(dashboard_app(exposed)) as client:
         yield client
 
 
@@ -145,7 +146,7 @@ def test_the_status_filter_applies_to_operational_alerts(client):
 
 def test_replicas_and_restarts_see_the_same_alerts(client, settings):
     client.post(PATH, json=body(am_alert(STALLED)))
-    with TestClient(create_app(settings)) as other:
+    with TestClient(dashboard_app(settings)) as other:
         assert [s for s, _, _ in ops_rows(other.get("/alerts").text)] == ["firing"]
         other.post(PATH, json=body(am_alert(STALLED, status="resolved")))
     assert [s for s, _, _ in ops_rows(client.get("/alerts").text)] == ["resolved"]

@@ -234,10 +234,11 @@ def test_the_model_page_says_what_is_missing(client, model_dir, tmp_path):
 def test_a_missing_model_directory_still_serves_pages(settings, tmp_path):
     from fastapi.testclient import TestClient
 
-    from dashboards.web.app import create_app
+    from dashboards.cli import dashboard_app
+    from pipeline.config import ModelSettings
 
-    settings = settings.model_copy(update={"model_dir": tmp_path / "none"})
-    with TestClient(create_app(settings)) as client:
+    settings = settings.model_copy(update={"model": ModelSettings(dir=tmp_path / "none")})
+    with TestClient(dashboard_app(settings)) as client:
         assert "no model directory" in client.get("/model").text
         assert client.get("/").status_code == 200  # no relabel forms, still a feed
 

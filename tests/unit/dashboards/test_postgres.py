@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from dashboards.cli import dashboard_app
 from dashboards.data.indexes import INDEXES
-from dashboards.web.app import create_app
 from pipeline.config import Settings
 from pipeline.store import open_store
 from tests.unit.dashboards.conftest import N_CHATS, N_NEWS, chat, fill_alerts, news
@@ -42,7 +42,7 @@ def pg_client(postgres_url: str, model_dir) -> Iterator[TestClient]:
         fill_alerts(store.engine)
     settings = Settings(store_url=postgres_url, model_dir=model_dir)
     try:
-        with TestClient(create_app(settings, live_max_s=0.3)) as client:
+        with TestClient(dashboard_app(settings, live_max_s=0.3)) as client:
             yield client
     finally:
         _drop_everything(postgres_url)

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from dashboards.web.app import create_app
+from dashboards.cli import dashboard_app
 from pipeline.config import Settings
 from pipeline.errors import StoreError
 from pipeline.store import open_store
@@ -28,7 +28,7 @@ READER = "attnwatch_reader"
 def _reads(url: str, model_dir: Path) -> None:
     """Start the app over ``url`` and read a page; prove the user cannot write."""
     settings = Settings(store_url=url, model_dir=model_dir, dashboard_host="127.0.0.1")
-    with TestClient(create_app(settings, live_max_s=0.3)) as client:
+    with TestClient(dashboard_app(settings, live_max_s=0.3)) as client:
         response = client.get("/api/events", params={"limit": 200})
         assert response.status_code == 200
         assert len(response.json()["rows"]) == N_CHATS + N_NEWS
@@ -36,9 +36,7 @@ def _reads(url: str, model_dir: Path) -> None:
         store.write([chat(999)], [])
 
 
-def test_the_dashboard_starts_on_a_read_only_sqlite_file(
-    store_url: str, model_dir: Path
-) -> None:
+def test_the_dashboard_starts_on_a_read_only_sqlite_file(store_url: str, model_dir: Path) -> None:
     path = sa.make_url(store_url).database
     _reads(f"sqlite:///file:{path}?mode=ro&uri=true", model_dir)
 

@@ -128,7 +128,9 @@ def compose() -> Obj:
 
 def drain_bound_s(env: dict[str, str]) -> float:
     """Shutdown of the batch in flight, then the producer's and the consumer's close."""
-    return float(env["ATTNWATCH_SHUTDOWN_TIMEOUT_S"]) + 2 * float(env["ATTNWATCH_IO_TIMEOUT_S"])
+    return float(env["ATTNWATCH_STREAM__SHUTDOWN_TIMEOUT_S"]) + 2 * float(
+        env["ATTNWATCH_STREAM__IO_TIMEOUT_S"]
+    )
 
 
 # --- schemas ------------------------------------------------------------------------------

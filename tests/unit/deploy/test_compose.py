@@ -98,7 +98,7 @@ def test_prometheus_scrapes_every_run_replica_as_job_attnwatch():
     prometheus = load_yaml(PROMETHEUS)
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "attnwatch")
     services = compose()["services"]
-    port = int(services["run"]["environment"]["ATTNWATCH_METRICS_PORT"])
+    port = int(services["run"]["environment"]["ATTNWATCH_STREAM__METRICS_PORT"])
     assert job["dns_sd_configs"] == [
         {"names": ["run"], "type": "A", "port": port, "refresh_interval": "15s"}
     ]
@@ -111,10 +111,10 @@ def test_prometheus_scrapes_every_run_replica_as_job_attnwatch():
 def test_alertmanager_posts_to_the_dashboard_webhook_with_its_token():
     receiver = load_yaml(ALERTMANAGER)["receivers"][0]["webhook_configs"][0]
     services = compose()["services"]
-    port = services["dashboard"]["environment"]["ATTNWATCH_DASHBOARD_PORT"]
+    port = services["dashboard"]["environment"]["ATTNWATCH_DASHBOARD__PORT"]
     assert receiver["url"] == f"http://dashboard:{port}/hooks/alertmanager"
     auth = receiver["http_config"]["authorization"]
     assert auth == {"type": "Bearer", "credentials_file": "/run/secrets/dashboard_token"}
     assert services["alertmanager"]["secrets"] == ["dashboard_token"]
     token_var = compose()["secrets"]["dashboard_token"]["environment"]
-    assert f"${{{token_var}:" in services["dashboard"]["environment"]["ATTNWATCH_DASHBOARD_TOKEN"]
+    assert f"${{{token_var}:" in services["dashboard"]["environment"]["ATTNWATCH_DASHBOARD__TOKEN"]

@@ -16,14 +16,14 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck():
     # Exec form (no shell in the probe): python's urllib on the metrics port's /healthz.
     probe = json.loads(stage["HEALTHCHECK"].split(" CMD ", 1)[1])
     assert probe[:2] == ["python", "-c"]
-    assert "/healthz" in probe[2] and "ATTNWATCH_METRICS_PORT" in probe[2]
+    assert "/healthz" in probe[2] and "ATTNWATCH_STREAM__METRICS_PORT" in probe[2]
     assert json.loads(stage["ENTRYPOINT"]) == ["attnwatch"]
     assert json.loads(stage["CMD"]) == ["run"]
     for setting in (
-        "ATTNWATCH_METRICS_HOST=0.0.0.0",
+        "ATTNWATCH_STREAM__METRICS_HOST=0.0.0.0",
         "ATTNWATCH_LOG_FORMAT=json",
         "HF_HUB_OFFLINE=1",
-        "ATTNWATCH_MODEL_DIR=/models/current",
+        "ATTNWATCH_MODEL__DIR=/models/current",
     ):
         assert setting in stage["ENV"].split(), setting
 

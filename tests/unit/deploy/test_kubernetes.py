@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import PurePosixPath
+from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
 from pipeline.config import Settings
+from pipeline.config_compat import FLAT
 from tests.unit.deploy.support import (
     BUILDS,
     CRD_SCHEMAS,
@@ -107,6 +109,18 @@ def test_crd_schemas_reject_a_misspelled_servicemonitor_field():
 # --- numbers and names that must agree ----------------------------------------------------
 
 
+def nested(env: dict[str, str]) -> dict[str, Any]:
+    """``ATTNWATCH_KAFKA__TOPICS__CHAT=chat`` -> ``{"kafka": {"topics": {"chat": "chat"}}}``."""
+    out: dict[str, Any] = {}
+    for key, value in env.items():
+        *groups, leaf = key.removeprefix("ATTNWATCH_").lower().split("__")
+        node = out
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[leaf] = value
+    return out
+
+
 def test_the_settings_parse_as_attnwatch_settings():
     """Every ATTNWATCH_* name and value is one ``pipeline.config.Settings`` accepts."""
     base = build("base")
@@ -117,23 +131,24 @@ def test_the_settings_parse_as_attnwatch_settings():
         services["run"]["environment"],
         services["dashboard"]["environment"],
     ]:
-        fields = {key.removeprefix("ATTNWATCH_").lower(): value for key, value in env.items()}
         assert all(key.startswith("ATTNWATCH_") for key in env), sorted(env)
-        Settings(**fields)
+        # The nested names, not the deprecated flat ones of 0.1.
+        assert not [k for k in env if k.removeprefix("ATTNWATCH_").lower() in FLAT], sorted(env)
+        Settings(**nested(env))
 
 
 def test_several_replicas_share_a_postgresql_store():
     secret = find(build("base"), "Secret", "attnwatch-secrets")["stringData"]
-    assert secret["ATTNWATCH_STORE_URL"].startswith("postgresql://")
+    assert secret["ATTNWATCH_STORE__URL"].startswith("postgresql://")
     run_service = compose()["services"]["run"]
     assert run_service["deploy"]["replicas"] > 1
-    assert run_service["environment"]["ATTNWATCH_STORE_URL"].startswith("postgresql://")
+    assert run_service["environment"]["ATTNWATCH_STORE__URL"].startswith("postgresql://")
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_autoscaling_stops_at_the_partition_count(target):
     objects = build(target)
-    partitions = int(config(objects)["ATTNWATCH_PARTITIONS"])
+    partitions = int(config(objects)["ATTNWATCH_KAFKA__PARTITIONS"])
     assert "replicas" not in find(objects, "Deployment", "attnwatch-run")["spec"]
     autoscalers = {"ScaledObject", "HorizontalPodAutoscaler"}
     scalers = [o["spec"] for o in objects if o["kind"] in autoscalers]
@@ -154,14 +169,14 @@ def test_autoscaling_stops_at_the_partition_count(target):
 
 def test_topics_are_created_with_the_same_partition_count():
     objects = build("base")
-    partitions = config(objects)["ATTNWATCH_PARTITIONS"]
+    partitions = config(objects)["ATTNWATCH_KAFKA__PARTITIONS"]
     job = container(objects, "Job", "attnwatch-topics")
     assert job["args"][0] == "topics" and "--partitions" not in job["args"]
     assert {"configMapRef": {"name": "attnwatch-config"}} in job["envFrom"]
     services = compose()["services"]
     assert services["topic-init"]["command"][0] == "topics"
     assert "--partitions" not in services["topic-init"]["command"]
-    assert services["topic-init"]["environment"]["ATTNWATCH_PARTITIONS"] == partitions
+    assert services["topic-init"]["environment"]["ATTNWATCH_KAFKA__PARTITIONS"] == partitions
     assert services["run"]["deploy"]["replicas"] <= int(partitions)
 
 
@@ -170,19 +185,21 @@ def test_keda_reads_the_same_kafka_group_topics_and_credentials():
     cfg = config(objects)
     scaled = find(objects, "ScaledObject", "attnwatch-run")["spec"]
     auth = find(objects, "TriggerAuthentication", "attnwatch-kafka")["spec"]
-    sasl = KEDA_SASL[cfg["ATTNWATCH_SASL_MECHANISM"]]
-    tls = "enable" if cfg["ATTNWATCH_SECURITY_PROTOCOL"].endswith("SSL") else "disable"
+    sasl = KEDA_SASL[cfg["ATTNWATCH_KAFKA__SASL_MECHANISM"]]
+    tls = "enable" if cfg["ATTNWATCH_KAFKA__SECURITY_PROTOCOL"].endswith("SSL") else "disable"
     topics = []
     for trigger in scaled["triggers"]:
         meta = trigger["metadata"]
         assert trigger["type"] == "kafka"
         assert trigger["authenticationRef"]["name"] == "attnwatch-kafka"
-        assert meta["bootstrapServers"] == cfg["ATTNWATCH_BOOTSTRAP_SERVERS"]
-        assert meta["consumerGroup"] == cfg["ATTNWATCH_GROUP_ID"]
+        assert meta["bootstrapServers"] == cfg["ATTNWATCH_KAFKA__BOOTSTRAP_SERVERS"]
+        assert meta["consumerGroup"] == cfg["ATTNWATCH_KAFKA__GROUP_ID"]
         assert (meta["sasl"], meta["tls"]) == (sasl, tls)
         assert int(meta["lagThreshold"]) > 0
         topics.append(meta["topic"])
-    assert sorted(topics) == sorted([cfg["ATTNWATCH_TOPIC_CHAT"], cfg["ATTNWATCH_TOPIC_NEWS"]])
+    assert sorted(topics) == sorted(
+        [cfg["ATTNWATCH_KAFKA__TOPICS__CHAT"], cfg["ATTNWATCH_KAFKA__TOPICS__NEWS"]]
+    )
     for ref in [*auth["configMapTargetRef"], *auth["secretTargetRef"]]:
         kind = "ConfigMap" if ref in auth["configMapTargetRef"] else "Secret"
         source = find(objects, kind, ref["name"])
@@ -201,8 +218,8 @@ def test_run_probes_use_the_health_endpoints_on_the_metrics_port():
     cfg = config(objects)
     run_loop = container(objects, "Deployment", "attnwatch-run")
     ports = {p["name"]: p["containerPort"] for p in run_loop["ports"]}
-    assert ports == {"metrics": int(cfg["ATTNWATCH_METRICS_PORT"])}
-    assert cfg["ATTNWATCH_METRICS_HOST"] == "0.0.0.0"  # noqa: S104 - the pod's own address
+    assert ports == {"metrics": int(cfg["ATTNWATCH_STREAM__METRICS_PORT"])}
+    assert cfg["ATTNWATCH_STREAM__METRICS_HOST"] == "0.0.0.0"  # noqa: S104 - the pod's own address
     expected = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/readyz"}
     for probe, path in expected.items():
         assert run_loop[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
@@ -210,7 +227,7 @@ def test_run_probes_use_the_health_endpoints_on_the_metrics_port():
 
 def test_dashboard_probes_and_service_use_its_port():
     objects = build("base")
-    port = int(config(objects)["ATTNWATCH_DASHBOARD_PORT"])
+    port = int(config(objects)["ATTNWATCH_DASHBOARD__PORT"])
     dashboard = container(objects, "Deployment", "attnwatch-dashboard")
     assert dashboard["ports"][0] == {"name": "http", "containerPort": port, "protocol": "TCP"}
     for probe in ("livenessProbe", "readinessProbe"):
@@ -236,7 +253,7 @@ def test_pods_run_as_non_root_on_a_read_only_root(target):
 
 def test_the_kafka_ca_is_mounted_where_the_config_points():
     objects = build("base")
-    cafile = PurePosixPath(config(objects)["ATTNWATCH_SSL_CAFILE"])
+    cafile = PurePosixPath(config(objects)["ATTNWATCH_KAFKA__SSL_CAFILE"])
     for kind, name in [("Deployment", "attnwatch-run"), ("Job", "attnwatch-topics")]:
         spec = pod(objects, kind, name)
         volume = next(v for v in spec["volumes"] if "secret" in v)

@@ -17,7 +17,7 @@ from pipeline.sinks.base import Record
 from pipeline.store import open_store
 from pipeline.store.attempts import AttemptLog
 from pipeline.stream.checkpoint import Checkpoint
-from pipeline.stream.processing import BatchProcessor, Limits, RunReport
+from pipeline.stream.processing import BatchCollaborators, BatchProcessor, Limits, RunReport
 from pipeline.stream.retry import Abandoned, Backoff
 from tests.integration.faults import FaultyClassifier
 
@@ -72,9 +72,9 @@ def processor(classifier, sink, *, attempts=None, raise_marker=None, limits=None
         topic_kinds={"chat": "chat"},
         metrics=Metrics(),
         tasks=["intent", "sentiment"],
-        attempts=attempts,
         limits=limits,
         backoff=Backoff(0.01, 0.02),
+        collaborators=BatchCollaborators(attempts=attempts),
     )
 
 
@@ -196,7 +196,8 @@ def test_a_redelivered_batch_skips_what_is_already_stored(classifier, tmp_path):
         checkpoint = Checkpoint([first, StoreSink(store)], lambda offsets: None)
         proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
                               topic_kinds={"chat": "chat"}, metrics=Metrics(),
-                              tasks=["intent", "sentiment"], lookup=StoredLookup(store.engine))
+                              tasks=["intent", "sentiment"],
+                              collaborators=BatchCollaborators(lookup=StoredLookup(store.engine)))
         proc.process(records[:2], RunReport(), threading.Event())
         assert len(first.flushed) == 2
         # The crash came after the store commit: the whole batch is redelivered.
@@ -205,7 +206,8 @@ def test_a_redelivered_batch_skips_what_is_already_stored(classifier, tmp_path):
         faulty = FaultyClassifier(classifier)
         proc = BatchProcessor(classifier=faulty, checkpoint=checkpoint,
                               topic_kinds={"chat": "chat"}, metrics=Metrics(),
-                              tasks=["intent", "sentiment"], lookup=StoredLookup(store.engine))
+                              tasks=["intent", "sentiment"],
+                              collaborators=BatchCollaborators(lookup=StoredLookup(store.engine)))
         report = RunReport()
         offsets = proc.process(records, report, threading.Event())
         assert [r.source.offset for r in again.flushed] == [2]  # nothing produced twice
@@ -227,7 +229,8 @@ def test_counts_left_by_a_crash_after_the_store_commit_are_cleared(classifier, t
         log.begin([("chat", 0, 0)])  # the process died before forgetting the count
         proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
                               topic_kinds={"chat": "chat"}, metrics=Metrics(),
-                              tasks=["sentiment"], attempts=log, lookup=StoredLookup(store.engine))
+                              tasks=["sentiment"], collaborators=BatchCollaborators(
+                                  attempts=log, lookup=StoredLookup(store.engine)))
         report = RunReport()
         proc.process([record], report, threading.Event())
         assert report.skipped == 1 and log.counts() == {}
@@ -250,7 +253,8 @@ def test_raw_rows_reach_the_raw_store_as_an_ordinary_sink(classifier):
     checkpoint = Checkpoint([RawSink(raw_store), sink], lambda offsets: True)  # type: ignore[arg-type]
     proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
                           topic_kinds={"chat": "chat"}, metrics=Metrics(),
-                          tasks=["intent", "sentiment"], privacy=PrivacyPolicy())
+                          tasks=["intent", "sentiment"],
+                          collaborators=BatchCollaborators(privacy=PrivacyPolicy()))
     secret = "jane.doe@example.com"
     bad = SourceRecord("chat", 0, 1, None, f'{{"text": "{secret}"'.encode(), 0)
     records = [chat(0, f"my card was declined, write to {secret}"), bad, chat(2, "hi")]

@@ -3,7 +3,7 @@
 from models.classifier import AttentionTextClassifier
 from pipeline.health import Health
 from pipeline.metrics import Metrics
-from pipeline.stream.runner import IDLE_DETAIL, Runner
+from pipeline.stream.runner import IDLE_DETAIL, Collaborators, Runner
 
 
 class GroupSource:
@@ -54,7 +54,7 @@ def test_an_idle_member_is_ready_and_says_why(tiny_model):
         sinks=[],
         topic_kinds={"chat": "chat", "news": "news"},
         metrics=metrics,
-        health=health,
+        collaborators=Collaborators(health=health),
     )
     for component in ("broker", "store"):
         health.set(component, True)

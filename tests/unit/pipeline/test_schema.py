@@ -4,7 +4,7 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from pipeline.config import Settings
+from pipeline.config import Settings, StreamSettings
 from pipeline.schema import (
     DECODE_REASONS,
     DEFAULT_LIMITS,
@@ -110,15 +110,17 @@ def test_python_input_is_checked_too(text, detail):
 
 
 def test_the_limits_default_to_the_settings_defaults_and_are_read_from_settings():
-    defaults = Settings.model_fields
+    defaults = StreamSettings.model_fields
     assert Limits() == DEFAULT_LIMITS
     assert Limits() == Limits(
         max_message_bytes=defaults["max_message_bytes"].default,
         max_text_chars=defaults["max_text_chars"].default,
         max_body_chars=defaults["max_body_chars"].default,
     )
-    configured = Settings(max_message_bytes=2048, max_text_chars=10, max_body_chars=0)
-    assert Limits.from_settings(configured) == Limits(2048, 10, 0)
+    configured = Settings(
+        stream=StreamSettings(max_message_bytes=2048, max_text_chars=10, max_body_chars=0)
+    )
+    assert Limits.from_settings(configured.stream) == Limits(2048, 10, 0)
 
 
 def test_configured_limits_replace_the_defaults():
