@@ -81,12 +81,14 @@ class Recorder:
         settings: RecorderSettings,
         notifier: Notifier | None,
         on_event: Callable[[AlertEvent], None] | None,
+        relay: Callable[[AlertEvent], None] | None = None,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
         self.settings = settings
         self._notifier = notifier
         self._on_event = on_event
+        self._relay = relay
         self.table = AlertTable(engine)
 
     def emit(
@@ -194,6 +196,10 @@ class Recorder:
             self.notify(incident, event)
         elif status == "resolved" and incident.notified:
             self.notify(incident, event)
+        if self._relay is not None:
+            # Every change goes to the topic, in every history mode; queuing is idempotent
+            # too, so a replayed step relays what a crash left unpublished.
+            self._relay(event)
         if not fresh:
             return None  # recorded already: a replayed step, or another evaluator
         self._metrics.alerts.labels(status).inc()

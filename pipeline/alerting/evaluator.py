@@ -75,6 +75,7 @@ class Evaluator(Persisted):
         settings: AlertSettings | None = None,
         notifier: Notifier | None = None,
         on_event: Callable[[AlertEvent], None] | None = None,
+        relay: Callable[[AlertEvent], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = s = settings or AlertSettings()
@@ -90,6 +91,7 @@ class Evaluator(Persisted):
             ),
             notifier,
             on_event,
+            relay,
         )  # fmt: skip
         self._state = AlertStateTable(engine)
         self._lease = Lease(engine, LEASE, owner, s.lease_ttl_s)

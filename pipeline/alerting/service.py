@@ -22,6 +22,7 @@ from pipeline.alerting.detectors import ShiftSettings
 from pipeline.alerting.evaluator import AlertSettings, Evaluator
 from pipeline.alerting.model import AlertEvent
 from pipeline.alerting.notify import Notifier, NotifierWorker, Receiver
+from pipeline.alerting.relay import TopicRelay
 from pipeline.alerting.windows import Window
 from pipeline.config import AlertingSettings
 from pipeline.errors import ConfigError, StoreError
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 FINISH_JOIN_S = 300.0
 #: How long an exiting ``run --idle-exit`` spends sending what its final evaluation queued.
 DRAIN_S = 30.0
+#: How long a claimed alerts-topic row is held by the relay that claimed it (a publish is
+#: bounded by the producer's io timeout, well under this).
+RELAY_LEASE_S = 60.0
 #: Sends one alert event: (key, JSON value).  Failures are logged, never raised.
 Publish = Callable[[bytes, bytes], None]
 
@@ -166,13 +170,13 @@ def alerting(
         else None
     )
 
-    def on_event(event: AlertEvent) -> None:
-        if publish is None:
-            return
-        try:
-            publish(event.alert_id.encode(), event.model_dump_json().encode())
-        except Exception as exc:  # noqa: BLE001 - the alerts table is the source of truth
-            log.warning("could not publish alert event", extra={"error": str(exc)[:300]})
+    # The alerts topic is fed through the outbox: a change recorded just before a crash
+    # still reaches it (pipeline/alerting/relay.py).
+    relay = (
+        TopicRelay(outbox, publish, lease_s=RELAY_LEASE_S)
+        if publish is not None
+        else None
+    )
 
     evaluator = Evaluator(
         engine,
@@ -180,7 +184,7 @@ def alerting(
         owner=f"{socket.gethostname()}:{os.getpid()}",
         settings=alert_settings(config),
         notifier=notifier,
-        on_event=on_event,
+        relay=relay,
     )
     handle = Alerting(evaluator)
     if worker is not None:
@@ -190,6 +194,8 @@ def alerting(
         yield handle
     finally:
         handle.stop()
+        if relay is not None:
+            relay.publish_due()  # what a failed publish left queued, before the producer closes
         if worker is not None:
             if handle.finished:
                 # What the final evaluation queued is sent by this process, bounded.
