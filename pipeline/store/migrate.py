@@ -27,7 +27,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.store.engine import create_engine, describe, insert_on_conflict, normalise_url
+from pipeline.store.engine import (
+    create_engine,
+    describe,
+    insert_on_conflict,
+    normalise_url,
+    store_errors,
+)
 from pipeline.store.tables import STORE_SCHEMA_VERSION, alembic_version_table, store_meta_table
 
 # Any fixed number: serialises concurrent upgrades on one server.
@@ -105,51 +111,39 @@ def _lock(conn: Connection) -> None:
 def upgrade_raw(engine: Engine) -> str:
     """Bring the opt-in raw store to its newest revision, as :func:`upgrade` does the store."""
     where = engine.url.render_as_string(hide_password=True)
-    try:
-        with engine.begin() as conn:
-            _lock(conn)
-            config = _config(conn, _RAW_SCRIPTS)
-            command.upgrade(config, "head")
-            return str(ScriptDirectory.from_config(config).get_current_head())
-    except SQLAlchemyError as exc:
-        msg = f"could not open raw store {where}: {describe(exc)}"
-        raise StoreError(msg) from exc
+    with store_errors(f"could not open raw store {where}"), engine.begin() as conn:
+        _lock(conn)
+        config = _config(conn, _RAW_SCRIPTS)
+        command.upgrade(config, "head")
+        return str(ScriptDirectory.from_config(config).get_current_head())
 
 
 def upgrade(engine: Engine) -> str:
     """Bring the store to the newest revision in one locked transaction; that revision."""
     where = engine.url.render_as_string(hide_password=True)
-    try:
-        with engine.begin() as conn:
-            _lock(conn)
-            # Check before changing anything: a newer store may have a different layout.
-            legacy = _stored_schema_version(conn, where)
-            if _check_known(conn, where) is not None and (legacy or 0) < STORE_SCHEMA_VERSION:
-                # Pre-Alembic code wrote an older layout into this store since it was last
-                # upgraded: adopt it again from the baseline (every revision is idempotent).
-                conn.execute(sa.delete(alembic_version_table))
-            # Alembic runs inside this transaction (it sees one already begun).
-            command.upgrade(_config(conn), "head")
-            row = {"key": "schema_version", "value": str(STORE_SCHEMA_VERSION)}
-            conn.execute(
-                insert_on_conflict(store_meta_table, conn.dialect, ["key"], update=["value"]),
-                row,
-            )
-            return head()
-    except SQLAlchemyError as exc:
-        msg = f"could not open store {where}: {describe(exc)}"
-        raise StoreError(msg) from exc
+    with store_errors(f"could not open store {where}"), engine.begin() as conn:
+        _lock(conn)
+        # Check before changing anything: a newer store may have a different layout.
+        legacy = _stored_schema_version(conn, where)
+        if _check_known(conn, where) is not None and (legacy or 0) < STORE_SCHEMA_VERSION:
+            # Pre-Alembic code wrote an older layout into this store since it was last
+            # upgraded: adopt it again from the baseline (every revision is idempotent).
+            conn.execute(sa.delete(alembic_version_table))
+        # Alembic runs inside this transaction (it sees one already begun).
+        command.upgrade(_config(conn), "head")
+        row = {"key": "schema_version", "value": str(STORE_SCHEMA_VERSION)}
+        conn.execute(
+            insert_on_conflict(store_meta_table, conn.dialect, ["key"], update=["value"]),
+            row,
+        )
+        return head()
 
 
 def check_current(engine: Engine) -> None:
     """Refuse (:class:`StoreError`) a store that is not at this attnwatch's revision; no DDL."""
     where = engine.url.render_as_string(hide_password=True)
-    try:
-        with engine.connect() as conn:
-            revision = _check_known(conn, where)
-    except SQLAlchemyError as exc:
-        msg = f"could not open store {where}: {describe(exc)}"
-        raise StoreError(msg) from exc
+    with store_errors(f"could not open store {where}"), engine.connect() as conn:
+        revision = _check_known(conn, where)
     if revision != head():
         msg = (
             f"store {where} is at schema revision {revision or 'none'}, not {head()}: "
