@@ -15,7 +15,7 @@ from models.training import trainer as trainer_module
 from models.training.trainer import Trainer
 from models.training.training_args import TrainingArgs
 from models.words import split_words, word_spans
-from tests.conftest import TINY_BERT, tiny_args
+from tests.support.model import TINY_BERT, tiny_args
 
 
 @pytest.fixture(scope="module")

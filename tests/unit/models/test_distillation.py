@@ -11,7 +11,7 @@ from models.evaluation.metrics import predict_labels, predict_logits
 from models.saving import load_model
 from models.training.distillation import distillation_loss, teacher_probabilities
 from models.training.trainer import Trainer
-from tests.conftest import tiny_args as shared_tiny_args
+from tests.support.model import tiny_args as shared_tiny_args
 
 
 def tiny_args(path, **kw):

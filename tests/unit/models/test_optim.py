@@ -8,7 +8,7 @@ from transformers import AutoConfig
 
 from models.modeling import AttentionClassifier, TaskSpec
 from models.training.optim import build_optimizer
-from tests.conftest import TINY_BERT, tiny_args
+from tests.support.model import TINY_BERT, tiny_args
 
 
 def expected_factor(step, total, warmup):

@@ -19,7 +19,7 @@ from models.evaluation.calibration import (
 )
 from models.saving import read_calibration
 from models.training.trainer import Trainer
-from tests.conftest import tiny_args
+from tests.support.model import tiny_args
 
 OFF_TOPIC = (
     "what is the weather in paris",

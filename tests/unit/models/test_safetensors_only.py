@@ -22,7 +22,7 @@ from models.training.state import load_checkpoint
 from pipeline.config import Settings
 from pipeline.errors import ModelError
 from pipeline.stream.service import load_classifier
-from tests.conftest import TINY_BERT
+from tests.support.model import TINY_BERT
 
 TASKS = [TaskSpec("sentiment", ("negative", "positive"))]
 

@@ -15,8 +15,8 @@ from models.fast.layers import chosen_layers, keep_layers
 from models.training.trainer import Trainer
 from pipeline.cli import app
 from pipeline.cli import model as cli_model
-from tests.conftest import TINY_BERT
-from tests.conftest import tiny_args as shared_tiny_args
+from tests.support.model import TINY_BERT
+from tests.support.model import tiny_args as shared_tiny_args
 
 #: The tiny BERT with four layers, so that keeping two of them is a real choice.
 DEEPER = {**TINY_BERT, "num_hidden_layers": 4}

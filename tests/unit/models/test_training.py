@@ -14,7 +14,7 @@ from models.evaluation.metrics import TaskMetrics
 from models.training.optim import layer_scale
 from models.training.splits import split_validation
 from models.training.trainer import Trainer
-from tests.conftest import tiny_args as shared_tiny_args
+from tests.support.model import tiny_args as shared_tiny_args
 
 
 def tiny_args(tmp_path, **kw):

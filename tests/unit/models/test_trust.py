@@ -20,7 +20,7 @@ from models.training.trust import MIN_TEXTS, judge
 from pipeline.cli import app
 from pipeline.schema import ChatEvent
 from pipeline.stream.enrich import enrich
-from tests.conftest import tiny_args
+from tests.support.model import tiny_args
 
 FILLERS = "please help me with my account today now the a quick question about this".split()
 KEYWORDS = {"refund": "refund_request", "freeze": "card_freeze", "statement": "statement_copy"}

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import pipeline.cli.model as cli_model
 from models.training.training_args import TrainingArgs
 from pipeline.cli import app
-from tests.conftest import TINY_BERT
+from tests.support.model import TINY_BERT
 
 
 def write_csv(path, rows):
