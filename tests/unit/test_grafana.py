@@ -27,10 +27,8 @@ import http.server
 import json
 import re
 import shutil
-import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,11 +36,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cramjam
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from pipeline.metrics import Metrics
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -175,54 +176,15 @@ def uvarint(data: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def encode_uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-# The two wire formats are decoded by hand because neither python-snappy nor protobuf is a
-# dependency; only the parts remote read uses are implemented (snappy block format,
-# protobuf varint and length-delimited fields).
+# Snappy (block format) through cramjam; protobuf is decoded by hand, only the parts remote
+# read uses (varint and length-delimited fields), since protobuf's generated classes for
+# Prometheus' messages are not a dependency.
 def snappy_decompress(data: bytes) -> bytes:
-    size, i = uvarint(data, 0)
-    out = bytearray()
-    while i < len(data):
-        tag = data[i]
-        i += 1
-        if tag & 3 == 0:  # literal
-            length = tag >> 2
-            if length >= 60:
-                width = length - 59
-                length = int.from_bytes(data[i : i + width], "little")
-                i += width
-            out += data[i : i + length + 1]
-            i += length + 1
-            continue
-        if tag & 3 == 1:
-            length, offset = 4 + (tag >> 2 & 7), (tag >> 5) << 8 | data[i]
-            i += 1
-        else:
-            width = 2 if tag & 3 == 2 else 4
-            length, offset = 1 + (tag >> 2), int.from_bytes(data[i : i + width], "little")
-            i += width
-        for _ in range(length):  # a copy may overlap its own output
-            out.append(out[-offset])
-    assert len(out) == size, "corrupt snappy block"
-    return bytes(out)
+    return bytes(cramjam.snappy.decompress_raw(data))
 
 
-def snappy_literal(data: bytes) -> bytes:
-    """``data`` as one uncompressed snappy literal (a valid snappy block)."""
-    head = encode_uvarint(len(data))
-    if not data:
-        return head
-    if len(data) <= 60:
-        return head + bytes([(len(data) - 1) << 2]) + data
-    return head + bytes([63 << 2]) + (len(data) - 1).to_bytes(4, "little") + data
+def snappy_compress(data: bytes) -> bytes:
+    return bytes(cramjam.snappy.compress_raw(data))
 
 
 def protobuf_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
@@ -284,7 +246,7 @@ class RemoteReadHandler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.selectors.extend(selectors)
         # ReadResponse: one empty QueryResult (field 1, length 0) per query.
-        body = snappy_literal(b"\x0a\x00" * len(selectors))
+        body = snappy_compress(b"\x0a\x00" * len(selectors))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Encoding", "snappy")
@@ -330,13 +292,6 @@ class SelectorProbe:
         return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -371,16 +326,21 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SelectorProbe]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"prometheus exited:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
+                return True
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"prometheus did not start:\n{log.read_text(errors='replace')}")
-                time.sleep(0.05)
+        try:
+            wait_for(ready, 30, "prometheus to answer /-/ready")
+        except AssertionError as exc:
+            pytest.fail(f"{exc}:\n{log.read_text(errors='replace')}")
         yield SelectorProbe(url, remote)
     finally:
         process.terminate()
@@ -398,16 +358,6 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SelectorProbe]:
 
 def test_the_operations_dashboard_is_found():
     assert GRAFANA / "attnwatch-operations.json" in DASHBOARDS
-
-
-def test_the_snappy_decoder_reads_literals_and_every_copy_form():
-    assert snappy_decompress(snappy_literal(b"")) == b""
-    long = bytes(range(256)) * 2
-    assert snappy_decompress(snappy_literal(long)) == long
-    # "ab", then copy-1 (length 8, offset 2), copy-2 (length 3, offset 4), copy-4 (length 2,
-    # offset 1): copies may overlap their own output.
-    block = b"\x0f\x04ab" + b"\x11\x02" + b"\x0a\x04\x00" + b"\x07\x01\x00\x00\x00"
-    assert snappy_decompress(block) == b"ab" + b"abababab" + b"aba" + b"aa"
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)

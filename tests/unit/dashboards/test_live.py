@@ -38,14 +38,49 @@ def later(n: int, seconds: int = 3600):
     return event.model_copy(update={"event_time": at, "processed_time": at})
 
 
-def test_rows_written_while_connected_arrive_newest_first(client, store_url):
-    def write_soon() -> None:
-        time.sleep(0.15)
-        with open_store(store_url) as store:
-            store.write([later(900), later(901, 3601)], [])
+class WriteWhileConnected:
+    """Writes ``events`` once the stream has read its start position, then counts its polls.
 
-    writer = threading.Thread(target=write_soon)
-    writer.start()
+    The stream sends only rows processed after that read, so the write waits for it (a
+    signal from ``Queries.newest_processed``), not for a fixed time; ``polls_after`` counts
+    the store reads the stream made after the write had committed.
+    """
+
+    def __init__(self, monkeypatch, store_url, events) -> None:
+        self.started = threading.Event()
+        self.written = threading.Event()
+        self.polls_after = 0
+        newest, after = Queries.newest_processed, Queries.processed_after
+
+        def newest_processed(queries):
+            found = newest(queries)
+            self.started.set()
+            return found
+
+        def processed_after(queries, *args):
+            if self.written.is_set():
+                self.polls_after += 1
+            return after(queries, *args)
+
+        monkeypatch.setattr(Queries, "newest_processed", newest_processed)
+        monkeypatch.setattr(Queries, "processed_after", processed_after)
+
+        def write() -> None:
+            if self.started.wait(10):  # bounded: a stream that never starts fails below
+                with open_store(store_url) as store:
+                    store.write(events, [])
+                self.written.set()
+
+        self.thread = threading.Thread(target=write)
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join(10)
+        assert self.written.is_set(), "the stream never read its start position"
+
+
+def test_rows_written_while_connected_arrive_newest_first(client, store_url, monkeypatch):
+    writer = WriteWhileConnected(monkeypatch, store_url, [later(900), later(901, 3601)])
     response = client.get("/events/stream", params={"stream": "chat"})
     writer.join()
     assert response.status_code == 200
@@ -64,16 +99,11 @@ def test_rows_written_while_connected_arrive_newest_first(client, store_url):
     assert sent[-1]["event"] == "end"  # the connection is bounded (live_max_s)
 
 
-def test_the_stream_keeps_the_filters(client, store_url):
-    def write_soon() -> None:
-        time.sleep(0.1)
-        with open_store(store_url) as store:
-            store.write([later(910)], [])
-
-    writer = threading.Thread(target=write_soon)
-    writer.start()
+def test_the_stream_keeps_the_filters(client, store_url, monkeypatch):
+    writer = WriteWhileConnected(monkeypatch, store_url, [later(910)])
     response = client.get("/events/stream", params={"stream": "news"})
     writer.join()
+    assert writer.polls_after >= 1  # the stream looked after the chat row was there
     assert [e for e in parse(response.text) if e.get("event") == "rows"] == []
 
 

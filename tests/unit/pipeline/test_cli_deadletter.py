@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
+from kafka.errors import KafkaTimeoutError
 from typer.testing import CliRunner, Result
 
 from pipeline.cli import app
 from pipeline.schema import DeadLetter, SourceRef
 from pipeline.store import open_store, read_dead_letters
+from tests.support.producers import FakeFuture, FakeProducer
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = b'{"text": "my card 4111 was declined'
@@ -78,39 +79,12 @@ def listed(store_url: str, *args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-class FakeFuture:
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
-
-    def get(self, timeout: float | None = None) -> str:
-        if self.error is not None:
-            raise self.error
-        return "metadata"
-
-
-@dataclass
-class FakeProducer:
-    fail_keys: set[bytes] = field(default_factory=set)
-    sends: list[dict[str, Any]] = field(default_factory=list)
-    closed: bool = False
-
-    def send(self, topic: str, **kwargs: Any) -> FakeFuture:
-        self.sends.append({"topic": topic, **kwargs})
-        failing = kwargs["key"] in self.fail_keys
-        return FakeFuture(NotLeaderForPartitionError("broker away") if failing else None)
-
-    def flush(self, timeout: float | None = None) -> None:
-        assert timeout is not None  # every wait is bounded
-
-    def close(self, timeout: float | None = None) -> None:
-        self.closed = True
-
-
 @pytest.fixture
-def producer(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+def producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProducer]:
     fake = FakeProducer()
     monkeypatch.setattr("consumers.producer.make_producer", lambda connection, **kwargs: fake)
-    return fake
+    yield fake
+    assert None not in fake.flush_timeouts  # every wait is bounded
 
 
 def test_deadletter_is_a_command_group_with_help() -> None:

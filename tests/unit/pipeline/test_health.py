@@ -15,10 +15,11 @@ from email.message import Message
 import pytest
 from prometheus_client import start_http_server
 
-from consumers.broker import free_port
 from pipeline.errors import ConfigError
 from pipeline.health import MAX_DETAIL_CHARS, NOT_REPORTED, Health
 from pipeline.metrics import Metrics
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 
 
 class FakeClock:
@@ -99,14 +100,15 @@ def test_since_moves_only_when_ok_changes():
         return datetime.fromisoformat(health.snapshot()["components"][name]["since"])
 
     start = since("store")
-    time.sleep(0.002)
+    # A later change must carry a later time: let the wall clock move past ``start`` first.
+    wait_for(lambda: datetime.now(UTC) > start, 1, "the clock to move past start")
     health.set("store", False, "still connecting")  # not ok -> not ok: same since
     assert since("store") == start
     assert health.snapshot()["components"]["store"]["detail"] == "still connecting"
     health.set("store", True, "sqlite")
     flipped = since("store")
     assert flipped > start
-    time.sleep(0.002)
+    wait_for(lambda: datetime.now(UTC) > flipped, 1, "the clock to move past flipped")
     health.set("store", True, "sqlite, 3 tables")
     assert since("store") == flipped
     health.set("store", False, "OperationalError")

@@ -2,7 +2,6 @@
 
 import dataclasses
 import os
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from models.rollout import promote
 from models.saving import read_info
 from pipeline.metrics import Metrics
 from pipeline.stream.model_watch import ModelWatcher, identify
+from tests.support.waiting import wait_for
 
 
 def load(path):
@@ -26,14 +26,27 @@ def onnx_model(tiny_model, tmp_path_factory):
     return export_onnx(tiny_model, tmp_path_factory.mktemp("rollout") / "tiny-onnx")
 
 
-def wait_ready(watcher, timeout_s=60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        model = watcher.ready()
-        if model is not None:
-            return model
-        time.sleep(0.05)
-    return None
+def wait_ready(watcher):
+    return wait_for(watcher.ready, 60, "the watcher to offer the new model")
+
+
+def nothing_new_after_checks(watcher, checks=20):
+    """``checks`` calls of ``ready()`` (each starts a check when one is due) offer nothing,
+    and neither does the load any of them started, once finished (``close`` waits for it)."""
+    for _ in range(checks):
+        assert watcher.ready() is None
+    watcher.close()
+    return watcher.ready() is None
+
+
+def refused_while_polling(watcher, metrics):
+    """Poll ``ready()`` (never offering a model) until a refusal is counted."""
+
+    def refused_yet():
+        assert watcher.ready() is None
+        return refused(metrics) >= 1
+
+    wait_for(refused_yet, 30, "the new model to be refused")
 
 
 def refused(metrics):
@@ -51,7 +64,7 @@ def test_a_promoted_model_is_loaded_aside_and_offered_once(tiny_model, onnx_mode
     assert new is not None
     assert new.info.version == read_info(onnx_model).version != read_info(tiny_model).version
     # Offered once: the next calls find nothing new.
-    assert wait_ready(watcher, timeout_s=0.5) is None
+    assert nothing_new_after_checks(watcher)
     assert refused(metrics) == 0
 
 
@@ -71,15 +84,10 @@ def test_a_broken_model_is_refused_once_and_a_good_one_after_it_is_taken(
     (broken / "config.json").write_text(config)
     link.unlink()
     os.symlink(broken, link)
-    deadline = time.monotonic() + 30
-    while refused(metrics) == 0 and time.monotonic() < deadline:
-        assert watcher.ready() is None
-        time.sleep(0.05)
+    refused_while_polling(watcher, metrics)
     assert refused(metrics) == 1
     # Not tried again while the link still names the same broken model.
-    for _ in range(20):
-        assert watcher.ready() is None
-        time.sleep(0.02)
+    assert nothing_new_after_checks(watcher)
     assert refused(metrics) == 1
     link.unlink()
     os.symlink(onnx_model, link)
@@ -108,10 +116,7 @@ def test_a_model_with_other_tasks_is_refused(tiny_model, onnx_model, tmp_path):
         link, load(link), lambda path: SentimentOnly(load(path)), metrics, interval_s=0.0
     )
     promote(onnx_model, link, load)
-    deadline = time.monotonic() + 30
-    while refused(metrics) == 0 and time.monotonic() < deadline:
-        assert watcher.ready() is None
-        time.sleep(0.05)
+    refused_while_polling(watcher, metrics)
     assert refused(metrics) == 1
     assert watcher.ready() is None
 
@@ -121,7 +126,7 @@ def test_the_interval_bounds_checks_and_request_forces_one(tiny_model, onnx_mode
     promote(tiny_model, link, load)
     watcher = ModelWatcher(link, load(link), load, Metrics(), interval_s=3600.0)
     promote(onnx_model, link, load)
-    assert wait_ready(watcher, timeout_s=1.0) is None  # next check is an hour away
+    assert nothing_new_after_checks(watcher)  # the next check is an hour away
     watcher.request()
     assert wait_ready(watcher) is not None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,67 +10,13 @@ from kafka.errors import KafkaTimeoutError, NotLeaderForPartitionError
 
 from pipeline.schema import DeadLetter, SourceRef
 from pipeline.sinks.topics import DeadLetterTopicSink, EnrichedTopicSink
+from tests.support.producers import FakeProducer
 from tests.unit.pipeline.test_store import make_event
 
 #: A Kafka timestamp with milliseconds, as the run loop turns it into a datetime.
 SOURCE_MS = 1_740_830_400_123
 SOURCE_TIME = datetime.fromtimestamp(SOURCE_MS / 1000, UTC)
 RECEIVED = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
-
-
-class FakeFuture:
-    """A send's future: in flight until the producer flushes, then acknowledged or failed."""
-
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
-        self.is_done = False
-        self.waited: list[float | None] = []
-
-    def failed(self) -> bool:
-        return self.is_done and self.error is not None
-
-    def get(self, timeout: float | None = None) -> str:
-        self.waited.append(timeout)
-        if not self.is_done:
-            raise KafkaTimeoutError("still in flight")
-        if self.error is not None:
-            raise self.error
-        return "metadata"
-
-
-@dataclass
-class FakeProducer:
-    """Records every send; ``fail_first`` sends of each value fail.
-
-    Like kafka-python, a send is resolved when the producer is flushed; with
-    ``in_flight`` it is not (the broker has not answered yet).
-    """
-
-    fail_first: int = 0
-    in_flight: bool = False
-    send_error: Exception | None = None
-    flush_error: Exception | None = None
-    sends: list[dict[str, Any]] = field(default_factory=list)
-    futures: list[FakeFuture] = field(default_factory=list)
-    flush_timeouts: list[float | None] = field(default_factory=list)
-
-    def send(self, topic: str, **kwargs: Any) -> FakeFuture:
-        if self.send_error is not None:
-            raise self.send_error
-        self.sends.append({"topic": topic, **kwargs})
-        attempt = sum(1 for s in self.sends if s["value"] == kwargs["value"])
-        error = NotLeaderForPartitionError("broker away") if attempt <= self.fail_first else None
-        future = FakeFuture(error)
-        self.futures.append(future)
-        return future
-
-    def flush(self, timeout: float | None = None) -> None:
-        self.flush_timeouts.append(timeout)
-        if self.flush_error is not None:
-            raise self.flush_error
-        if not self.in_flight:
-            for future in self.futures:
-                future.is_done = True
 
 
 def letter(

@@ -27,6 +27,7 @@ from pipeline.errors import StoreError
 from pipeline.store.engine import create_engine, normalise_url
 from pipeline.store.migrate import migrate
 from pipeline.store.outbox import Message, Outbox, backoff_s
+from tests.support.waiting import wait_for
 
 # Field names of Alertmanager's webhook payload, version 4 (Alertmanager's configuration docs).
 AM_FIELDS = {
@@ -172,14 +173,6 @@ def event(status: str = "firing", **overrides: Any) -> AlertEvent:
     return AlertEvent.model_validate(values)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
 def test_fingerprint_matches_prometheus_label_signatures() -> None:
     # Expected values: prometheus/common model/signature_test.go (TestLabelsToSignature).
     assert fingerprint({}) == f"{14695981039346656037:016x}"
@@ -197,7 +190,7 @@ def test_alertmanager_payload_is_delivered_in_alertmanager_shape(
     receiver = Receiver(name="oncall", url=am.url, timeout_s=2)
     Notifier(outbox, [receiver], "http://attnwatch.example").notify(event())
     workers(outbox, [receiver])
-    wait_for(lambda: len(am.posts) == 1)
+    wait_for(lambda: len(am.posts) == 1, 10, "len(am.posts) == 1")
 
     path, headers, raw, _ = am.posts[0]
     assert path == "/hook"
@@ -253,7 +246,7 @@ def test_resolved_alert_sends_resolved_with_ends_at(
     assert notifier.notify(event("firing")) == 1
     assert notifier.notify(event("resolved")) == 1
     workers(outbox, [receiver])
-    wait_for(lambda: len(am.posts) == 2)
+    wait_for(lambda: len(am.posts) == 2, 10, "len(am.posts) == 2")
 
     by_status = {b["status"]: b for b in am.bodies()}
     resolved = by_status["resolved"]
@@ -273,7 +266,11 @@ def test_a_failing_receiver_gets_the_alert_exactly_once_after_retries(
     receiver = Receiver(name="flaky", url=flaky.url, timeout_s=2)
     Notifier(outbox, [receiver], "http://x").notify(event())
     worker = workers(outbox, [receiver])
-    wait_for(lambda: outbox.rows()[0].delivered_at is not None)
+    wait_for(
+        lambda: outbox.rows()[0].delivered_at is not None,
+        10,
+        "outbox.rows()[0].delivered_at is not None",
+    )
     assert worker.stop(5)  # every POST the worker made has been answered and recorded
     # Nothing of the receiver's is due any more, so no extra send can follow.
     assert outbox.claim("flaky", 10, lease_s=1) == []
@@ -301,7 +298,9 @@ def test_notify_returns_fast_while_a_receiver_hangs(
     notifier = Notifier(outbox, recvs, "http://x")
     workers(outbox, recvs)
     notifier.notify(event(alert_id="a1"))
-    wait_for(lambda: len(fast.posts) == 1)  # the slow receiver's POST is now hanging
+    wait_for(
+        lambda: len(fast.posts) == 1, 10, "len(fast.posts) == 1"
+    )  # the slow receiver's POST is now hanging
 
     took = []
     for i in range(5):
@@ -311,11 +310,15 @@ def test_notify_returns_fast_while_a_receiver_hangs(
     # Median: one fsync stall of a shared CI disk is not what this guards against.
     assert sorted(took)[2] < 0.05, took
     # The hanging receiver does not hold up the other one either.
-    wait_for(lambda: len(fast.posts) == 6, timeout=3)
+    wait_for(lambda: len(fast.posts) == 6, 3, "len(fast.posts) == 6")
     assert slow.posts == []
 
     hang.set()
-    wait_for(lambda: all(r.delivered_at is not None for r in outbox.rows()))
+    wait_for(
+        lambda: all(r.delivered_at is not None for r in outbox.rows()),
+        10,
+        "every row delivered",
+    )
     assert len(slow.posts) == 6
 
 
@@ -328,7 +331,7 @@ def test_a_restarted_worker_delivers_what_was_pending(
     first = [Receiver(name="oncall", url=down.url, timeout_s=2)]
     Notifier(outbox, first, "http://x").notify(event())
     worker = workers(outbox, first)
-    wait_for(lambda: outbox.rows()[0].attempts >= 1)
+    wait_for(lambda: outbox.rows()[0].attempts >= 1, 10, "outbox.rows()[0].attempts >= 1")
     assert worker.stop(5)
     first_engine.dispose()
     assert down.bodies(200) == []
@@ -341,8 +344,12 @@ def test_a_restarted_worker_delivers_what_was_pending(
         (pending,) = outbox.rows(undelivered_only=True)
         assert pending.last_error is not None and pending.last_error.startswith("HTTP 503")
         second = workers(outbox, [Receiver(name="oncall", url=up.url, timeout_s=2)])
-        wait_for(lambda: len(up.posts) == 1)
-        wait_for(lambda: outbox.rows()[0].delivered_at is not None)
+        wait_for(lambda: len(up.posts) == 1, 10, "len(up.posts) == 1")
+        wait_for(
+            lambda: outbox.rows()[0].delivered_at is not None,
+            10,
+            "outbox.rows()[0].delivered_at is not None",
+        )
         assert second.stop(5)
         assert outbox.claim("oncall", 10, lease_s=1) == []
         assert len(up.posts) == 1
@@ -439,7 +446,7 @@ def test_slack_payload_has_summary_shares_counts_and_evidence_words(
     receiver = Receiver(name="team", url=slack.url, format="slack", timeout_s=2)
     Notifier(outbox, [receiver], "http://x").notify(event(scope="<billing & co>"))
     workers(outbox, [receiver])
-    wait_for(lambda: len(slack.posts) == 1)
+    wait_for(lambda: len(slack.posts) == 1, 10, "len(slack.posts) == 1")
 
     raw = slack.posts[0][2]
     message = SlackMessage.model_validate_json(raw)

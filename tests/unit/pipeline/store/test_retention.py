@@ -6,9 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,18 +18,15 @@ from pipeline.errors import StoreError
 from pipeline.schema import (
     DeadLetter,
     EnrichedEvent,
-    LabelScore,
-    ModelRef,
     SourceRef,
-    TaskResult,
-    WordWeight,
 )
-from pipeline.store import Store, open_store
+from pipeline.store import Store
 from pipeline.store import retention as retention_module
 from pipeline.store import retention_worker as worker_module
 from pipeline.store.alerts import AlertTable, alerts_table
 from pipeline.store.attempts import AttemptLog, attempts_table
 from pipeline.store.dashboard_tables import corrections_table
+from pipeline.store.lease import Lease
 from pipeline.store.outbox import Message, Outbox, outbox_table
 from pipeline.store.retention import (
     PurgeReport,
@@ -41,6 +36,8 @@ from pipeline.store.retention import (
 )
 from pipeline.store.retention_worker import retention_worker
 from pipeline.store.tables import dead_letters_table, events_table
+from tests.support.events import chat_event
+from tests.support.waiting import wait_for
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -48,59 +45,12 @@ KEEP = Retention(events_days=90, dead_letters_days=30, alerts_days=365)
 LONG_TEXT = "my card was declined again after the outage and nobody answers " * 4
 
 
-def _drop_everything(url: str) -> None:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        found = sa.MetaData()
-        found.reflect(engine)
-        found.drop_all(engine)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/attnwatch.db"
-        return
-    url: str = request.getfixturevalue("postgres_url")
-    # The cluster is shared by the session: start from, and leave, an empty database.
-    _drop_everything(url)
-    try:
-        yield url
-    finally:
-        _drop_everything(url)
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as opened:
-        yield opened
-
-
 def chat(n: int, at: datetime, conversation: str = "c1", text: str | None = None) -> EnrichedEvent:
-    return EnrichedEvent(
-        input_id=f"chat:{n}",
-        kind="chat",
-        source=SourceRef(topic="chat", partition=0, offset=n),
-        message_id=str(n),
+    return chat_event(
+        n,
+        at,
         conversation_id=conversation,
-        channel="app",
-        role="customer",
         text=text if text is not None else f"message {n} of {conversation}",
-        sentiment=TaskResult(
-            label="negative",
-            score=0.9,
-            top=[LabelScore(label="negative", score=0.9)],
-            attention=[WordWeight(word="declined", weight=1.0)],
-        ),
-        model=ModelRef(name="m", version="1", tokenizer_hash="h"),
-        event_time=at,
-        processed_time=at,
-        model_latency_ms=1.0,
-        end_to_end_latency_ms=1.0,
     )
 
 
@@ -339,8 +289,12 @@ def _correct(store: Store, input_id: str) -> None:
     with store.engine.begin() as conn:
         conn.execute(
             sa.insert(corrections_table).values(
-                input_id=input_id, task="intent", old_label="a", new_label="b",
-                analyst="ana", created_time=NOW,
+                input_id=input_id,
+                task="intent",
+                old_label="a",
+                new_label="b",
+                analyst="ana",
+                created_time=NOW,
             )
         )
 
@@ -367,24 +321,21 @@ def test_forget_matches_an_escaped_non_ascii_id(store: Store) -> None:
     assert column(store, dead_letters_table.c.source_offset) == [2]
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def test_the_worker_purges_on_its_interval_and_stops_promptly(store: Store) -> None:
     now = datetime.now(UTC)
     store.write([chat(1, now - 100 * DAY), chat(2, now)], [])
     with retention_worker(store.engine, KEEP, 0.2, "replica-a") as worker:
         assert worker is not None
-        wait_for(lambda: worker.runs >= 1)
+        wait_for(lambda: worker.runs >= 1, 10, "worker.runs >= 1")
         assert column(store, events_table.c.input_id) == ["chat:2"]
         store.write([chat(3, now - 200 * DAY)], [])
         # A purge started before the write may miss it; the next one on the interval does not.
-        wait_for(lambda: column(store, events_table.c.input_id) == ["chat:2"])
-        wait_for(lambda: worker.runs >= 2)
+        wait_for(
+            lambda: column(store, events_table.c.input_id) == ["chat:2"],
+            10,
+            "only chat:2 left",
+        )
+        wait_for(lambda: worker.runs >= 2, 10, "worker.runs >= 2")
         started = time.monotonic()
     assert time.monotonic() - started < 2.0
 
@@ -392,20 +343,38 @@ def test_the_worker_purges_on_its_interval_and_stops_promptly(store: Store) -> N
 def test_the_worker_stops_promptly_during_a_long_wait(store: Store) -> None:
     with retention_worker(store.engine, KEEP, 3600, "replica-a") as worker:
         assert worker is not None
-        wait_for(lambda: worker.runs == 1)  # the first purge runs at start
+        wait_for(lambda: worker.runs == 1, 10, "worker.runs == 1")  # the first purge runs at start
         started = time.monotonic()
     assert time.monotonic() - started < 2.0
 
 
-def test_one_replica_purges_at_a_time(store: Store) -> None:
+def test_one_replica_purges_at_a_time(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    tries: dict[str, list[bool]] = {"replica-a": [], "replica-b": []}
+
+    class CountedLease(Lease):
+        def acquire(self, now: datetime | None = None) -> bool:
+            got = super().acquire(now)
+            tries[self.owner].append(got)
+            return got
+
+    monkeypatch.setattr(worker_module, "Lease", CountedLease)
     with (
         retention_worker(store.engine, KEEP, 0.05, "replica-a") as a,
         retention_worker(store.engine, KEEP, 0.05, "replica-b") as b,
     ):
         assert a is not None and b is not None
-        wait_for(lambda: a.runs + b.runs >= 3)
-        time.sleep(0.3)
+        wait_for(lambda: a.runs + b.runs >= 3, 10, "three purges")
+        # Both replicas asked for the lease three times since: the one that never purged
+        # had its chances (a positive signal, where a fixed sleep only hoped for one).
+        asked = {owner: len(t) for owner, t in tries.items()}
+        wait_for(
+            lambda: all(len(t) >= asked[o] + 3 for o, t in tries.items()),
+            10,
+            "each replica asked for the lease three more times",
+        )
         assert (a.runs == 0) != (b.runs == 0)
+        loser = "replica-b" if b.runs == 0 else "replica-a"
+        assert not any(tries[loser])
 
 
 def test_the_worker_logs_store_errors_and_retries(
@@ -426,7 +395,7 @@ def test_the_worker_logs_store_errors_and_retries(
     with caplog.at_level(logging.INFO, logger="pipeline.store.retention_worker"):
         with retention_worker(store.engine, KEEP, 0.1, "replica-a") as worker:
             assert worker is not None
-            wait_for(lambda: worker.runs >= 1)
+            wait_for(lambda: worker.runs >= 1, 10, "worker.runs >= 1")
     assert worker.last is not None and worker.last.events == 1
     messages = [r.getMessage() for r in caplog.records]
     assert "purge failed" in messages and "purge" in messages
