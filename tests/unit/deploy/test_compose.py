@@ -7,13 +7,18 @@ which scrape every run replica and post alerts to the dashboard's webhook.
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import yaml
 
+from tests.image.commands import COMMANDS
 from tests.unit.deploy.support import (
     ALERTMANAGER,
+    DEPLOY,
+    DOCKERFILE,
     PROMETHEUS,
+    ROOT,
     compose,
     compose_validator,
     drain_bound_s,
@@ -62,6 +67,38 @@ def test_compose_starts_in_order():
         for dep, condition in deps.items():
             if condition == "service_healthy" and services[dep].get("build") is None:
                 assert "test" in services[dep]["healthcheck"], f"{name} waits on {dep}"
+
+
+def make_variable(name: str) -> str:
+    found = re.search(rf"^{name} \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert found, f"no `{name} ?= ...` in the Makefile"
+    return found[1]
+
+
+def test_compose_builds_the_image_make_image_builds():
+    """Same tag, Dockerfile, context and model stage as `make image` (deploy/image.sh)."""
+    services = compose()["services"]
+    built = {name: service for name, service in services.items() if "build" in service}
+    assert set(built) == set(COMMANDS)
+    script = (DEPLOY / "image.sh").read_text(encoding="utf-8")
+    assert '--build-arg "MODEL=$MODEL"' in script and "-f deploy/Dockerfile" in script
+    for name, service in built.items():
+        assert service["image"] == make_variable("IMAGE"), name
+        assert (DEPLOY / service["build"]["context"]).resolve() == ROOT, name
+        assert ROOT / service["build"]["dockerfile"] == DOCKERFILE, name
+        model = make_variable("IMAGE_MODEL")
+        assert service["build"]["args"] == {"MODEL": f"${{ATTNWATCH_IMAGE_MODEL:-{model}}}"}
+    # Every other service names an upstream image by an exact tag, and none of ours.
+    for name, service in services.items():
+        if name not in built:
+            repository, _, tag = service["image"].partition(":")
+            assert tag and tag != "latest", name
+            assert repository != make_variable("IMAGE").partition(":")[0], name
+
+
+def test_compose_runs_the_commands_the_image_test_ran():
+    services = compose()["services"]
+    assert {name: services[name]["command"] for name in COMMANDS} == COMMANDS
 
 
 # --- Prometheus and Alertmanager ----------------------------------------------------------

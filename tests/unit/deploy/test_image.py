@@ -69,3 +69,20 @@ def test_dockerignore_keeps_what_the_build_copies_and_nothing_else():
         assert not dockerignored(source, patterns), source
     for excluded in (".venv/bin/python", "var/attnwatch.db", ".git/HEAD", "tests/conftest.py"):
         assert dockerignored(excluded, patterns), excluded
+
+
+def test_dockerfile_builds_with_buildah_on_the_official_base_by_default():
+    """Every FROM is ${BASE_IMAGE} or an earlier stage: buildah 1.28 (podman 4.3) resolves no
+    stage name from a build argument (`FROM model-${MODEL}` failed with "short-name ... did
+    not resolve"), and BASE_IMAGE defaults to the official python image."""
+    instructions = dockerfile_instructions()
+    args = dict(a.partition("=")[::2] for name, a in instructions if name == "ARG" and "=" in a)
+    assert args["BASE_IMAGE"] == "python:${PYTHON_VERSION}-slim-bookworm"
+    assert args["PYTHON_VERSION"] == "3.11"
+    stages: list[str] = []
+    for words in (a.split() for n, a in instructions if n == "FROM"):
+        assert words[0] == "${BASE_IMAGE}" or words[0] in stages, words
+        assert words[1].upper() == "AS"
+        stages.append(words[2])
+    copied = [a.split()[0] for n, a in instructions if n == "COPY" and a.startswith("--from=")]
+    assert {c.removeprefix("--from=") for c in copied} <= set(stages)

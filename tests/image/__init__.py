@@ -1,0 +1,1 @@
+"""Tests that run the container image `make image` built (marker ``image``, `make image-test`)."""
