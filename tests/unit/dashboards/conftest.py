@@ -19,9 +19,10 @@ from dashboards.cli import dashboard_app
 from pipeline.alerting.evidence import firing_of
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
 from pipeline.config import Settings
-from pipeline.schema import EnrichedEvent, LabelScore, ModelRef, SourceRef, TaskResult, WordWeight
+from pipeline.schema import EnrichedEvent, LabelScore, TaskResult, WordWeight
 from pipeline.store import open_store
 from pipeline.store.alerts import AlertTable
+from tests.support.events import chat_event, news_event
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -72,21 +73,16 @@ def chat(n: int) -> EnrichedEvent:
     text = CHAT_TEXTS[n % len(CHAT_TEXTS)]
     role = "customer" if n % 4 != 3 else "agent"
     at = T0 + n * MINUTE
-    return EnrichedEvent(
-        input_id=f"chat:{n}",
-        kind="chat",
-        source=SourceRef(topic="chat", partition=0, offset=n),
-        message_id=str(n),
+    return chat_event(
+        n,
+        at,
         conversation_id=f"c{n // 4}",
         channel="app" if n % 2 == 0 else "web",
         role=role,
         text=text,
         intent=task(INTENTS[n % 3], INTENTS, text, heavy=1) if role == "customer" else None,
         sentiment=task(SENTIMENTS[n % 3], SENTIMENTS, text, heavy=2),
-        model=ModelRef(name="m", version="1", tokenizer_hash="h"),
-        event_time=at,
         processed_time=at + timedelta(seconds=1),
-        model_latency_ms=1.0,
         end_to_end_latency_ms=1000.0,
     )
 
@@ -96,19 +92,14 @@ def news(n: int) -> EnrichedEvent:
     tickers = [["NWB"], ["NWBX"], ["AAPL", "NWB"]][n % 3]
     at = T0 + (N_CHATS + n) * MINUTE
     evidence = text.split("\n")[1] if "\n" in text else None
-    return EnrichedEvent(
-        input_id=f"news:{n}",
-        kind="news",
-        source=SourceRef(topic="news", partition=0, offset=n),
-        article_id=str(n),
+    return news_event(
+        n,
+        at,
         news_source="wire" if n % 2 == 0 else "blog",
         tickers=tickers,
         text=text,
         sentiment=task(SENTIMENTS[n % 3], SENTIMENTS, text, heavy=0, evidence=evidence),
-        model=ModelRef(name="m", version="1", tokenizer_hash="h"),
-        event_time=at,
         processed_time=at + timedelta(seconds=1),
-        model_latency_ms=1.0,
         end_to_end_latency_ms=1000.0,
     )
 

@@ -11,12 +11,7 @@ import pytest
 from dashboards.cli import serving
 from pipeline.config import DashboardSettings, ModelSettings, StoreSettings
 from pipeline.errors import ConfigError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.network import free_port
 
 
 def answers(url: str) -> bool:

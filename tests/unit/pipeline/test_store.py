@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -35,9 +33,9 @@ from pipeline.store.tables import (
     UTCDateTime,
     event_row,
     events_table,
-    metadata,
     store_meta_table,
 )
+from tests.support.events import chat_event, news_event
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -64,34 +62,28 @@ def make_event(
 ) -> EnrichedEvent:
     """An enriched event numbered ``n``, ``n`` minutes after T0 unless ``at`` is given."""
     event_time = at if at is not None else T0 + timedelta(minutes=n)
-    fields: dict[str, Any]
+    common: dict[str, Any] = {
+        "source": SourceRef(topic=kind, partition=n % 3, offset=10_000_000_000 + n),
+        "text": f"message number {n} — ünïcode",
+        "sentiment": task(sentiment, 0.7, ("bad", "service", "today")),
+        "model": ModelRef(name="attn-mini", version="1.2.3", tokenizer_hash="abc123"),
+        "processed_time": event_time + timedelta(milliseconds=250),
+        "model_latency_ms": 12.5,
+        "end_to_end_latency_ms": 250.0,
+    }
     if kind == "chat":
-        fields = {
-            "input_id": f"chat:m{n}",
-            "message_id": f"m{n}",
-            "conversation_id": f"c{n // 2}",
-            "channel": "web",
-            "role": "customer",
-            "intent": task(intent) if intent else None,
-        }
-    else:
-        fields = {
-            "input_id": f"news:a{n}",
-            "article_id": f"a{n}",
-            "news_source": "wire",
-            "tickers": tickers or [],
-        }
-    return EnrichedEvent(
-        kind=kind,  # type: ignore[arg-type]
-        source=SourceRef(topic=kind, partition=n % 3, offset=10_000_000_000 + n),
-        text=f"message number {n} — ünïcode",
-        sentiment=task(sentiment, 0.7, ("bad", "service", "today")),
-        model=ModelRef(name="attn-mini", version="1.2.3", tokenizer_hash="abc123"),
-        event_time=event_time,
-        processed_time=event_time + timedelta(milliseconds=250),
-        model_latency_ms=12.5,
-        end_to_end_latency_ms=250.0,
-        **fields,
+        return chat_event(
+            n,
+            event_time,
+            input_id=f"chat:m{n}",
+            message_id=f"m{n}",
+            conversation_id=f"c{n // 2}",
+            channel="web",
+            intent=task(intent) if intent else None,
+            **common,
+        )
+    return news_event(
+        n, event_time, input_id=f"news:a{n}", article_id=f"a{n}", tickers=tickers or [], **common
     )
 
 
@@ -103,31 +95,6 @@ def make_dead_letter(offset: int, raw: bytes | None = b"\xff\x00not json") -> De
         raw=raw,
         received_time=T0 + timedelta(seconds=offset),
     )
-
-
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        # A missing parent directory: open_store must create it.
-        yield f"sqlite:///{tmp_path}/nested/dir/attnwatch.db"
-        return
-    url: str = request.getfixturevalue("postgres_url")
-    # The cluster is shared by the session: every test starts from empty tables.
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        metadata.drop_all(engine)
-        yield url
-        metadata.drop_all(engine)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    with open_store(store_url) as opened:
-        yield opened
 
 
 def test_open_creates_store_and_schema_version(store: Store, store_url: str) -> None:

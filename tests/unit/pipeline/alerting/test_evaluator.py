@@ -11,9 +11,10 @@ from pipeline.alerting.detectors import ShiftSettings
 from pipeline.alerting.evaluator import AlertSettings, Evaluator
 from pipeline.alerting.windows import Window
 from pipeline.metrics import Metrics
-from pipeline.schema import EnrichedEvent, LabelScore, ModelRef, SourceRef, TaskResult, WordWeight
+from pipeline.schema import EnrichedEvent, LabelScore
 from pipeline.store import open_store
 from pipeline.store.alerts import AlertTable
+from tests.support.events import chat_event, task_result
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 WINDOW = Window(current_s=600, baseline_s=7200, lateness_s=60, bucket_s=60)
@@ -28,27 +29,13 @@ def chat(n: int, at: datetime, negative: bool, channel: str = "app") -> Enriched
     if negative:
         weights = [0.02] * len(words)
         weights[words.index("declined")] = 1.0 - 0.02 * (len(words) - 1)
-    return EnrichedEvent(
-        input_id=f"chat:{n}",
-        kind="chat",
-        source=SourceRef(topic="chat", partition=0, offset=n),
-        message_id=str(n),
-        conversation_id=f"c{n}",
-        channel=channel,
-        role="customer",
-        text=text,
-        sentiment=TaskResult(
-            label="negative" if negative else "neutral",
-            score=0.9,
-            top=[LabelScore(label="negative", score=0.9)],
-            attention=[WordWeight(word=w, weight=x) for w, x in zip(words, weights)],
-        ),
-        model=ModelRef(name="m", version="1", tokenizer_hash="h"),
-        event_time=at,
-        processed_time=at,
-        model_latency_ms=1.0,
-        end_to_end_latency_ms=1.0,
+    sentiment = task_result(
+        "negative" if negative else "neutral",
+        words=words,
+        weights=weights,
+        top=[LabelScore(label="negative", score=0.9)],
     )
+    return chat_event(n, at, channel=channel, text=text, sentiment=sentiment)
 
 
 def stream(start: datetime, minutes: int, per_minute: int, share: float, first: int, seed: int,

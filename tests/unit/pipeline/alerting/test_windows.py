@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +18,9 @@ from pipeline.alerting.windows import (
     read_buckets,
     scope_filter,
 )
-from pipeline.schema import EnrichedEvent, LabelScore, ModelRef, SourceRef, TaskResult, WordWeight
-from pipeline.store import Store, open_store
-from pipeline.store.tables import metadata
+from pipeline.schema import EnrichedEvent, LabelScore, TaskResult, WordWeight
+from pipeline.store import Store
+from tests.support.events import chat_event, news_event
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 LABELS = ("negative", "neutral", "positive")
@@ -60,16 +58,13 @@ def make_event(n: int, rng: random.Random, at: datetime) -> EnrichedEvent:
             # Repeats on purpose: a ticker listed twice counts once.
             "tickers": rng.choices(("AAPL", "MSFT", "TSLA"), k=rng.randint(0, 3)),
         }
-    return EnrichedEvent(
-        kind=kind,  # type: ignore[arg-type]
-        source=SourceRef(topic=kind, partition=0, offset=n),
+    build = chat_event if kind == "chat" else news_event
+    return build(
+        n,
+        at,
         text=f"text {n}",
         sentiment=task(rng.choice(LABELS), round(rng.random(), 3)),
-        model=ModelRef(name="m", version="1", tokenizer_hash="h"),
-        event_time=at,
         processed_time=at + timedelta(seconds=1),
-        model_latency_ms=1.0,
-        end_to_end_latency_ms=1.0,
         **fields,
     )
 
@@ -111,19 +106,6 @@ def as_dict(buckets: list[Bucket]) -> dict[tuple[str, str, str, datetime], dict[
         }
         for b in buckets
     }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/store.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-        metadata.drop_all(engine)  # the cluster is shared by the session
-        engine.dispose()
-    with open_store(url) as opened:
-        yield opened
 
 
 def assert_same(actual: list[Bucket], expected: dict[Any, dict[str, float]]) -> None:

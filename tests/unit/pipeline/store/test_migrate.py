@@ -20,6 +20,7 @@ from pipeline.errors import StoreError
 from pipeline.store import open_store
 from pipeline.store.migrate import current, head, migrate
 from pipeline.store.schema import metadata
+from tests.support.stores import BACKENDS
 
 FIXTURE = Path(__file__).parents[3] / "fixtures" / "store_schema4"
 #: The tables 242fde2 wrote, each with rows in the fixture.
@@ -29,13 +30,7 @@ SCHEMA4_TABLES = (
 )
 
 
-def _drop_everything(engine: sa.Engine) -> None:
-    found = sa.MetaData()
-    found.reflect(engine)
-    found.drop_all(engine)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def schema4_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A store as 242fde2 left it, loaded from the dump."""
     if request.param == "sqlite":
@@ -47,17 +42,11 @@ def schema4_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         conn.close()
         yield f"sqlite:///{path}"
         return
-    url: str = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        _drop_everything(engine)
-        # The dump sets search_path to '' for its session: a connection of its own.
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute((FIXTURE / "postgresql.sql").read_text(encoding="utf-8").encode())
-        yield url
-        _drop_everything(engine)
-    finally:
-        engine.dispose()
+    url: str = request.getfixturevalue("empty_postgres_url")
+    # The dump sets search_path to '' for its session: a connection of its own.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((FIXTURE / "postgresql.sql").read_text(encoding="utf-8").encode())
+    yield url
 
 
 def _rows(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -166,19 +155,13 @@ def test_the_raw_store_is_migrated_and_a_pre_alembic_one_adopted(tmp_path: Path)
         assert sorted(ids) == (["chat:1", "chat:2"] if url == old_url else ["chat:2"])
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+@pytest.fixture(params=BACKENDS)
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/race.db"
         return
-    url: str = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        _drop_everything(engine)
-        yield url
-        _drop_everything(engine)
-    finally:
-        engine.dispose()
+    url: str = request.getfixturevalue("empty_postgres_url")
+    yield url
 
 
 def test_replicas_migrating_together_each_succeed_once(empty_url: str) -> None:
