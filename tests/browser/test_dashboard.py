@@ -19,7 +19,6 @@ import json
 import re
 import shutil
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,6 @@ import uvicorn
 from kafka import KafkaProducer
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
-from consumers.broker import free_port
 from consumers.connection import KafkaConnection
 from dashboards.cli import dashboard_app
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
@@ -50,6 +48,8 @@ from tests.integration.helpers import (
     run_until,
     unique_settings,
 )
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -141,17 +141,16 @@ class Tab:
 
 
 def wait_healthy(url: str, thread: threading.Thread, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if not thread.is_alive():
             pytest.fail("the dashboard server stopped while starting")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
+                return bool(response.status == 200)
         except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"the dashboard at {url} did not answer /healthz in {timeout_s} s")
+            return False
+
+    wait_for(healthy, timeout_s, f"the dashboard at {url} answering /healthz")
 
 
 def run_pipeline(settings: Settings, connection: KafkaConnection, expected: int) -> None:
@@ -297,8 +296,8 @@ def test_the_guard_blocks_and_records_other_hosts(tab: Tab) -> None:
     assert tab.foreign == ["http://example.com/x", elsewhere]
     # Console errors and uncaught exceptions are recorded too.
     assert any("ERR_BLOCKED_BY_CLIENT" in error for error in tab.errors), tab.errors
-    tab.page.evaluate("setTimeout(() => { throw new Error('boom from the page'); }, 0)")
-    tab.page.wait_for_timeout(200)
+    with tab.page.expect_event("pageerror", timeout=WAIT_MS):
+        tab.page.evaluate("setTimeout(() => { throw new Error('boom from the page'); }, 0)")
     assert any("boom from the page" in error for error in tab.errors), tab.errors
 
 

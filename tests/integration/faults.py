@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 
 from models.classifier import Prediction, TextClassifier
 from models.saving import ModelInfo
+
+log = logging.getLogger(__name__)
 
 
 class ModelFault(RuntimeError):
@@ -50,6 +53,10 @@ class FaultyClassifier:
         if self._raise_marker and any(self._raise_marker in t for t in texts):
             raise ModelFault("marker seen")
         if self._delay_s:
+            # The fault itself, a model this slow (not a wait for anything): a caller must
+            # keep its group membership, and a stopping one must wait for the call.  The
+            # log line tells a test that a batch is in the model now.
+            log.info("slow model call", extra={"texts": len(texts), "delay_s": self._delay_s})
             time.sleep(self._delay_s)
         return self._inner.predict(texts, tasks)
 

@@ -21,6 +21,13 @@ from pipeline.config import Settings, load_settings
 from pipeline.metrics import Metrics
 from pipeline.stream.runner import Runner, RunReport
 
+#: The consumer group session of every test member.  Tansu answers a JoinGroup after about
+#: half the session (measured: 5.2 s at Kafka's default 10 s, 3.2 s at 6 s, 2.3 s at 3 s),
+#: and a SIGKILLed member holds its partitions for a whole session.  3 s was tried: with
+#: the machine loaded (load 8 on 2 cores) two members starting together did not settle in
+#: 90 s, so 6 s, which the process tests had used all along.
+SESSION_TIMEOUT_MS = 6000
+
 
 def unique_settings(store_url: str, model_dir, **overrides: Any) -> Settings:
     """Settings with topics and group of their own, so tests share one broker safely."""
@@ -41,6 +48,7 @@ def unique_settings(store_url: str, model_dir, **overrides: Any) -> Settings:
         "partitions": 3,
         # Tests read the lag gauge to know when every partition has been fetched from.
         "lag_interval_s": 0.2,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -200,7 +208,13 @@ def quiet_after_assignment(
 
 
 def read_topic(connection: KafkaConnection, topic: str, expected: int, timeout_s: float = 30):
-    """Every record of ``topic`` (waits until ``expected`` arrived or the timeout)."""
+    """Every record of ``topic``: at least ``expected``, read up to the end of each partition.
+
+    The end is the high watermark each fetch response carries (Tansu's ListOffsets
+    under-counts after multi-record batches, so ``end_offsets`` is not used): once every
+    partition's position has reached it, anything produced before the call is in hand,
+    duplicates included.  Returns what it has after ``timeout_s`` (the caller asserts).
+    """
     consumer = KafkaConsumer(
         # kafka-python 2.2's default frame limit is below one fetch of a large topic.
         receive_message_max_bytes=64 * 1024 * 1024,
@@ -209,14 +223,21 @@ def read_topic(connection: KafkaConnection, topic: str, expected: int, timeout_s
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
+
+    def at_end() -> bool:
+        ends = [consumer.highwater(tp) for tp in partitions]
+        return all(
+            end is not None and consumer.position(tp) >= end
+            for tp, end in zip(partitions, ends, strict=True)
+        )
+
     records = []
     deadline = time.monotonic() + timeout_s
-    while len(records) < expected and time.monotonic() < deadline:
-        for batch in consumer.poll(500).values():
+    while time.monotonic() < deadline:
+        for batch in consumer.poll(200).values():
             records.extend(batch)
-    # Give stragglers (there should be none) a moment to show up.
-    for batch in consumer.poll(1000).values():
-        records.extend(batch)
+        if len(records) >= expected and at_end():
+            break
     consumer.close()
     return records
 

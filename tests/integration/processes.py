@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +26,7 @@ from pydantic import BaseModel, SecretStr
 from pipeline.config import Settings
 from pipeline.config_compat import FLAT
 from pipeline.store.engine import create_engine, normalise_url
+from tests.support.waiting import wait_for
 
 #: The repository root: the child imports ``pipeline`` and ``tests`` from here.
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,9 +134,30 @@ class Worker:
         def found() -> dict[str, Any] | None:
             return next((e for e in self.logs() if e.get("message") == message), None)
 
-        entry = wait_for(found, timeout_s, lambda: self.returncode is not None)
-        assert entry is not None, f"no {message!r} log in {timeout_s} s:\n{self.tail()}"
-        return entry
+        return self.until(found, timeout_s, f"a {message!r} log")
+
+    def until(self, check: Callable[[], T], timeout_s: float, what: str) -> T:
+        """The first truthy ``check()`` within ``timeout_s``; fails if it exits first.
+
+        The failure names ``what`` and shows the end of the worker's log.
+        """
+
+        def reached() -> T:
+            value = check()
+            if not value and self.returncode is not None:
+                msg = f"exited with {self.returncode} before {what}"
+                raise AssertionError(msg)
+            return value
+
+        try:
+            return wait_for(reached, timeout_s, what)
+        except AssertionError as exc:
+            msg = f"{exc}:\n{self.tail()}"
+            raise AssertionError(msg) from None
+
+    def until_or_exit(self, check: Callable[[], object], timeout_s: float, what: str) -> None:
+        """Wait until ``check()`` holds or the worker has exited (a crash the test expects)."""
+        wait_for(lambda: check() or self.returncode is not None, timeout_s, what)
 
     def __enter__(self) -> Self:
         return self
@@ -148,23 +169,6 @@ class Worker:
         traceback: TracebackType | None,
     ) -> None:
         self.kill()
-
-
-def wait_for(
-    check: Callable[[], T | None],
-    timeout_s: float,
-    give_up: Callable[[], bool] = lambda: False,
-    interval_s: float = 0.1,
-) -> T | None:
-    """The first truthy ``check()`` within ``timeout_s`` (``None`` if ``give_up()`` first)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if give_up() or time.monotonic() > deadline:
-            return None
-        time.sleep(interval_s)
 
 
 def store_counts(store_url: str) -> tuple[int, int]:

@@ -14,13 +14,15 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Literal
 
 import pytest
+import sqlalchemy as sa
 from kafka import KafkaProducer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -31,11 +33,13 @@ from models.data import seed
 from pipeline.config import Settings
 from pipeline.store.alerts import AlertTable
 from pipeline.store.engine import create_engine, normalise_url
+from pipeline.store.outbox import Outbox
 from pipeline.stream.service import service
 from tests.integration.helpers import make_topics, read_topic, unique_settings
 from tests.integration.processes import Worker, worker_env
 from tests.integration.test_crash_recovery import START_S
 from tests.integration.test_faults import LoopThread
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -161,11 +165,64 @@ def produce(
     producer.close(timeout=10)
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.2)
+def evaluated(store_url: str) -> datetime | None:
+    """The last bucket the evaluator saved as evaluated for chats (None before the first)."""
+    engine = create_engine(normalise_url(store_url))
+    try:
+        with engine.connect() as conn:
+            if "alert_progress" not in sa.inspect(conn).get_table_names():
+                return None
+            row = conn.execute(
+                sa.text("SELECT evaluated FROM alert_progress WHERE stream = 'chat'")
+            ).first()
+    finally:
+        engine.dispose()
+    if row is None or row[0] is None:
+        return None
+    return datetime.fromisoformat(str(row[0])).replace(tzinfo=UTC)
+
+
+def evaluated_past(store_url: str, bucket: datetime) -> bool:
+    """Whether the evaluator has evaluated the bucket starting at ``bucket`` (or later)."""
+    last = evaluated(store_url)
+    return last is not None and last >= bucket
+
+
+def bucket_of(at: datetime) -> datetime:
+    """The start of the alert bucket that holds ``at`` (``WINDOWS``' bucket size)."""
+    size = WINDOWS["alert_bucket_s"]
+    return datetime.fromtimestamp(at.timestamp() // size * size, UTC)
+
+
+def resolved_or_evaluated(alerts: AlertTable, store_url: str, bucket: datetime) -> bool:
+    return bool(alerts.rows(status="resolved")) or evaluated_past(store_url, bucket)
+
+
+def calm_until_resolved(
+    settings: Settings,
+    connection: KafkaConnection,
+    alerts: AlertTable,
+    rng: random.Random,
+    texts: tuple[list[str], list[str]],
+    sent: int,
+) -> None:
+    """Calm chats on both channels, 20 per bucket, until the episode resolves (90 s bound).
+
+    Paced by the evaluator: the next 20 go once the bucket that holds the last 20 has
+    been evaluated, so each bucket the window slides over holds calm traffic.
+    """
+    deadline = time.monotonic() + 90
+    while not alerts.rows(status="resolved"):
+        assert time.monotonic() < deadline, "the episode did not resolve within 90 s"
+        now = datetime.now(UTC)
+        produce(settings, connection, mixed(rng, 20, now, 1, 0.2, *texts, ("app", "web")), sent)
+        sent += 20
+        bucket = bucket_of(now)
+        wait_for(
+            partial(resolved_or_evaluated, alerts, settings.store_url, bucket),
+            30,
+            "the calm bucket evaluated",
+        )
 
 
 def mixed(rng: random.Random, n: int, start: datetime, span_s: float, share: float,
@@ -220,16 +277,18 @@ def test_a_shift_fires_one_alert_notifies_through_500s_and_resolves(
         receiver.failing.clear()
         wait_for(lambda: len(receiver.delivered) >= 1, 30, "the alert delivered after the 500s")
 
-        # Calm traffic on both channels until the episode resolves.
-        sent = 660
-        deadline = time.monotonic() + 90
-        while not alerts.rows(status="resolved") and time.monotonic() < deadline:
-            calm_now = mixed(rng, 20, datetime.now(UTC), 1, 0.2, negative, calm, ("app", "web"))
-            produce(settings, connection, calm_now, sent)
-            sent += 20
-            time.sleep(1)
+        calm_until_resolved(settings, connection, alerts, rng, (negative, calm), 660)
         wait_for(lambda: len(receiver.delivered) >= 2, 30, "the resolve delivered")
-        time.sleep(2)  # nothing more may come
+        # Nothing more may come: a bucket after the resolve is evaluated, and nothing it
+        # queued is left undelivered in the outbox.
+        resolved = bucket_of(datetime.now(UTC))
+        outbox = Outbox(create_engine(normalise_url(store_url)))
+        wait_for(
+            lambda: evaluated_past(store_url, resolved)
+            and not outbox.rows(undelivered_only=True),
+            30,
+            "a bucket after the resolve evaluated, the outbox empty",
+        )
         loop.finish()
 
     rows = alerts.rows(limit=100)
@@ -297,16 +356,15 @@ def test_a_restart_during_an_episode_neither_fires_it_again_nor_forgets_the_base
     with Worker(["pipeline.cli", "run"], env, tmp_path / "logs") as second:
         leading = second.wait_for_log("alert evaluator leading", START_S)
         assert leading["resumed_alerts"] == [fired[0]["alert_id"]]
-        time.sleep(3)  # six evaluations of the same, still shifted, window
+        # Two more closed buckets evaluated over the same, still shifted, window.
+        resumed = evaluated(settings.store_url)
+        assert resumed is not None
+        later = resumed + timedelta(seconds=2 * WINDOWS["alert_bucket_s"])
+        second.until(
+            lambda: evaluated_past(settings.store_url, later), 30, "two more buckets evaluated"
+        )
         assert [r["alert_id"] for r in alerts.rows()] == [fired[0]["alert_id"]]
-        # Calm traffic until the episode resolves.
-        sent, deadline = 600, time.monotonic() + 90
-        while not alerts.rows(status="resolved") and time.monotonic() < deadline:
-            produce(settings, connection,
-                    mixed(rng, 20, datetime.now(UTC), 1, 0.2, negative, calm, ("app", "web")),
-                    sent)
-            sent += 20
-            time.sleep(1)
+        calm_until_resolved(settings, connection, alerts, rng, (negative, calm), 600)
         second.signal(signal.SIGTERM)
         assert second.wait(settings.shutdown_timeout_s + 10) == 0, second.tail()
 

@@ -33,7 +33,7 @@ from tests.integration.helpers import (
     read_topic,
     unique_settings,
 )
-from tests.integration.processes import Worker, store_counts, wait_for, worker_env
+from tests.integration.processes import Worker, store_counts, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ BAD_REASONS = [
 ]
 #: Exit status of the fault-injecting loop when the model sees its crash marker.
 CRASH_EXIT = 86
-#: Time to start a child: interpreter, torch, the model, then Tansu's ~5 s JoinGroup.
+#: Time to start a child: interpreter, torch, the model, then Tansu's JoinGroup.
 START_S = 60.0
 
 
@@ -56,10 +56,9 @@ def settings_for(
 ) -> Settings:
     values: dict[str, Any] = {
         "bootstrap_servers": broker.bootstrap_servers,
-        "batch_max_wait_ms": 50,
         # A SIGKILLed member stays in the group until its session times out; the next
-        # start's JoinGroup waits for that, so a short session keeps restarts quick.
-        "session_timeout_ms": 6000,
+        # start's JoinGroup waits for that: unique_settings' short session keeps it quick.
+        "batch_max_wait_ms": 50,
     }
     values.update(overrides)
     settings = unique_settings(f"sqlite:///{tmp_path / 'attnwatch.db'}", tiny_model, **values)
@@ -84,21 +83,12 @@ def wait_until_stored(
         events, letters = store_counts(store_url)
         return events >= target[0] and letters >= target[1]
 
-    wait_for(
-        reached,
-        timeout_s,
-        give_up=partial(exited, worker),
-        interval_s=0.25,
-    )
+    worker.until_or_exit(reached, timeout_s, f"{target} stored")
     return store_counts(store_url)
 
 
-def wrote_since(store_url: str, before: int) -> bool:
-    return sum(store_counts(store_url)) > before
-
-
-def exited(worker: Worker) -> bool:
-    return worker.returncode is not None
+def stored_at_least(store_url: str, rows: int) -> bool:
+    return sum(store_counts(store_url)) >= rows
 
 
 def stop_gracefully(worker: Worker, settings: Settings) -> tuple[int, float]:
@@ -155,19 +145,16 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     started = time.monotonic()
 
     for _ in range(kills):
-        before = sum(store_counts(settings.store_url))
+        # Kill at a random point once this run has written something (a kill during
+        # start-up tests nothing the next one does not): after 1 to 500 more rows, so
+        # the kill lands after a store write and before, during or after its commit.
+        target = sum(store_counts(settings.store_url)) + rng.randint(1, 500)
         with Worker(command, env, logs) as worker:
-            # Kill only once this run has written something: a kill during start-up
-            # tests nothing the next one does not.
-            progressed = wait_for(
-                partial(wrote_since, settings.store_url, before),
+            worker.until(
+                partial(stored_at_least, settings.store_url, target),
                 START_S,
-                give_up=partial(exited, worker),
-                interval_s=0.05,
+                f"{target} rows stored",
             )
-            assert progressed, f"run made no progress:\n{worker.tail()}"
-            time.sleep(rng.uniform(0.0, 1.5))
-            assert worker.returncode is None, f"run exited early:\n{worker.tail()}"
             assert worker.kill() == -signal.SIGKILL
     killed_at = store_counts(settings.store_url)
     assert sum(killed_at) < n_valid + n_bad, "the kills came too late to interrupt anything"
@@ -282,12 +269,13 @@ def test_sigterm_drains_the_batch_in_flight_and_commits_exactly_it(
     connection = broker.connection
     produce_mixed(settings, connection, n_valid=95, n_bad=5, rng_seed=3)
     env = worker_env(settings)
-    command = ["tests.integration.faults", "--delay-s", "3"]
+    command = ["tests.integration.faults", "--delay-s", "4"]
 
     with Worker(command, env, tmp_path / "logs") as worker:
-        worker.wait_for_log("partitions assigned", START_S)
-        time.sleep(1.0)
-        # Every model call takes 3 s: the first batch is in the model now, nothing written.
+        # Every model call takes 4 s: once the first has started, the first batch is in
+        # the model and nothing is written; the runner gives an abandoned batch 2 s, so a
+        # runner that abandoned it at SIGTERM instead of draining it would store nothing.
+        worker.wait_for_log("slow model call", START_S)
         assert store_counts(settings.store_url) == (0, 0)
         code, took = stop_gracefully(worker, settings)
         assert code == 0, worker.tail()

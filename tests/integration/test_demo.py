@@ -6,16 +6,16 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pandas as pd
 import pytest
 
-from consumers.broker import free_port
 from pipeline.store import open_store, read_dead_letters, read_events
 from pipeline.store.alerts import AlertTable
 from pipeline.store.engine import create_engine, normalise_url
+from tests.support.network import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,16 +77,23 @@ def test_demo_runs_the_whole_monitor_and_exports_metrics(tiny_model, tmp_path):
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
     )
-    scraped = ""
-    feed = ""
-    deadline = time.monotonic() + 150
-    while process.poll() is None and time.monotonic() < deadline:
+    seen = {"scraped": "", "feed": ""}
+
+    def finished() -> bool:
+        """Scrape while it runs (the last page with traffic is kept); True once it exited."""
         text = scrape(port)
         if metric(text, "attnwatch_messages_total") > 100:
-            scraped = text
-            feed = feed or page(f"http://127.0.0.1:{board}/")
-        time.sleep(1)
+            seen["scraped"] = text
+            seen["feed"] = seen["feed"] or page(f"http://127.0.0.1:{board}/")
+        return process.poll() is not None
+
+    try:
+        wait_for(finished, 150, "the demo finished", max_interval_s=0.5)
+    finally:
+        if process.poll() is None:
+            process.kill()
     stdout, stderr = process.communicate(timeout=60)
+    scraped, feed = seen["scraped"], seen["feed"]
     assert process.returncode == 0, stderr[-3000:]
     assert "done:" in stdout and "enriched" in stdout
 

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from consumers.broker import EmbeddedBroker
 from pipeline.config import Settings
@@ -24,8 +23,9 @@ from pipeline.store.engine import create_engine, normalise_url
 from pipeline.stream.service import service
 from tests.integration.helpers import make_topics, read_topic, unique_settings
 from tests.integration.processes import Worker, worker_env
-from tests.integration.test_alerting import mixed, produce, texts_by_label, wait_for
+from tests.integration.test_alerting import evaluated, mixed, produce, texts_by_label
 from tests.integration.test_faults import LoopThread
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,23 +63,6 @@ def backlog(negative: list[str], calm: list[str], start: datetime) -> list[Chat]
     return chats
 
 
-def evaluated(store_url: str) -> datetime | None:
-    """The last bucket the evaluator saved as evaluated for chats (None before the first)."""
-    engine = create_engine(normalise_url(store_url))
-    try:
-        with engine.connect() as conn:
-            if "alert_progress" not in sa.inspect(conn).get_table_names():
-                return None
-            row = conn.execute(
-                sa.text("SELECT evaluated FROM alert_progress WHERE stream = 'chat'")
-            ).first()
-    finally:
-        engine.dispose()
-    if row is None or row[0] is None:
-        return None
-    return datetime.fromisoformat(str(row[0])).replace(tzinfo=UTC)
-
-
 def check_one_episode(settings: Settings, broker: EmbeddedBroker, start: datetime) -> None:
     """Exactly one alert, on channel app inside the burst, fired and resolved once."""
     alerts = AlertTable(create_engine(normalise_url(settings.store_url)))
@@ -103,8 +86,10 @@ def chats(tiny_model: Path) -> tuple[list[str], list[str]]:
     return texts_by_label(tiny_model)
 
 
-# --idle-exit counts from the start of the loop, the consumer group's join included (several
-# seconds on this broker): 20 s leaves room for it.
+#: --idle-exit counts from the start of the loop, the consumer group's join included (about
+#: 3.2 s on this broker with the tests' 6 s session, helpers.SESSION_TIMEOUT_MS): 10 s leaves
+#: room for it, and is what each run idles at its end.
+IDLE_EXIT = "10"
 
 
 def test_an_eight_hour_backlog_raises_its_one_episode_and_resolves_it(
@@ -117,7 +102,7 @@ def test_an_eight_hour_backlog_raises_its_one_episode_and_resolves_it(
     make_topics(settings, broker.connection)
     start = datetime.now(UTC) - timedelta(hours=11)  # an outage of three hours
     produce(settings, broker.connection, backlog(*chats, start), 0)
-    with Worker(["pipeline.cli", "run", "--idle-exit", "20"], worker_env(settings),
+    with Worker(["pipeline.cli", "run", "--idle-exit", IDLE_EXIT], worker_env(settings),
                 tmp_path / "logs") as worker:  # fmt: skip
         assert worker.wait(600) == 0, worker.tail()
         final = worker.wait_for_log("final alert evaluation", 1)
@@ -142,7 +127,8 @@ def test_a_sigkill_halfway_through_the_catch_up_still_raises_it_once(
                  "the catch-up half done")  # fmt: skip
         assert first.kill() == -signal.SIGKILL
     assert (evaluated(settings.store_url) or start) < start + timedelta(hours=8)
-    with Worker(["pipeline.cli", "run", "--idle-exit", "20"], env, tmp_path / "logs") as second:
+    command = ["pipeline.cli", "run", "--idle-exit", IDLE_EXIT]
+    with Worker(command, env, tmp_path / "logs") as second:
         assert second.wait(600) == 0, second.tail()
     check_one_episode(settings, broker, start)
 

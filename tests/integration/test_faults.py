@@ -16,14 +16,15 @@ import time
 import traceback
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.broker import EmbeddedBroker, free_port
@@ -40,6 +41,7 @@ from pipeline.stream.service import Service, service
 from tests.fixtures.postgres import DATABASE, SUPERUSER, _Cluster, find_pg_bindir
 from tests.integration.faults import FaultyClassifier
 from tests.integration.helpers import (
+    SESSION_TIMEOUT_MS,
     committed_offsets,
     handled,
     make_topics,
@@ -47,6 +49,7 @@ from tests.integration.helpers import (
     run_until,
     unique_settings,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -108,13 +111,6 @@ def produce_chats(
 def stored_ids(store_url: str) -> Counter[str]:
     """How many rows each input id has in the store (the key makes more than 1 impossible)."""
     return Counter(read_events(store_url)["input_id"])
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.1)
 
 
 class LoopThread:
@@ -258,7 +254,7 @@ def attnwatch_run(
         "ATTNWATCH_METRICS_PORT": str(metrics_port),
         "ATTNWATCH_LAG_INTERVAL_S": "1",
         # The survivor gets the dead member's partitions once its session has expired.
-        "ATTNWATCH_SESSION_TIMEOUT_MS": "6000",
+        "ATTNWATCH_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
     }
     attnwatch = Path(sys.executable).parent / "attnwatch"
     out = log.open("wb")
@@ -365,20 +361,31 @@ def test_a_blocked_poll_loop_would_lose_the_membership(
         settings.group_id,
         max_poll_interval_ms=SHORT_POLL_INTERVAL_MS,
     )
+    admin = KafkaAdminClient(**connection.client_kwargs())
+    started = time.monotonic()
     try:
-        records: list[SourceRecord] = []
-        deadline = time.monotonic() + 60
-        while not records and time.monotonic() < deadline:
-            records = source.poll(0.5, 100)
-        assert records
-        time.sleep(5.0)  # a model call on the polling thread
+        records: list[SourceRecord] = wait_for(
+            lambda: source.poll(0.5, 100), 60, "the first records polled"
+        )
+        # A model call on the polling thread: no poll until the broker has dropped the
+        # member for outliving max.poll.interval.ms (kafka-python's heartbeat thread
+        # leaves the group), as a model call that long would.
+        wait_for(lambda: group_is_empty(admin, settings.group_id), 60, "the member dropped")
         committed = source.commit({(r.topic, r.partition): r.offset + 1 for r in records})
     finally:
         source.close()
+        admin.close()
     assert committed is False
+    assert time.monotonic() - started >= SHORT_POLL_INTERVAL_MS / 1000
     assert committed_offsets(connection, settings.group_id, sent.last_offsets()) == {
         (settings.topic_chat, 0): None
     }
+
+
+def group_is_empty(admin: KafkaAdminClient, group_id: str) -> bool:
+    """Whether the broker's group ``group_id`` has no members (DescribeGroups)."""
+    (description,) = admin.describe_consumer_groups([group_id])
+    return not description.members
 
 
 # 4a. Store outage -------------------------------------------------------------------------
@@ -423,8 +430,20 @@ class HealthWatch:
         self._thread.join()
 
 
+def retries(caplog: pytest.LogCaptureFixture) -> int:
+    """How many times the run loop has logged a transient failure it will retry."""
+    return sum(r.getMessage() == "transient failure; retrying" for r in list(caplog.records))
+
+
+def retried_since(caplog: pytest.LogCaptureFixture, tried: int) -> bool:
+    return retries(caplog) > tried
+
+
 def test_the_loop_rides_out_a_store_outage(
-    broker: EmbeddedBroker, tiny_model: Path, private_postgres: tuple[_Cluster, int, str]
+    broker: EmbeddedBroker,
+    tiny_model: Path,
+    private_postgres: tuple[_Cluster, int, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     cluster, port, store_url = private_postgres
     connection = broker.connection
@@ -445,7 +464,8 @@ def test_the_loop_rides_out_a_store_outage(
             for n in range(5):  # events keep coming while the store is away
                 chunk = produce_chats(settings, connection, [f"d{n}-{i}" for i in range(10)])
                 during.positions.update(chunk.positions)
-                time.sleep(1.0)
+                tried = retries(caplog)
+                wait_for(partial(retried_since, caplog, tried), 30, "the store tried again")
             assert loop.alive(), f"the run loop died during the outage: {loop.crash()}"
             up_at = time.monotonic()
             assert cluster.start(port) == port
@@ -470,7 +490,9 @@ def test_the_loop_rides_out_a_store_outage(
 # 4b. Broker restart -----------------------------------------------------------------------
 
 
-def test_the_loop_survives_a_broker_restart(tiny_model: Path, tmp_path: Path) -> None:
+def test_the_loop_survives_a_broker_restart(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     port = free_port()
     log_file = tmp_path / "tansu.log"
     store_url = f"sqlite:///{tmp_path / 'restart.db'}"
@@ -488,8 +510,14 @@ def test_the_loop_survives_a_broker_restart(tiny_model: Path, tmp_path: Path) ->
             before = produce_chats(settings, connection, [f"p{i}" for i in range(60)])
             wait_for(lambda: loop.handled() >= 60, 90, "the first 60 handled")
 
+            seen = len(caplog.records)
             first_broker.stop()
-            time.sleep(2.0)
+            # The loop's client has lost its connection before the new broker is up.
+            wait_for(
+                lambda: any(r.name.startswith("kafka") for r in caplog.records[seen:]),
+                30,
+                "the run loop's Kafka client saw the broker go",
+            )
             # A memory broker: the new one has no topics, messages or committed offsets.
             second_broker = EmbeddedBroker(port=port, log_file=log_file).start()
             make_topics(settings, connection)

@@ -24,7 +24,7 @@ from models.fast.onnx_export import export_onnx
 from models.rollout import promote
 from models.saving import read_info
 from pipeline.store import read_events
-from tests.integration.processes import ROOT, Worker, store_counts, wait_for, worker_env
+from tests.integration.processes import ROOT, Worker, store_counts, worker_env
 from tests.integration.test_crash_recovery import (
     START_S,
     produce_chats,
@@ -88,7 +88,9 @@ def test_promote_mid_run_swaps_between_batches_and_refuses_a_broken_model(
         refusal = worker.wait_for_log("new model refused; the serving model keeps running", 60.0)
         assert refusal["model_dir"] == str(broken)
         before = sum(store_counts(settings.store_url))
-        assert wait_for(lambda: sum(store_counts(settings.store_url)) > before, 30.0)
+        worker.until(
+            lambda: sum(store_counts(settings.store_url)) > before, 30.0, "more rows stored"
+        )
 
         # 2. `promote` refuses the broken directory too, and then promotes the good one.
         refused = attnwatch("--model-dir", str(link), "model", "promote", str(broken), env=env)

@@ -28,12 +28,13 @@ from pipeline.config import Settings
 from pipeline.store import read_events
 from pipeline.store.engine import create_engine, normalise_url
 from tests.integration.helpers import committed_offsets, make_topics, unique_settings
-from tests.integration.processes import ROOT, Worker, wait_for, worker_env
+from tests.integration.processes import ROOT, Worker, worker_env
 from tests.integration.test_crash_recovery import (
     START_S,
     produce_chats,
     wait_until_stored,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -117,9 +118,8 @@ def test_three_processes_share_the_partitions_and_a_stopped_one_hands_over(
         batch_max_wait_ms=50,
         # Two processes on two cores: one torch thread each, so they do not fight.
         torch_threads=1,
-        # A stopped member's partitions move once the group rebalances; a short session
-        # keeps the rejoin of the others quick.
-        session_timeout_ms=6000,
+        # A stopped member's partitions move once the group rebalances; unique_settings'
+        # short session keeps the rejoin of the others quick.
         shutdown_timeout_s=15.0,
         # Every replica starts an alert evaluator; the store's lease lets one evaluate.
         alert_interval_s=1.0,
@@ -148,13 +148,16 @@ def test_three_processes_share_the_partitions_and_a_stopped_one_hands_over(
             return stack.enter_context(Worker(["pipeline.cli", "run"], env, logs))
 
         def settle(workers: list[Worker]) -> None:
-            ok = wait_for(
-                lambda: balanced(workers, total),
-                START_S,
-                give_up=lambda: any(w.returncode is not None for w in workers),
-                interval_s=0.25,
-            )
-            assert ok, "\n\n".join(w.tail() for w in workers)
+            def done() -> bool:
+                exited = [w for w in workers if w.returncode is not None]
+                assert not exited, "\n\n".join(w.tail() for w in exited)
+                return balanced(workers, total)
+
+            try:
+                wait_for(done, START_S, f"{len(workers)} members balanced")
+            except AssertionError as exc:
+                msg = f"{exc}\n" + "\n\n".join(w.tail() for w in workers)
+                raise AssertionError(msg) from None
 
         one = start()
         settle([one])
@@ -186,7 +189,7 @@ def test_three_processes_share_the_partitions_and_a_stopped_one_hands_over(
         for worker in (two, three):
             assert worker.returncode is None, worker.tail()
         # One evaluator across the replicas, held by a process that is still running.
-        holder = wait_for(lambda: lease_holder(store_url), 30.0)
+        holder = wait_for(lambda: lease_holder(store_url), 30.0, "the evaluator lease held")
         assert holder in {two.process.pid, three.process.pid}, holder
 
     events = read_events(store_url)

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from consumers.broker import EmbeddedBroker, free_port
+from consumers.broker import EmbeddedBroker
 from consumers.topics import ensure_topics
-from tests.fixtures.postgres import SUPERUSER, _Cluster, find_pg_bindir
-from tests.integration.processes import Worker, wait_for
+from tests.integration.processes import Worker
+from tests.support.network import free_port
+from tests.support.postgres import SUPERUSER, _Cluster, find_pg_bindir
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +62,6 @@ def test_run_started_before_its_database_and_broker_waits_then_becomes_ready(tin
     cluster.init()
     try:
         with Worker(["attnwatch", "run"], env, tmp_path / "logs") as worker:
-            exited = lambda: worker.returncode is not None  # noqa: E731
-
             def missing(component: str, words: str) -> dict[str, Any] | None:
                 answer = readyz(metrics_port)
                 if answer is None or answer[0] != 503:
@@ -71,32 +70,31 @@ def test_run_started_before_its_database_and_broker_waits_then_becomes_ready(tin
                 return answer[1] if not state["ok"] and words in state["detail"] else None
 
             # Nothing is up: the process stays, not ready because of the store.
-            body = wait_for(lambda: missing("store", "could not open store"), START_S, exited)
-            assert body is not None, worker.tail()
+            body = worker.until(
+                lambda: missing("store", "could not open store"), START_S, "store missing"
+            )
             assert body["alive"] is True and body["ready"] is False
             # Still there, and still retrying (capped at 1 s): a second report comes.
-            assert wait_for(
+            worker.until(
                 lambda: any("retrying" in e.get("message", "") for e in worker.logs()[1:]),
                 30,
-                exited,
-            ), worker.tail()
+                "a second retry report",
+            )
 
             # The database comes up; the broker is now what is missing.
             cluster.start(pg_port)
-            body = wait_for(lambda: missing("broker", "Kafka"), START_S, exited)
-            assert body is not None, worker.tail()
+            body = worker.until(lambda: missing("broker", "Kafka"), START_S, "broker missing")
             assert body["components"]["store"]["ok"] is True
 
             # The broker comes up: ready without a restart.
             with broker:
                 ensure_topics(broker.connection, ["chat", "news", "enriched", "deadletter",
                                                   "alerts"], 1)  # fmt: skip
-                ready = wait_for(
+                worker.until(
                     lambda: (a := readyz(metrics_port)) is not None and a[0] == 200,
                     START_S,
-                    exited,
+                    "/readyz answering 200",
                 )
-                assert ready, f"{readyz(metrics_port)}\n{worker.tail()}"
                 worker.signal(signal.SIGTERM)
                 assert worker.wait(60) == 0, worker.tail()
     finally:
