@@ -41,7 +41,8 @@ from tests.integration.test_crash_recovery import START_S
 from tests.integration.test_faults import LoopThread
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Alert windows for a test of a minute or two: 2 s buckets, a 20 s current window, an
 #: evaluation every half second, a baseline of 100 messages is enough.  Buckets are

@@ -15,7 +15,8 @@ from bench.harness.__main__ import main
 from bench.harness.report import markdown, ratios, table, write
 from bench.harness.run import HarnessOptions, run_harness
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COUNT = 200
 PACED = 60

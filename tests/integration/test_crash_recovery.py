@@ -35,7 +35,8 @@ from tests.integration.helpers import (
 )
 from tests.integration.processes import Worker, store_counts, worker_env
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: What the decoder says about each of ``bad_values``, in the same order.
 BAD_REASONS = [

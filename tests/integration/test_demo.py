@@ -17,7 +17,8 @@ from pipeline.store.engine import create_engine, normalise_url
 from tests.support.network import free_port
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def scrape(port: int) -> str:

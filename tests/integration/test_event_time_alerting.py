@@ -27,7 +27,8 @@ from tests.integration.test_alerting import evaluated, mixed, produce, texts_by_
 from tests.integration.test_faults import LoopThread
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Production-shaped windows (1-minute buckets, 15-minute window), a 4-hour baseline so the
 #: backlog's first half warms it, volumes for one chat a minute per channel.

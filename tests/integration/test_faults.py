@@ -272,6 +272,7 @@ def clean_postgres(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.mark.slow  # two `attnwatch run` processes
 def test_a_killed_consumers_partitions_are_taken_over(
     broker: EmbeddedBroker, tiny_model: Path, clean_postgres: str, tmp_path: Path
 ) -> None:

@@ -33,7 +33,8 @@ from tests.integration.test_crash_recovery import (
     wait_until_stored,
 )
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WAVE = 600
 

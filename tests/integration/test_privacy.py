@@ -27,7 +27,8 @@ from pipeline.stream.service import service
 from tests.integration.helpers import handled, make_topics, read_topic, run_until, unique_settings
 from tests.unit.pipeline.privacy.corpus import corpus
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def needles(identifier: str) -> set[str]:

@@ -36,7 +36,8 @@ from tests.integration.test_crash_recovery import (
 )
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARTITIONS = 6
 WAVE = 900

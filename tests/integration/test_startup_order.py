@@ -22,7 +22,8 @@ from tests.integration.processes import Worker
 from tests.support.network import free_port
 from tests.support.postgres import SUPERUSER, _Cluster, find_pg_bindir
 
-pytestmark = pytest.mark.integration
+# slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 START_S = 120.0
 
