@@ -78,11 +78,19 @@ browser:
 			--no-install-recommends chromium || exit 1; \
 	fi
 
-test: install system-deps promtool browser kubectl lint
-	$(BIN)/python -m pytest
+# pytest-xdist workers (decision 0019): the integration tests mostly wait on brokers and
+# worker processes, so one worker more than the two cores pays; `make test TEST_WORKERS=0`
+# runs in one process. --dist worksteal: the training tests are a few long ones among many
+# short, and an idle worker takes them over. Every run ends with its 15 slowest tests.
+TEST_WORKERS ?= 3
+UNIT_WORKERS ?= 2
 
+test: install system-deps promtool browser kubectl lint
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The fast loop while working: unit tests that neither train a model nor start a server.
 unit: install
-	$(BIN)/python -m pytest tests/unit -m "not integration"
+	$(BIN)/python -m pytest tests/unit -m "unit and not slow" -n $(UNIT_WORKERS) --dist worksteal
 
 # The container image (deploy/Dockerfile) built with podman: see deploy/README.md. No registry
 # is reachable on these machines, so IMAGE_BASE is a Debian bookworm base built with

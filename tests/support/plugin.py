@@ -32,16 +32,21 @@ __all__ = [
 
 #: tests/<folder>/... -> the cost marker every test in it gets.
 FOLDER_MARKERS = {"unit": "unit", "integration": "integration", "browser": "browser"}
+#: Fixtures that cost a model training (once per run, but tens of seconds): a test that
+#: needs one, directly or through another fixture, is ``slow``.
+SLOW_FIXTURES = {"tiny_model"}
 TESTS = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test by the folder it lives in.
+    """Mark each test by the folder it lives in, and ``slow`` if it needs a trained model.
 
     A test under tests/unit that is explicitly marked ``integration`` (a PostgreSQL case of
     a parametrised store test) is not also ``unit``: ``-m unit`` is the fast loop.
     """
     for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("slow")
         try:
             folder = item.path.resolve().relative_to(TESTS).parts[0]
         except ValueError:

@@ -45,6 +45,7 @@ def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_site_builds_strictly_with_every_page_and_nothing_fetched(tmp_path: Path) -> None:
     site = tmp_path / "site"
     result = build(CONFIG, site)
@@ -86,6 +87,7 @@ def delete_a_page_in_the_nav(docs: Path) -> str:
     [break_link, break_anchor, leave_a_page_out_of_the_nav, delete_a_page_in_the_nav],
     ids=lambda fault: fault.__name__,
 )
+@pytest.mark.slow
 def test_a_fault_in_a_copy_of_the_docs_fails_the_strict_build(
     tmp_path: Path, fault: Callable[[Path], str]
 ) -> None:
@@ -114,6 +116,7 @@ def test_the_readme_is_a_front_door_whose_links_into_docs_resolve() -> None:
             assert anchor in {slugify(h, "-") for h in headings}, f"README: no #{anchor} in {path}"
 
 
+@pytest.mark.slow
 def test_a_new_decision_record_joins_the_nav_without_an_edit(tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(DOCS, copy / "docs")

@@ -409,6 +409,7 @@ def test_every_expression_passes_promtool_check_rules(tmp_path):
 
 
 @pytest.mark.parametrize(("path", "title", "expr"), panel_queries())
+@pytest.mark.slow
 def test_every_panel_query_selects_only_metrics_attnwatch_exports(
     probe, exported, path, title, expr
 ):

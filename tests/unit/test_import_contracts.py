@@ -110,6 +110,7 @@ def skeleton(root: Path) -> None:
         ),
     ],
 )
+@pytest.mark.slow
 def test_an_upward_import_or_a_cycle_breaks_a_contract(tmp_path, modules, contract):
     # The check itself must be able to fail, on the real contracts, for a lazy import too.
     skeleton(tmp_path)

@@ -56,6 +56,7 @@ def test_the_rules_file_passes_promtool_check(promtool):
     assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_rule_unit_tests_pass(promtool):
     # From the repository root: rule_files in the test file resolve against its own folder.
     result = run_promtool(promtool, "test", "rules", RULE_TESTS)
@@ -77,6 +78,7 @@ def test_the_rule_unit_tests_pass(promtool):
     ],
     ids=["dead-letter-guard", "stalled-without-counter", "confidence-for"],
 )
+@pytest.mark.slow
 def test_the_rule_unit_tests_catch_a_broken_rule(promtool, tmp_path, old, new):
     rules = RULES.read_text(encoding="utf-8")
     assert old in rules

@@ -61,6 +61,7 @@ def test_a_background_post_gets_the_updated_event(client):
     assert dict(events(f"{response.text}</ol>"))["news:1"].count("Correction: sentiment") == 1
 
 
+@pytest.mark.slow
 def test_the_export_is_the_labelled_csv_train_reads(client, tmp_path):
     relabel(client, "chat:0", task="intent", label="refund_request", analyst="ann")
     relabel(client, "chat:0", task="intent", label="password_reset", analyst="ann")

@@ -119,6 +119,7 @@ VALUES = st.one_of(
     ),
     params=st.dictionaries(st.sampled_from(PARAMETERS), VALUES, max_size=4),
 )
+@pytest.mark.slow
 def test_no_parameter_makes_a_500(client, path, params):
     response = client.get(path, params=params)
     assert response.status_code < 500, (path, params, response.text)

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from dashboards.data.queries import MAX_EXPORT_ROWS
 from pipeline.store import read_events
@@ -47,6 +48,7 @@ def test_an_empty_csv_has_the_header(client):
     assert len(text.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_parquet_keeps_types_and_nesting(client, store_url):
     response = client.get(
         "/export.parquet", params={"stream": "chat", "channel": "app", "limit": 10}

@@ -136,6 +136,7 @@ def test_each_word_is_a_span_whose_weights_sum_to_the_attention(client):
         assert all(s["title"] and "attention" in s["title"] for s in spans)
 
 
+@pytest.mark.slow
 def test_the_attention_toggle_shades_by_intent(client):
     body = api(client, stream="chat", limit=4)
     page = client.get("/", params={"stream": "chat", "limit": 4, "attention": "intent"})

@@ -189,6 +189,7 @@ FIRING = body(am_alert(STALLED))
         (encoded(FIRING, status="pending"), "alerts.0.status"),
     ],
 )
+@pytest.mark.slow
 def test_a_malformed_body_is_422_with_a_reason(client, store_url, content, reason):
     response = client.post(PATH, content=content, headers=JSON)
     assert response.status_code == 422

@@ -125,6 +125,7 @@ def test_a_conversation_turn_by_turn_with_the_customer_trajectory(client):
     assert client.get("/conversations/nope").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_ticker_page_has_its_headlines_evidence_and_shading(client):
     page = client.get("/tickers/NWB", params=WINDOW)
     assert page.status_code == 200

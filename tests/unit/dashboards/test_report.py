@@ -358,6 +358,7 @@ def test_an_unwritable_output_is_a_clear_error(store_url, tmp_path):
     assert result.exit_code == 2 and "could not write" in result.output
 
 
+@pytest.mark.slow
 def test_the_report_renders_offline_in_chromium(hostile_report):
     """Headless Chromium draws every chart and fetches nothing, markup in the data or not."""
     from playwright.sync_api import sync_playwright

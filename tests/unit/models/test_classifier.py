@@ -39,6 +39,7 @@ def trained(tmp_path_factory):
     return result, test, in_memory
 
 
+@pytest.mark.slow
 def test_loss_falls_and_accuracy_beats_the_majority_class(trained):
     result, _, _ = trained
     first = sum(result.losses[:5]) / 5
@@ -49,6 +50,7 @@ def test_loss_falls_and_accuracy_beats_the_majority_class(trained):
             assert metrics.accuracy > metrics.majority_baseline, (task, group, metrics)
 
 
+@pytest.mark.slow
 def test_save_and_load_give_identical_predictions(trained):
     result, test, in_memory = trained
     texts = [e.text for e in test[:16]]
@@ -72,6 +74,7 @@ def test_save_and_load_give_identical_predictions(trained):
     assert metrics["n_test"] == len(test)
 
 
+@pytest.mark.slow
 def test_word_weights_sum_to_one_and_cover_the_words(trained):
     result, _, _ = trained
     classifier = AttentionTextClassifier(result.directory, "cpu")
@@ -97,6 +100,7 @@ def test_word_weights_sum_to_one_and_cover_the_words(trained):
             assert [s for _, s in task.top] == sorted((s for _, s in task.top), reverse=True)
 
 
+@pytest.mark.slow
 def test_truncated_text_keeps_weights_on_the_words_seen(trained):
     result, _, _ = trained
     classifier = AttentionTextClassifier(result.directory, "cpu")
@@ -107,6 +111,7 @@ def test_truncated_text_keeps_weights_on_the_words_seen(trained):
     assert [(w.start, w.end) for w in prediction.words] == word_spans(text)[: len(prediction.words)]
 
 
+@pytest.mark.slow
 def test_tampered_tokenizer_is_detected(trained, tmp_path):
     result, _, _ = trained
     import shutil
@@ -159,6 +164,7 @@ def test_macro_f1_of_nothing_is_zero_and_lengths_must_match():
         macro_f1(["a", "b"], ["a"])
 
 
+@pytest.mark.slow
 def test_single_task_training_on_user_labels(tmp_path):
     rows = [Example(f"refund {i} please", {"intent": "refund"}) for i in range(8)]
     rows += [Example(f"card {i} blocked", {"intent": "card"}) for i in range(8)]
@@ -177,6 +183,7 @@ def test_single_task_training_on_user_labels(tmp_path):
     assert Counter(t.labels for t in result.info.tasks)[("card", "refund")] == 1
 
 
+@pytest.mark.slow
 def test_length_bucketed_predict_matches_one_padded_forward_in_input_order(trained):
     """Sorting into sub-batches changes padding only: labels, scores and words must equal a
     plain forward pass over the whole batch padded to its longest text."""

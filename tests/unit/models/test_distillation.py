@@ -45,6 +45,7 @@ def test_loss_is_tempered_kl_times_t_squared():
     assert float(distillation_loss(student, matching, t)) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_teacher_probabilities_average_in_the_students_label_order(teacher, tmp_path):
     texts = ["card 3 declined again", "refund 5 arrived thanks"]
     loaded = load_model(teacher)
@@ -67,6 +68,7 @@ def test_teacher_probabilities_average_in_the_students_label_order(teacher, tmp_
     assert soft == {}
 
 
+@pytest.mark.slow
 def test_student_follows_the_teacher_by_its_weight(teacher, tmp_path):
     """Gold labels swapped: weight 1 learns the teacher's labels, weight 0 the gold ones."""
     texts = [e.text for e in rows(6)]

@@ -170,6 +170,7 @@ def chat_texts():
     return [c.text for c in seed.load_chat()[:10]]
 
 
+@pytest.mark.slow
 def test_word_attributions_give_one_score_per_word(tiny_model, chat_texts):
     loaded = load_model(tiny_model)
     long_text = " ".join(["card"] * 80)  # past max_length: the tail is truncated

@@ -52,6 +52,7 @@ def torch_classifier(tiny_model):
     return AttentionTextClassifier(tiny_model, "cpu")
 
 
+@pytest.mark.slow
 def test_fp32_matches_torch_labels_and_word_weights(onnx_dirs, torch_classifier):
     # max_texts=3 cuts TEXTS into other sub-batches than torch's one batch: dynamic axes.
     onnx = OnnxTextClassifier(onnx_dirs[0], max_texts=3, threads=1)
@@ -80,6 +81,7 @@ def test_fp32_matches_torch_labels_and_word_weights(onnx_dirs, torch_classifier)
         onnx.predict(["hi"], tasks=["topic"])
 
 
+@pytest.mark.slow
 def test_int8_predicts_normalised_weights_and_mostly_torch_labels(onnx_dirs, torch_classifier):
     onnx = OnnxTextClassifier(onnx_dirs[1], threads=1)
     for text, prediction in zip(TEXTS, onnx.predict(TEXTS)):
@@ -123,6 +125,7 @@ def test_int8_records_its_settings_agreement_and_cpu(onnx_dirs, tiny_model):
     assert "onnx_int8" not in json.loads((onnx_dirs[0] / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_int8_below_the_bar_is_refused_and_leaves_nothing(tiny_model, tmp_path):
     # No graph can agree on more than every text: the refusal path on any CPU.
     with pytest.raises(AgreementError, match=r"below the bar of 101 %; nothing was written"):
@@ -180,6 +183,7 @@ def test_a_changed_graph_is_refused(onnx_dirs, tmp_path):
         OnnxTextClassifier(copy)
 
 
+@pytest.mark.slow
 def test_open_classifier_picks_the_runtime_and_refuses_a_mismatch(onnx_dirs, tiny_model):
     assert isinstance(open_classifier(tiny_model, "cpu"), AttentionTextClassifier)
     onnx = open_classifier(onnx_dirs[1], "cpu", threads=1)
@@ -209,6 +213,7 @@ def test_export_refuses_what_is_not_a_torch_model(tmp_path, onnx_dirs, tiny_mode
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
 
 
+@pytest.mark.slow
 def test_a_mismatching_export_leaves_nothing_behind(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(onnx_export, "ATOL", -1.0)  # no graph can pass
     with pytest.raises(ExportMismatchError, match="differs from torch"):
@@ -216,6 +221,7 @@ def test_a_mismatching_export_leaves_nothing_behind(tiny_model, tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_exports_and_reports_errors(tiny_model, tmp_path):
     out = tmp_path / "onnx"
     result = CliRunner().invoke(app, ["model", "export-onnx", str(tiny_model), "--out", str(out)])
@@ -226,6 +232,7 @@ def test_cli_exports_and_reports_errors(tiny_model, tmp_path):
     assert "not a saved attnwatch model" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_int8_export_measures_agreement_and_refuses_below_the_bar(tiny_model, tmp_path):
     data = tmp_path / "validation.csv"
     data.write_text(

@@ -71,6 +71,7 @@ def test_validation_scope_counts_and_refuses_unusable_sets():
         validation_scope([Example("meh", {"sentiment": "neutral"})], trained, "v")
 
 
+@pytest.mark.slow
 def test_calibrate_records_the_rule_and_its_rows():
     logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [3.0, 0.0], [0.2, 0.0], [0.0, 0.1]])
     labels = torch.tensor([0, 1, 0, -1, -1]).clamp(min=0)
@@ -98,6 +99,7 @@ def test_old_calibration_without_a_rule_loads():
     assert Calibration.from_dict({**old, "unknown_threshold": None}).threshold_rule == RULE_NONE
 
 
+@pytest.mark.slow
 def test_threshold_fitted_on_oos_validation_rows_catches_them(tmp_path):
     validation = in_scope(6, start=100) + off_topic(12)
     args = tiny_args(tmp_path / "m", batch_size=8, max_length=32, faithfulness_sample=0)

@@ -24,6 +24,7 @@ def second_model(tiny_model, tmp_path):
     return shutil.copytree(tiny_model, tmp_path / "v2")
 
 
+@pytest.mark.slow
 def test_promote_points_the_link_and_keeps_the_previous_target(tiny_model, second_model, tmp_path):
     link = tmp_path / "models" / "current"
     first = promote(tiny_model, link, load)
@@ -91,6 +92,7 @@ class NoWords(NanScores):
         return [{k: dataclasses.replace(v, words=()) for k, v in p.items()} for p in out]
 
 
+@pytest.mark.slow
 def test_smoke_test_passes_a_real_model_and_refuses_garbage(tiny_model, tmp_path):
     model = load(tiny_model)
     smoke_test(model)

@@ -79,6 +79,7 @@ def test_the_marker_pickle_does_run_code_when_unpickled(tmp_path):
     assert marker.is_dir()
 
 
+@pytest.mark.slow
 def test_a_clean_saved_model_loads(saved):
     loaded = load_model(saved)
     assert loaded.info.name == "tiny-safetensors"

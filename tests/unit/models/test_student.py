@@ -119,6 +119,7 @@ def every_label(examples, per_label=2):
     return kept
 
 
+@pytest.mark.slow
 def test_a_distilled_student_saves_loads_and_predicts_with_its_layers(tiny_model, tmp_path):
     train, test, digest = seed_examples()
     args = tiny_args(
@@ -149,6 +150,7 @@ def test_a_distilled_student_saves_loads_and_predicts_with_its_layers(tiny_model
         assert sum(w.weight for w in prediction[task].words) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_a_student_resumes_with_its_layers(tmp_path, monkeypatch):
     real_save = trainer_module._save_checkpoint
 

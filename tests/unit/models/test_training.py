@@ -94,6 +94,7 @@ def test_validation_split_is_stratified_and_disjoint():
     assert sorted(e.labels["intent"] for e in val) == ["card"] * 5 + ["refund"] * 5
 
 
+@pytest.mark.slow
 def test_split_seed_keeps_one_validation_set_across_seeds(tmp_path, monkeypatch):
     seen = []
 
@@ -111,6 +112,7 @@ def test_split_seed_keeps_one_validation_set_across_seeds(tmp_path, monkeypatch)
     assert seed1 != seed0
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_epoch(tmp_path, monkeypatch):
     scores = iter([0.9, 0.5, 0.4, 0.3, 0.2])
     states = []
@@ -131,6 +133,7 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, monkeypatch):
     assert not (result.directory / "checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_from_the_last_epoch(tmp_path, monkeypatch):
     real_save = trainer_module._save_checkpoint
 
@@ -152,6 +155,7 @@ def test_interrupted_training_resumes_from_the_last_epoch(tmp_path, monkeypatch)
     assert len(resumed.losses) == 3 * steps_per_epoch
 
 
+@pytest.mark.slow
 def test_calibration_is_saved_and_applied(tmp_path):
     result = Trainer(tiny_args(tmp_path, val_fraction=0.3)).train(rows(20), rows(4), "h")
     assert result.calibration is not None and result.calibration.temperature > 0
@@ -168,12 +172,14 @@ def test_calibration_is_saved_and_applied(tmp_path):
     assert prediction["sentiment"].label != UNKNOWN  # the threshold is the intent's only
 
 
+@pytest.mark.slow
 def test_single_task_restriction(tmp_path):
     result = Trainer(tiny_args(tmp_path, tasks=("sentiment",), epochs=1)).train(rows(), [], "h")
     assert [t.name for t in result.info.tasks] == ["sentiment"]
     assert result.calibration is None
 
 
+@pytest.mark.slow
 def test_multi_head_pooling_trains_and_logs_mean_weights(tmp_path):
     result = Trainer(tiny_args(tmp_path, num_heads=4, epochs=1)).train(rows(), [], "h")
     assert {t.num_heads for t in result.info.tasks} == {4}
@@ -181,6 +187,7 @@ def test_multi_head_pooling_trains_and_logs_mean_weights(tmp_path):
     assert sum(w.weight for w in words["intent"].words) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_attention_entropy_penalty_makes_weights_peakier(tmp_path):
     import math
 
@@ -241,6 +248,7 @@ def test_weight_average_is_the_mean_and_keeps_integer_buffers(tmp_path):
     assert torch.allclose(averaged_state(resumed)["w"], torch.tensor([4.0, 8.0 / 3]))
 
 
+@pytest.mark.slow
 def test_checkpoint_averaging_is_kept_only_when_validation_prefers_it(tmp_path, monkeypatch):
     epoch_states = []
     real_cpu_state = trainer_module._cpu_state
@@ -284,6 +292,7 @@ def test_checkpoint_averaging_is_kept_only_when_validation_prefers_it(tmp_path, 
     assert json.loads((kept.directory / "metrics.json").read_text())["averaged_last"] == 0
 
 
+@pytest.mark.slow
 def test_resumed_run_averages_each_epoch_exactly_once(tmp_path, monkeypatch):
     real_save = trainer_module._save_checkpoint
     real_cpu_state = trainer_module._cpu_state

@@ -58,6 +58,7 @@ def test_the_bar_needs_twice_random_and_at_least_gradient_x_input() -> None:
     assert too_few.faithful is None and "not judged" in too_few.reason
 
 
+@pytest.mark.slow
 def test_uniform_attention_fails_the_bar_and_every_consumer_is_told(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,6 +108,7 @@ def test_uniform_attention_fails_the_bar_and_every_consumer_is_told(
     assert "attention not faithful for intent" in promoted.stderr
 
 
+@pytest.mark.slow
 def test_learned_attention_on_a_keyword_task_clears_random(tmp_path) -> None:
     """The same data with the attention free to learn: the keyword carries the weight."""
     directory = tmp_path / "learned"
@@ -128,6 +130,7 @@ def test_no_sample_means_not_measured_and_the_card_says_so(tmp_path) -> None:
     assert read_info(directory).attention_faithful == {}
 
 
+@pytest.mark.slow
 def test_failing_attention_is_trained_again_with_the_penalty(tmp_path, monkeypatch) -> None:
     """The default retry: a first run that fails the bar is replaced by one with the penalty."""
     from models.training import trainer as trainer_module

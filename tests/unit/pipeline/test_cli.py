@@ -41,6 +41,7 @@ def attnwatch(*args: str, check: bool = True) -> Result:
     return result
 
 
+@pytest.mark.slow
 def test_top_level_help_lists_every_command():
     # The one real subprocess: the entry point itself, with every command module registered.
     process = subprocess.run(
@@ -60,6 +61,7 @@ def test_each_command_has_help(command):
     assert "Usage" in out and command in out
 
 
+@pytest.mark.slow
 def test_classify_prints_labels_and_top_words(tiny_model):
     text = "my card was declined at the supermarket"
     human = attnwatch("--model-dir", str(tiny_model), "classify", text).stdout
@@ -122,6 +124,7 @@ def test_evaluate_writes_reports_and_confusion_matrices(tiny_model, tmp_path):
     assert (out / "confusion_intent.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_explain_eval_reports_faithfulness_in_the_model_card(tiny_model, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)

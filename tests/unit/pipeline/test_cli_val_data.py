@@ -57,6 +57,7 @@ def train(*args):
     )
 
 
+@pytest.mark.slow
 def test_val_data_fits_the_threshold_on_its_out_of_scope_rows(tmp_path, tiny_cli):
     data = write_csv(tmp_path / "train.csv", chats(12) + off_topic(3, "unknown"))
     val = write_csv(tmp_path / "val.csv", chats(5, 100) + off_topic(8) + off_topic(2, "exchange"))

@@ -144,6 +144,7 @@ def test_random_bytes(kind, raw):
 
 @FUZZ
 @given(kind=st.sampled_from(["chat", "news"]), value=json_value, ascii_only=st.booleans())
+@pytest.mark.slow
 def test_random_json(kind, value, ascii_only):
     check(kind, to_bytes(value, ascii_only))
 
@@ -156,6 +157,7 @@ def test_random_json(kind, value, ascii_only):
     ),
     ascii_only=st.booleans(),
 )
+@pytest.mark.slow
 def test_near_valid_events(kind, changes, ascii_only):
     result = check(kind, to_bytes({**BASES[kind], **changes}, ascii_only))
     event("decoded" if isinstance(result, ChatEvent | NewsEvent) else result.reason)

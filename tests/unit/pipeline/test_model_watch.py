@@ -53,6 +53,7 @@ def refused(metrics):
     return metrics.model_reloads.labels("refused")._value.get()
 
 
+@pytest.mark.slow
 def test_a_promoted_model_is_loaded_aside_and_offered_once(tiny_model, onnx_model, tmp_path):
     link = tmp_path / "current"
     promote(tiny_model, link, load)
@@ -68,6 +69,7 @@ def test_a_promoted_model_is_loaded_aside_and_offered_once(tiny_model, onnx_mode
     assert refused(metrics) == 0
 
 
+@pytest.mark.slow
 def test_a_broken_model_is_refused_once_and_a_good_one_after_it_is_taken(
     tiny_model, onnx_model, tmp_path
 ):
@@ -108,6 +110,7 @@ class SentimentOnly:
         return [{"sentiment": p["sentiment"]} for p in self._inner.predict(texts, tasks)]
 
 
+@pytest.mark.slow
 def test_a_model_with_other_tasks_is_refused(tiny_model, onnx_model, tmp_path):
     link = tmp_path / "current"
     promote(tiny_model, link, load)
@@ -121,6 +124,7 @@ def test_a_model_with_other_tasks_is_refused(tiny_model, onnx_model, tmp_path):
     assert watcher.ready() is None
 
 
+@pytest.mark.slow
 def test_the_interval_bounds_checks_and_request_forces_one(tiny_model, onnx_model, tmp_path):
     link = tmp_path / "current"
     promote(tiny_model, link, load)

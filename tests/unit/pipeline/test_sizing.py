@@ -89,6 +89,7 @@ def long_article() -> EnrichedEvent:
     return news(article_body(150_000))
 
 
+@pytest.mark.slow
 def test_a_long_article_is_trimmed_to_fit_and_marked(long_article):
     original = long_article.sentiment.attention
     assert kafka_estimate(long_article) > LIMIT  # the record the topic flush failed on
@@ -140,6 +141,7 @@ def test_a_small_event_is_returned_unchanged():
     assert event.sentiment.attention_truncated is None
 
 
+@pytest.mark.slow
 def test_an_event_whose_text_alone_is_too_large_gives_none():
     event = news(article_body(LIMIT), sentiment=task("x", attention=[]))
     assert fit_to_size(event, LIMIT) is None

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from attnwatch.cli import app
 
 
+@pytest.mark.slow
 def test_attnwatch_lists_the_dashboard_beside_the_pipeline_commands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "attnwatch"], capture_output=True, text=True, timeout=120

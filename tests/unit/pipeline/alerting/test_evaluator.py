@@ -107,6 +107,7 @@ def test_no_alert_on_a_stationary_stream(store):
     assert fired == []
 
 
+@pytest.mark.slow
 def test_a_restart_or_a_second_replica_does_not_fire_the_episode_again(store):
     store.write(stream(T0, 120, 10, 0.2, 0, seed=5)
                 + stream(T0 + timedelta(minutes=120), 10, 10, 0.7, 10_000, seed=6), [])
@@ -165,6 +166,7 @@ def test_an_unrelated_shift_in_the_same_stream_fires_its_own_alert(store):
     assert [(e.scope_kind, e.scope, e.status) for e in second] == [("channel", "web", "firing")]
 
 
+@pytest.mark.slow
 def test_a_gradual_drift_opens_an_episode_the_window_test_misses(store):
     # 6 hours at 30%, then a slow rise to 60% over 6 hours; the window test is switched
     # off (z_open 40) so only Page-Hinkley can open the episode.

@@ -75,6 +75,7 @@ def test_a_backlog_raises_the_alert_it_contains_once_marked_late(store):  # noqa
     assert make(store).evaluate(T0 + timedelta(hours=32, minutes=1)) == []
 
 
+@pytest.mark.slow
 def test_a_crash_mid_backlog_goes_on_where_it_stopped(store):  # noqa: F811
     store.write(backlog(), [])
     seen = []
@@ -106,6 +107,7 @@ def test_a_crash_mid_backlog_goes_on_where_it_stopped(store):  # noqa: F811
 
 
 @pytest.mark.parametrize("crash_at", range(1, 14, 3))
+@pytest.mark.slow
 def test_a_restart_at_any_save_fires_and_resolves_exactly_once(store, crash_at):  # noqa: F811
     """Killed right after any save, or between a recorded alert and its save."""
     store.write(backlog(), [])
@@ -131,6 +133,7 @@ def test_a_restart_at_any_save_fires_and_resolves_exactly_once(store, crash_at):
     assert sorted(e.status for e in seen) == ["firing", "resolved"]
 
 
+@pytest.mark.slow
 def test_an_open_episode_on_a_quiet_stream_resolves_by_processing_time(store):  # noqa: F811
     # The backlog ends inside the burst: the episode is open at the last event.
     events = [e for e in backlog() if e.event_time < T0 + timedelta(hours=4, minutes=40)]
@@ -149,6 +152,7 @@ def test_an_open_episode_on_a_quiet_stream_resolves_by_processing_time(store):  
     assert resolved[0].alert_id == fired[0].alert_id
 
 
+@pytest.mark.slow
 def test_history_record_notifies_only_what_is_still_open_at_the_watermark(store):  # noqa: F811
     outbox = Outbox(store.engine)
     notifier = Notifier(outbox, [Receiver(name="oncall", url="http://127.0.0.1:9/hook")],
@@ -176,6 +180,7 @@ def test_history_record_notifies_only_what_is_still_open_at_the_watermark(store)
     assert queued == [(web.alert_id, "firing")]
 
 
+@pytest.mark.slow
 def test_history_notify_pages_for_the_backlog_too(store):  # noqa: F811
     outbox = Outbox(store.engine)
     notifier = Notifier(outbox, [Receiver(name="oncall", url="http://127.0.0.1:9/hook")],

@@ -49,6 +49,7 @@ def checked(kind: str, value: str) -> bool:
 # The corpus itself ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_corpus_is_large_deterministic_and_covers_every_kind():
     samples = corpus()
     assert len(samples) >= 400
