@@ -12,8 +12,9 @@
 #
 # The host's pip settings (index, CA bundle, local wheel directory, constraints) reach the
 # build's RUN steps as read-only volumes, never as image content: a pip.conf written from
-# `pip config list` is mounted at /etc/pip.conf, and every file or directory it names is
-# mounted at the same path. Where the host pip has none of them, nothing is mounted.
+# `pip config list`, given to pip through the PIP_CONFIG_FILE build argument, and every file
+# or directory it names, all under /dev/attnwatch-build. Where the host pip has none of
+# them, nothing is mounted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,10 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 WORK=${IMAGE_WORK:-var/image}
+# Where the host's pip settings appear in the build's RUN steps: under /dev, a fresh tmpfs in
+# each, so the mount points (empty files and directories that buildah creates on the
+# root file system and keeps in the layer) never reach the image.
+MOUNTS=/dev/attnwatch-build
 PODMAN=(podman --runtime runc)
 
 die() { echo "image.sh: $*" >&2; exit 1; }
@@ -55,12 +60,14 @@ base() {
     rm -rf "$rootfs"
 }
 
-# `pip config list` as a pip.conf (env settings first: they win on the host too) and the
-# paths it names. Writes $WORK/pip.conf; prints the paths, one a line.
+# `pip config list` as a pip.conf for the build (env settings first: they win on the host
+# too), every absolute path in it moved under $MOUNTS. Writes $WORK/pip.conf; prints the
+# host paths to mount at $MOUNTS/<path>, one a line (only those that exist).
 host_pip() {
     mkdir -p "$WORK"
-    "$PYTHON" - "$WORK/pip.conf" <<'PY'
+    "$PYTHON" - "$WORK/pip.conf" "$MOUNTS" <<'PY'
 import os, re, subprocess, sys
+conf_path, mounts = sys.argv[1:]
 out = subprocess.run([sys.executable, "-m", "pip", "config", "list"],
                      capture_output=True, text=True, check=True).stdout
 settings: dict[str, str] = {}
@@ -69,19 +76,25 @@ for line in out.splitlines():
     if m and m[1] in {"cert", "find-links", "index-url", "extra-index-url", "constraint",
                       "trusted-host"}:
         settings.setdefault(m[1], m[2])
-paths = []
-for key in ("cert", "find-links", "index-url", "extra-index-url", "constraint"):
-    for value in settings.get(key, "").split():
-        path = value.removeprefix("file://").rstrip("/")
-        if path.startswith("/"):
-            # A local index's pages link to files beside it (/opt/pypi/simple -> ../files).
-            paths.append(os.path.dirname(path) if key.endswith("index-url") else path)
-kept = {k: v for k, v in settings.items()
-        if all(os.path.exists(p.removeprefix("file://")) for p in v.split()
-               if p.removeprefix("file://").startswith("/"))}
-with open(sys.argv[1], "w", encoding="utf-8") as conf:
-    conf.write("[global]\n" + "".join(f"{k} = {v}\n" for k, v in kept.items()))
-print("\n".join(sorted({p for p in paths if os.path.exists(p)})))
+paths, conf = set(), {}
+for key, value in settings.items():
+    moved = []
+    for token in value.split():
+        scheme = "file://" if token.startswith("file://") else ""
+        path = token.removeprefix(scheme).rstrip("/")
+        if not path.startswith("/"):
+            moved.append(token)
+            continue
+        if not os.path.exists(path):
+            break
+        # A local index's pages link to files beside it (/opt/pypi/simple -> ../files).
+        paths.add(os.path.dirname(path) if key.endswith("index-url") else path)
+        moved.append(scheme + mounts + path)
+    else:
+        conf[key] = " ".join(moved)
+with open(conf_path, "w", encoding="utf-8") as file:
+    file.write("[global]\n" + "".join(f"{k} = {v}\n" for k, v in conf.items()))
+print("\n".join(sorted(paths)))
 PY
 }
 
@@ -98,10 +111,11 @@ build() {
     local paths
     paths=$(host_pip)
     if [[ -s $WORK/pip.conf && $(wc -l < "$WORK/pip.conf") -gt 1 ]]; then
-        args+=(--volume "$PWD/$WORK/pip.conf:/etc/pip.conf:ro")
+        args+=(--volume "$PWD/$WORK/pip.conf:$MOUNTS/pip.conf:ro"
+               --build-arg "PIP_CONFIG_FILE=$MOUNTS/pip.conf")
         local path
         while IFS= read -r path; do
-            [[ -z $path ]] || args+=(--volume "$path:$path:ro")
+            [[ -z $path ]] || args+=(--volume "$path:$MOUNTS$path:ro")
         done <<< "$paths"
         # The CPU torch wheel lies in a mounted wheel directory: take it from there through
         # the host's own index (pip prefers 2.13.0+cpu from find-links over PyPI's 2.13.0),
