@@ -56,12 +56,12 @@ from kafka.protocol.types import (
 )
 from kafka.sasl.scram import ScramClient
 
+from attnwatch.settings import Settings
 from consumers.broker import free_port, tansu_binary
 from consumers.connection import KafkaConnection
 from consumers.producer import make_producer
 from consumers.source import KafkaSource
 from consumers.topics import ensure_topics
-from pipeline.config import Settings
 
 integration = pytest.mark.integration
 HOST = "127.0.0.1"

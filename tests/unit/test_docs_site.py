@@ -131,7 +131,7 @@ def test_a_new_decision_record_joins_the_nav_without_an_edit(tmp_path: Path) -> 
 def test_the_configuration_page_holds_the_settings_reference() -> None:
     # The table is generated (`attnwatch config --markdown`); a setting added, renamed or
     # redescribed without regenerating the page fails here.
-    from pipeline.config import settings_markdown
+    from attnwatch.settings import settings_markdown
 
     page = (DOCS / "configuration.md").read_text(encoding="utf-8")
     assert settings_markdown() in page, "regenerate docs/configuration.md's table"
