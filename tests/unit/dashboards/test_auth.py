@@ -260,8 +260,20 @@ def test_sign_in_attempts_are_rate_limited_per_client_address() -> None:
     assert status(browser_call(app, "/login")) == 200
 
 
+def post_login(app: Any, receive: Any, content_type: bytes, client: str) -> list[dict[str, Any]]:
+    """A sign-in post whose body ``receive`` hands on; return what ``app`` sent back."""
+    scope = {"type": "http", "path": "/login", "method": "POST", "scheme": "http",
+             "headers": [(b"content-type", content_type)], "client": (client, 50000)}
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
 def test_a_sign_in_body_is_read_only_up_to_its_bound() -> None:
-    app = BearerTokenMiddleware(Dashboard(), TOKEN)
     secret = TOKEN.get_secret_value()
     reads = 0
 
@@ -272,14 +284,8 @@ def test_a_sign_in_body_is_read_only_up_to_its_bound() -> None:
         chunk = f"token={secret}&pad=" if reads == 1 else "x" * 1024
         return {"type": "http.request", "body": chunk.encode(), "more_body": True}
 
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "path": "/login", "method": "POST", "scheme": "http",
-             "headers": [FORM], "client": ("203.0.113.7", 50000)}
-    asyncio.run(app(scope, endless, send))
+    app = BearerTokenMiddleware(Dashboard(), TOKEN)
+    sent = post_login(app, endless, FORM[1], "203.0.113.7")
     assert status(sent) == 303
     assert reads <= 2 + auth.LOGIN_MAX_BYTES // 1024
 
@@ -287,17 +293,11 @@ def test_a_sign_in_body_is_read_only_up_to_its_bound() -> None:
 def test_a_sign_in_post_that_is_not_a_form_is_a_wrong_token() -> None:
     app = BearerTokenMiddleware(Dashboard(), TOKEN)
     secret = TOKEN.get_secret_value()
-    sent = browser_call(app, "/login", method="PUT", body=f"token={secret}".encode())
-    assert status(sent) == 405
-    scope = {"type": "http", "path": "/login", "method": "POST", "scheme": "http",
-             "headers": [(b"content-type", b"text/plain")], "client": ("203.0.113.8", 1)}
-    out: list[dict[str, Any]] = []
+    put = browser_call(app, "/login", method="PUT", body=f"token={secret}".encode())
+    assert status(put) == 405
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": f"token={secret}".encode(), "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        out.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    assert status(out) == 401 and b"set-cookie" not in headers(out)
+    sent = post_login(app, receive, b"text/plain", "203.0.113.8")
+    assert status(sent) == 401 and b"set-cookie" not in headers(sent)
