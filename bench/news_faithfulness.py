@@ -30,11 +30,11 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+from attnwatch.service import load_classifier
+from attnwatch.settings import Settings
 from models.data import seed
 from models.data.datasets import load_phrasebank
 from models.explain.article import Article, article_faithfulness, render_article_markdown
-from pipeline.config import Settings
-from pipeline.stream.service import load_classifier
 
 DEFAULT_PHRASEBANK = Path("../shared/datasets/financial_phrasebank/Sentences_AllAgree.txt")
 

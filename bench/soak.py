@@ -44,12 +44,12 @@ from kafka.producer.future import RecordMetadata
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from attnwatch.settings import Settings, load_settings
 from consumers.broker import EmbeddedBroker
 from consumers.connection import KafkaConnection
 from consumers.producer import make_producer
 from consumers.replay import ReplayItem
 from consumers.topics import ensure_topics
-from pipeline.config import Settings, load_settings
 from pipeline.demo.scenario import ScenarioOptions, scenario
 from pipeline.store import open_store, read_dead_letters, read_events
 from pipeline.store.attempts import attempts_table
@@ -170,7 +170,7 @@ class Loop:
         self.lives += 1
         self._log = (self._log_dir / f"{self._name}-{self.lives}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "run"],
+            [sys.executable, "-m", "attnwatch", "run"],
             env=self._env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

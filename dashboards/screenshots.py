@@ -2,7 +2,7 @@
 
 ``python -m dashboards.screenshots --url http://127.0.0.1:8050 --out docs/screenshots``
 opens the live feed, trends, a conversation, a ticker, the alerts and the model page of a
-dashboard that is already serving (``python -m dashboards``), waits until every chart on
+dashboard that is already serving (``attnwatch dashboard``), waits until every chart on
 the page is drawn, and saves ``feed.png``, ``trends.png``, ``conversation.png``,
 ``ticker.png``, ``alerts.png`` and ``model.png`` (full page) under ``--out``.  The
 conversation and the ticker are those of the newest chat and news event in the store (asked

@@ -1,4 +1,4 @@
-"""The per-component settings groups nested in :class:`pipeline.config.Settings`.
+"""The per-component settings groups nested in :class:`attnwatch.settings.Settings`.
 
 Each model is exactly what its component takes: the stream service takes
 :class:`StreamSettings`, the alert evaluator :class:`AlertingSettings`, the dashboard

@@ -29,13 +29,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from attnwatch.service import load_classifier, service
+from attnwatch.settings import Settings, load_settings
 from consumers.connection import KafkaConnection
 from models.classifier import TextClassifier
 from models.saving import read_info
-from pipeline.config import Settings, load_settings
 from pipeline.metrics import Metrics
 from pipeline.stream.runner import Runner, RunReport
-from pipeline.stream.service import load_classifier, service
 
 from . import kafka_io
 from .kafka_io import Topics

@@ -19,7 +19,12 @@ from .kafka_io import Topics
 
 
 class Timing:
-    """Wraps a source's poll and commit: time of the first record and of the last commit."""
+    """Wraps a source's poll and commit: time of the first record and of the last commit.
+
+    Wrapped after the runner is built (``service`` builds both): the runner's batcher
+    and its checkpoint hold the source object and look ``poll`` and ``commit`` up on it at
+    each call, so the wrappers are what they call.
+    """
 
     def __init__(self, source: KafkaSource) -> None:
         self.first: float | None = None

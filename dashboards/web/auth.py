@@ -8,7 +8,8 @@ wraps the app in :class:`BearerTokenMiddleware` when a token is set.
 
 The middleware is ASGI, so FastAPI or Starlette can mount it; it reads the bearer token and
 the session cookie with FastAPI's security classes (``HTTPBearer``, ``APIKeyCookie``), and
-:class:`BearerToken` is the same check as a route dependency.
+:class:`BearerToken` is the same check as a route dependency.  The sign-in form
+(``/login``) is a small FastAPI app of its own, its field parsed by FastAPI's ``Form``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Annotated, Any
 
+from fastapi import FastAPI, Form
+from fastapi.responses import Response
 from fastapi.security import APIKeyCookie, HTTPBearer
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
 from pipeline.errors import ConfigError
 
@@ -43,12 +45,13 @@ OPEN_PATHS = frozenset({"/healthz"})
 #: Where a browser trades the token for a session cookie.
 LOGIN_PATH = "/login"
 SESSION_COOKIE = "attnwatch_session"
-_HTML = [(b"content-type", b"text/html; charset=utf-8")]
 
 #: Shortest token accepted: shorter ones can be guessed by trying.
 MIN_TOKEN_LENGTH = 16
 #: Sign-in attempts (POST /login) allowed per client address, in a moving window.
 LOGIN_RATE_LIMIT = "10/minute"
+#: Largest sign-in form read; the rest of a longer body is never read.
+LOGIN_MAX_BYTES = 4096
 _SCHEME = "bearer"
 _WWW_AUTHENTICATE = 'Bearer realm="attnwatch"'
 
@@ -154,6 +157,7 @@ class BearerTokenMiddleware:
         self._session = APIKeyCookie(name=SESSION_COOKIE, auto_error=False)
         self._login_limit: RateLimitItem = parse(login_rate_limit)
         self._login_limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._login_app = login_app(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request to the app if it carries the token, else answer 401."""
@@ -196,35 +200,54 @@ class BearerTokenMiddleware:
         client address (:data:`LOGIN_RATE_LIMIT`); beyond it the answer is 429 with
         ``Retry-After``.
         """
-        if scope.get("method") != "POST":
-            await _respond(send, 200, _login_page(failed=False), _HTML)
-            return
-        client = scope.get("client") or ("unknown", 0)
-        if not self._login_limiter.hit(self._login_limit, str(client[0])):
-            # Guessing the token by trying is bounded per address, right token or not.
-            stats = self._login_limiter.get_window_stats(self._login_limit, str(client[0]))
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-            await _respond(
-                send,
-                429,
-                b"too many sign-in attempts; try again later\n",
-                [
-                    (b"retry-after", str(retry_after).encode()),
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                ],
-            )
-            return
-        body = await _read_body(receive, limit=4096)
-        presented = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
-        if not authorized(f"Bearer {presented}", self._token):
-            await _respond(send, 401, _login_page(failed=True), _HTML)
-            return
-        secure = "; Secure" if scope.get("scheme") == "https" else ""
+        if scope.get("method") == "POST":
+            client = scope.get("client") or ("unknown", 0)
+            if not self._login_limiter.hit(self._login_limit, str(client[0])):
+                # Guessing the token by trying is bounded per address, right token or not.
+                stats = self._login_limiter.get_window_stats(self._login_limit, str(client[0]))
+                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+                await _respond(
+                    send,
+                    429,
+                    b"too many sign-in attempts; try again later\n",
+                    [
+                        (b"retry-after", str(retry_after).encode()),
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                    ],
+                )
+                return
+            receive = _capped(receive, LOGIN_MAX_BYTES)
+        # A scope without a query string (allowed to a bare ASGI caller) is read as empty.
+        await self._login_app({"query_string": b"", **scope}, receive, send)
+
+
+def login_app(token: SecretStr) -> FastAPI:
+    """``GET /login``: the sign-in form; ``POST /login``: a session cookie for the right token.
+
+    The form's ``token`` field is read by FastAPI's ``Form`` (python-multipart); a form
+    without it is a wrong token.  Rate limiting and the body bound are the middleware's.
+    """
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get(LOGIN_PATH)
+    async def form() -> Response:
+        return _html(200, _login_page(failed=False))
+
+    @app.post(LOGIN_PATH)
+    async def sign_in(
+        request: Request, presented: Annotated[str, Form(alias="token")] = ""
+    ) -> Response:
+        if not authorized(f"Bearer {presented}", token):
+            return _html(401, _login_page(failed=True))
+        secure = "; Secure" if request.scope.get("scheme") == "https" else ""
         cookie = (
-            f"{SESSION_COOKIE}={session_value(self._token)}; Path=/; HttpOnly; "
+            f"{SESSION_COOKIE}={session_value(token)}; Path=/; HttpOnly; "
             f"SameSite=Strict{secure}"
         )
-        await _respond(send, 303, b"", [(b"location", b"/"), (b"set-cookie", cookie.encode())])
+        headers = {"location": "/", "set-cookie": cookie, "cache-control": "no-store"}
+        return Response(status_code=303, headers=headers)
+
+    return app
 
 
 def guard(app: ASGIApp, host: str, token: SecretStr | None) -> ASGIApp:
@@ -241,13 +264,32 @@ def session_value(token: SecretStr) -> str:
     return hmac.new(key, b"attnwatch-dashboard-session", hashlib.sha256).hexdigest()
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    body = b""
-    while True:
+def _capped(receive: Receive, limit: int) -> Receive:
+    """``receive`` that ends the request body after ``limit`` bytes (the rest is not read)."""
+    left = limit
+
+    async def capped() -> Message:
+        nonlocal left
+        if left <= 0:
+            return {"type": "http.request", "body": b"", "more_body": False}
         message = await receive()
-        body += bytes(message.get("body", b""))
-        if len(body) > limit or not message.get("more_body"):
-            return body[:limit]
+        if message.get("type") == "http.request":
+            body = bytes(message.get("body", b""))[:left]
+            left -= len(body)
+            more = bool(message.get("more_body")) and left > 0
+            message = {**message, "body": body, "more_body": more}
+        return message
+
+    return capped
+
+
+def _html(status: int, body: bytes) -> Response:
+    return Response(
+        body,
+        status_code=status,
+        media_type="text/html; charset=utf-8",
+        headers={"cache-control": "no-store"},
+    )
 
 
 def _login_page(*, failed: bool) -> bytes:

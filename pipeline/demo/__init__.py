@@ -1,6 +1,8 @@
-"""``attnwatch demo``: the whole monitor in one process.
+"""The demo's stream: events built from the seed data, stamped over a simulated day.
 
-The scenario built from the seed data, the live terminal view, and the runner that puts the
-embedded broker, the run loop and replay together. May import everything in ``pipeline``
-except ``cli``, plus ``consumers`` and ``models``.
+``scenario`` (conversations, news, an optional sentiment shift, malformed events) and
+``day`` (event times spread over 24 hours, replayed in minutes): pure generators that
+take their own options, never the settings.  Used by ``attnwatch demo`` and ``attnwatch
+replay`` (in the composition root ``attnwatch``) and by the bench harness.  May import
+``models`` (the seed data) and ``consumers`` (the replay item); nothing else in ``pipeline``.
 """

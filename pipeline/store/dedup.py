@@ -1,6 +1,6 @@
 """What of a batch is already in the store: so a redelivered batch is not produced twice.
 
-The checkpoint flushes the topics before the store (see ``pipeline.stream.service``), so a
+The checkpoint flushes the topics before the store (see ``attnwatch.service``), so a
 row in the store means its topic record was acknowledged too.  When a batch comes back
 after a crash between the store commit and the offset commit, the records already stored
 are skipped (not classified, not re-sent): the topics stay free of those duplicates.

@@ -16,7 +16,8 @@ the two apart.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from consumers.source import Offsets, Partitions, advance
 from pipeline.errors import AttnwatchError
@@ -27,17 +28,27 @@ class UnflushedError(AttnwatchError):
     """A sink's flush returned but it still holds records: nothing is committed."""
 
 
+class Committer(Protocol):
+    """What the checkpoint needs of a source: its offset commit."""
+
+    def commit(self, offsets: Offsets) -> bool:
+        """Commit ``offsets``; False if the group rebalanced underneath.
+
+        Raises :class:`~consumers.source.CommitError` if it may succeed when tried again.
+        """
+
+
 class Checkpoint:
     """Owns "this batch is durably done": flush all sinks in order, then commit offsets."""
 
-    def __init__(self, sinks: Sequence[Sink], commit: Callable[[Offsets], bool]) -> None:
-        """Flush ``sinks`` in this order; ``commit`` is the source's offset commit.
+    def __init__(self, sinks: Sequence[Sink], source: Committer) -> None:
+        """Flush ``sinks`` in this order, then commit through ``source`` (the consumer).
 
-        ``commit`` returns False if the group rebalanced underneath and raises
-        :class:`~consumers.source.CommitError` if it may succeed when tried again.
+        ``source.commit`` is looked up at each commit, so a probe that wraps it after the
+        checkpoint is built (the throughput harness's ``Timing``) is the one called.
         """
         self._sinks = list(sinks)
-        self._commit = commit
+        self._source = source
         self._lock = threading.Lock()
         #: Handled but not yet flushed.
         self._pending: Offsets = {}
@@ -90,7 +101,7 @@ class Checkpoint:
             if not offsets:
                 return None
             try:
-                return self._commit(offsets)
+                return self._source.commit(offsets)
             except BaseException:
                 advance(self._durable, offsets)
                 raise

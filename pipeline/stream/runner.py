@@ -153,9 +153,7 @@ class Runner:
         self._batcher = MicroBatcher(
             source, settings.batch_max_size, settings.batch_max_wait_ms / 1000.0
         )
-        # The source's commit is looked up at each commit, not bound here: the throughput
-        # harness times commits by wrapping the source's method after the runner is built.
-        self._checkpoint = Checkpoint(sinks, lambda offsets: self._source.commit(offsets))
+        self._checkpoint = Checkpoint(sinks, source)
         self._processor = BatchProcessor(
             classifier=classifier,
             checkpoint=self._checkpoint,

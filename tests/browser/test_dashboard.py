@@ -34,13 +34,13 @@ import uvicorn
 from kafka import KafkaProducer
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
+from attnwatch.cli.dashboard import dashboard_app
+from attnwatch.service import service
+from attnwatch.settings import Settings
 from consumers.connection import KafkaConnection
-from dashboards.cli import dashboard_app
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
-from pipeline.config import Settings
 from pipeline.store import open_store, read_events
 from pipeline.store.alerts import AlertTable
-from pipeline.stream.service import service
 from tests.integration.helpers import (
     handled,
     make_topics,

@@ -62,10 +62,10 @@ class FaultyClassifier:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline.cli.app import stop_on_signals
-    from pipeline.config import load_settings
+    from attnwatch.cli.app import stop_on_signals
+    from attnwatch.service import load_classifier, service
+    from attnwatch.settings import load_settings
     from pipeline.logs import configure_logging
-    from pipeline.stream.service import load_classifier, service
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crash-marker")

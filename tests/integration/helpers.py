@@ -14,10 +14,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from attnwatch.settings import Settings, load_settings
 from consumers.connection import KafkaConnection
 from consumers.topics import ensure_topics
 from models.data import seed
-from pipeline.config import Settings, load_settings
 from pipeline.metrics import Metrics
 from pipeline.stream.runner import Runner, RunReport
 

@@ -1,6 +1,6 @@
 """The run loop as a real process, for the crash tests: its environment, start, stop and logs.
 
-:class:`Worker` starts ``python -m <module> ...`` (``pipeline.cli run`` or
+:class:`Worker` starts ``python -m <module> ...`` (``attnwatch run`` or
 ``tests.integration.faults``) with settings passed the way an operator passes them,
 as ``ATTNWATCH_*`` variables; stderr (JSON log lines) and stdout go to files, so a
 chatty child never blocks on a full pipe.  :func:`store_counts` reads the store
@@ -23,7 +23,7 @@ from typing import IO, Any, Self, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, SecretStr
 
-from pipeline.config import Settings
+from attnwatch.settings import Settings
 from pipeline.config_compat import FLAT
 from pipeline.store.engine import create_engine, normalise_url
 from tests.support.waiting import wait_for

@@ -26,15 +26,15 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from attnwatch.service import service
+from attnwatch.settings import Settings
 from consumers.broker import EmbeddedBroker
 from consumers.connection import KafkaConnection
 from models.classifier import AttentionTextClassifier
 from models.data import seed
-from pipeline.config import Settings
 from pipeline.store.alerts import AlertTable
 from pipeline.store.engine import create_engine, normalise_url
 from pipeline.store.outbox import Outbox
-from pipeline.stream.service import service
 from tests.integration.helpers import make_topics, read_topic, unique_settings
 from tests.integration.processes import Worker, worker_env
 from tests.integration.test_crash_recovery import START_S
@@ -344,7 +344,7 @@ def test_a_restart_during_an_episode_neither_fires_it_again_nor_forgets_the_base
     produce(settings, connection,
             mixed(rng, 480, start, 118, 0.2, negative, calm, ("app", "web")), 0)
 
-    with Worker(["pipeline.cli", "run"], env, tmp_path / "logs") as first:
+    with Worker(["attnwatch", "run"], env, tmp_path / "logs") as first:
         first.wait_for_log("alert evaluator leading", START_S)
         burst = mixed(rng, 120, datetime.now(UTC) - timedelta(seconds=3), 3, 0.9, negative,
                       calm, ("app",))
@@ -354,7 +354,7 @@ def test_a_restart_during_an_episode_neither_fires_it_again_nor_forgets_the_base
         first.signal(signal.SIGTERM)
         assert first.wait(settings.shutdown_timeout_s + 10) == 0, first.tail()
 
-    with Worker(["pipeline.cli", "run"], env, tmp_path / "logs") as second:
+    with Worker(["attnwatch", "run"], env, tmp_path / "logs") as second:
         leading = second.wait_for_log("alert evaluator leading", START_S)
         assert leading["resumed_alerts"] == [fired[0]["alert_id"]]
         # Two more closed buckets evaluated over the same, still shifted, window.

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from attnwatch.settings import Settings
 from consumers.broker import EmbeddedBroker
 from consumers.connection import KafkaConnection
 from models.data import seed
-from pipeline.config import Settings
 from pipeline.store import open_store, read_dead_letters, read_events
 from pipeline.store.attempts import AttemptLog
 from tests.integration.helpers import (
@@ -140,7 +140,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     # Every kill counts as a death for the records in flight; with more starts allowed
     # than kills, no valid record can reach the redelivery limit by bad luck.
     env = worker_env(settings, max_redeliveries=kills + 1)
-    command = ["pipeline.cli", "run"]
+    command = ["attnwatch", "run"]
     rng = random.Random(20240610)
     logs = tmp_path / "logs"
     started = time.monotonic()

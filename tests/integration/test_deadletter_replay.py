@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaProducer
 from typer.testing import CliRunner
 
+from attnwatch.cli import app
 from consumers.topics import ensure_topics
-from pipeline.cli import app
 from pipeline.schema import DeadLetter, SourceRef
 from pipeline.store import open_store, read_dead_letters
 from tests.integration.helpers import read_topic

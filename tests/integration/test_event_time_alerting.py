@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from attnwatch.service import service
+from attnwatch.settings import Settings
 from consumers.broker import EmbeddedBroker
-from pipeline.config import Settings
 from pipeline.store.alerts import AlertTable
 from pipeline.store.engine import create_engine, normalise_url
-from pipeline.stream.service import service
 from tests.integration.helpers import make_topics, read_topic, unique_settings
 from tests.integration.processes import Worker, worker_env
 from tests.integration.test_alerting import evaluated, mixed, produce, texts_by_label
@@ -103,7 +103,7 @@ def test_an_eight_hour_backlog_raises_its_one_episode_and_resolves_it(
     make_topics(settings, broker.connection)
     start = datetime.now(UTC) - timedelta(hours=11)  # an outage of three hours
     produce(settings, broker.connection, backlog(*chats, start), 0)
-    with Worker(["pipeline.cli", "run", "--idle-exit", IDLE_EXIT], worker_env(settings),
+    with Worker(["attnwatch", "run", "--idle-exit", IDLE_EXIT], worker_env(settings),
                 tmp_path / "logs") as worker:  # fmt: skip
         assert worker.wait(600) == 0, worker.tail()
         final = worker.wait_for_log("final alert evaluation", 1)
@@ -123,12 +123,12 @@ def test_a_sigkill_halfway_through_the_catch_up_still_raises_it_once(
     produce(settings, broker.connection, backlog(*chats, start), 0)
     env = worker_env(settings)
     halfway = start + timedelta(hours=BURST_AT_H, minutes=20)  # inside the episode
-    with Worker(["pipeline.cli", "run"], env, tmp_path / "logs") as first:
+    with Worker(["attnwatch", "run"], env, tmp_path / "logs") as first:
         wait_for(lambda: (evaluated(settings.store_url) or start) >= halfway, 400,
                  "the catch-up half done")  # fmt: skip
         assert first.kill() == -signal.SIGKILL
     assert (evaluated(settings.store_url) or start) < start + timedelta(hours=8)
-    command = ["pipeline.cli", "run", "--idle-exit", IDLE_EXIT]
+    command = ["attnwatch", "run", "--idle-exit", IDLE_EXIT]
     with Worker(command, env, tmp_path / "logs") as second:
         assert second.wait(600) == 0, second.tail()
     check_one_episode(settings, broker, start)

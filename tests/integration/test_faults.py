@@ -27,17 +27,17 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from attnwatch.service import Service, service
+from attnwatch.settings import Settings
 from consumers.broker import EmbeddedBroker, free_port
 from consumers.connection import KafkaConnection
 from consumers.source import KafkaSource, SourceRecord
 from models.classifier import AttentionTextClassifier
 from models.data import seed
-from pipeline.config import Settings
 from pipeline.health import Health
 from pipeline.metrics import Metrics
 from pipeline.store import open_store, read_dead_letters, read_events
 from pipeline.stream.runner import RunReport
-from pipeline.stream.service import Service, service
 from tests.fixtures.postgres import DATABASE, SUPERUSER, _Cluster, find_pg_bindir
 from tests.integration.faults import FaultyClassifier
 from tests.integration.helpers import (

@@ -60,13 +60,13 @@ from kafka.protocol.types import (
 )
 from kafka.sasl.scram import ScramClient
 
+from attnwatch.service import startup_fault
+from attnwatch.settings import Settings
 from consumers.broker import free_port
 from consumers.connection import KafkaConnection
 from consumers.producer import make_producer
 from consumers.source import KafkaSource
 from consumers.topics import ensure_topics
-from pipeline.config import Settings
-from pipeline.stream.service import startup_fault
 from tests.integration.kafka_fronts import (
     FAILED,
     HOST,

@@ -41,7 +41,7 @@ WAVE = 600
 
 def attnwatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "attnwatch", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -75,7 +75,7 @@ def test_promote_mid_run_swaps_between_batches_and_refuses_a_broken_model(
     env = worker_env(settings)
     connection = broker.connection
 
-    with Worker(["pipeline.cli", "run"], env, tmp_path / "logs") as worker:
+    with Worker(["attnwatch", "run"], env, tmp_path / "logs") as worker:
         worker.wait_for_log("partitions assigned", START_S)
         first = produce_chats(settings, connection, chats("a", WAVE))
         wait_until_stored(worker, settings.store_url, (WAVE // 4, 0), 60.0)

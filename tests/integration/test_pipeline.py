@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from attnwatch.service import service
 from pipeline.store import open_store, read_dead_letters, read_events
-from pipeline.stream.service import service
 from tests.integration.helpers import (
     committed_offsets,
     handled,

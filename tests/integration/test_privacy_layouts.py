@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from attnwatch.service import service
 from consumers.broker import EmbeddedBroker
 from pipeline.alerting.evaluator import Evaluator
 from pipeline.metrics import Metrics
 from pipeline.privacy.normalise import normalise
 from pipeline.store import open_store, read_dead_letters, read_events
-from pipeline.stream.service import service
 from tests.integration.helpers import handled, make_topics, read_topic, run_until, unique_settings
 from tests.unit.pipeline.privacy.corpus import Sample
 from tests.unit.pipeline.privacy.generated import REPORT_SEED, build

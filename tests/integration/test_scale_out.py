@@ -23,8 +23,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from attnwatch.settings import Settings
 from consumers.broker import EmbeddedBroker
-from pipeline.config import Settings
 from pipeline.store import read_events
 from pipeline.store.engine import create_engine, normalise_url
 from tests.integration.helpers import committed_offsets, make_topics, unique_settings
@@ -128,7 +128,7 @@ def test_three_processes_share_the_partitions_and_a_stopped_one_hands_over(
     make_topics(settings, broker.connection)
     env = worker_env(settings)
     migrated = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "migrate"],
+        [sys.executable, "-m", "attnwatch", "migrate"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -146,7 +146,7 @@ def test_three_processes_share_the_partitions_and_a_stopped_one_hands_over(
     with contextlib.ExitStack() as stack:
 
         def start() -> Worker:
-            return stack.enter_context(Worker(["pipeline.cli", "run"], env, logs))
+            return stack.enter_context(Worker(["attnwatch", "run"], env, logs))
 
         def settle(workers: list[Worker]) -> None:
             def done() -> bool:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from dashboards.cli import dashboard_app
+from attnwatch.cli.dashboard import dashboard_app
+from attnwatch.settings import Settings
 from pipeline.alerting.evidence import firing_of
 from pipeline.alerting.model import AlertEvent, Evidence, RisingWord
-from pipeline.config import Settings
 from pipeline.schema import EnrichedEvent, LabelScore, TaskResult, WordWeight
 from pipeline.store import open_store
 from pipeline.store.alerts import AlertTable

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from dashboards.cli import dashboard_app
+from attnwatch.cli.dashboard import dashboard_app
 from pipeline.config import DashboardSettings, StoreSettings
 from pipeline.errors import ConfigError, StoreError
 

@@ -23,6 +23,8 @@ from dashboards.web.auth import (
 from pipeline.errors import ConfigError
 
 TOKEN = SecretStr("s3cret-token-0123456789abcdef")
+#: What a browser sends with a sign-in form post.
+FORM = (b"content-type", b"application/x-www-form-urlencoded")
 #: Nothing binds here: it is the address whose bind the guard is asked about.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
@@ -189,6 +191,8 @@ def browser_call(app: Any, path: str, *, method: str = "GET", body: bytes = b"",
     headers = [(b"host", b"dashboard.example"), (b"accept", b"text/html,*/*")]
     if cookie is not None:
         headers.append((b"cookie", cookie.encode("latin-1")))
+    if method == "POST":
+        headers.append(FORM)
     scope = {"type": "http", "path": path, "method": method, "headers": headers,
              "scheme": "http"}
     sent: list[dict[str, Any]] = []
@@ -234,7 +238,7 @@ def test_sign_in_attempts_are_rate_limited_per_client_address() -> None:
 
     def sign_in(token: str, client: str) -> list[dict[str, Any]]:
         scope = {"type": "http", "path": "/login", "method": "POST", "scheme": "http",
-                 "headers": [(b"accept", b"text/html")], "client": (client, 50000)}
+                 "headers": [(b"accept", b"text/html"), FORM], "client": (client, 50000)}
         sent: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
@@ -254,3 +258,46 @@ def test_sign_in_attempts_are_rate_limited_per_client_address() -> None:
     # Another address has its own allowance; the form itself is never limited.
     assert status(sign_in(secret, "198.51.100.4")) == 303
     assert status(browser_call(app, "/login")) == 200
+
+
+def post_login(app: Any, receive: Any, content_type: bytes, client: str) -> list[dict[str, Any]]:
+    """A sign-in post whose body ``receive`` hands on; return what ``app`` sent back."""
+    scope = {"type": "http", "path": "/login", "method": "POST", "scheme": "http",
+             "headers": [(b"content-type", content_type)], "client": (client, 50000)}
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_a_sign_in_body_is_read_only_up_to_its_bound() -> None:
+    secret = TOKEN.get_secret_value()
+    reads = 0
+
+    async def endless() -> dict[str, Any]:
+        # The right token, then padding that never ends: only the bound is read.
+        nonlocal reads
+        reads += 1
+        chunk = f"token={secret}&pad=" if reads == 1 else "x" * 1024
+        return {"type": "http.request", "body": chunk.encode(), "more_body": True}
+
+    app = BearerTokenMiddleware(Dashboard(), TOKEN)
+    sent = post_login(app, endless, FORM[1], "203.0.113.7")
+    assert status(sent) == 303
+    assert reads <= 2 + auth.LOGIN_MAX_BYTES // 1024
+
+
+def test_a_sign_in_post_that_is_not_a_form_is_a_wrong_token() -> None:
+    app = BearerTokenMiddleware(Dashboard(), TOKEN)
+    secret = TOKEN.get_secret_value()
+    put = browser_call(app, "/login", method="PUT", body=f"token={secret}".encode())
+    assert status(put) == 405
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": f"token={secret}".encode(), "more_body": False}
+
+    sent = post_login(app, receive, b"text/plain", "203.0.113.8")
+    assert status(sent) == 401 and b"set-cookie" not in headers(sent)

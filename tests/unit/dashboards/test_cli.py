@@ -1,4 +1,4 @@
-"""Serving: ``python -m dashboards`` / ``dashboard`` checks the bind, then runs uvicorn."""
+"""Serving: ``attnwatch dashboard`` checks the bind, then runs uvicorn."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import dashboards.cli as cli
+import attnwatch.cli.dashboard as cli
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (the bind being checked; uvicorn is a stub)
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from dashboards.cli import dashboard_app
+from attnwatch.cli.dashboard import dashboard_app
 from dashboards.data.ops_alerts import MAX_VALUE_CHARS, OpsAlertTable, ops_alerts_table
 from dashboards.web.auth import SESSION_COOKIE, session_value
 from dashboards.web.hooks import MAX_BODY_BYTES, PATH

@@ -235,7 +235,7 @@ def test_the_model_page_says_what_is_missing(client, model_dir, tmp_path):
 def test_a_missing_model_directory_still_serves_pages(settings, tmp_path):
     from fastapi.testclient import TestClient
 
-    from dashboards.cli import dashboard_app
+    from attnwatch.cli.dashboard import dashboard_app
     from pipeline.config import ModelSettings
 
     settings = settings.model_copy(update={"model": ModelSettings(dir=tmp_path / "none")})

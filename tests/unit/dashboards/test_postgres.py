@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from dashboards.cli import dashboard_app
+from attnwatch.cli.dashboard import dashboard_app
+from attnwatch.settings import Settings
 from dashboards.data.indexes import INDEXES
-from pipeline.config import Settings
 from pipeline.store import open_store
 from tests.unit.dashboards.conftest import N_CHATS, N_NEWS, chat, fill_alerts, news
 

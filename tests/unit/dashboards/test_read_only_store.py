@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from dashboards.cli import dashboard_app
-from pipeline.config import Settings
+from attnwatch.cli.dashboard import dashboard_app
+from attnwatch.settings import Settings
 from pipeline.errors import StoreError
 from pipeline.store import open_store
 from pipeline.store.migrate import migrate

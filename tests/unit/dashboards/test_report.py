@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import dashboards.cli as cli
+import attnwatch.cli.dashboard as cli
 from dashboards.data.filters import Window
 from dashboards.report import CONTENT_SECURITY_POLICY, build_report
 from dashboards.web.views import plotly_js

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from dashboards.cli import serving
+from attnwatch.cli.dashboard import serving
 from pipeline.config import DashboardSettings, ModelSettings, StoreSettings
 from pipeline.errors import ConfigError
 from tests.support.network import free_port
@@ -56,7 +56,7 @@ def test_a_public_bind_without_a_token_is_refused_before_serving(store_url, mode
 
 def test_the_root_cli_gives_the_demo_the_threaded_dashboard():
     from attnwatch.cli import app
-    from pipeline.cli.app import state
+    from attnwatch.cli.app import state
 
     assert state.dashboard is serving
     names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}

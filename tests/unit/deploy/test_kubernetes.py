@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline.config import Settings
+from attnwatch.settings import Settings
 from pipeline.config_compat import FLAT
 from tests.unit.deploy.support import (
     BUILDS,
@@ -122,7 +122,7 @@ def nested(env: dict[str, str]) -> dict[str, Any]:
 
 
 def test_the_settings_parse_as_attnwatch_settings():
-    """Every ATTNWATCH_* name and value is one ``pipeline.config.Settings`` accepts."""
+    """Every ATTNWATCH_* name and value is one ``attnwatch.settings.Settings`` accepts."""
     base = build("base")
     secret = find(base, "Secret", "attnwatch-secrets")["stringData"]
     services = compose()["services"]

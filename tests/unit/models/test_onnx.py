@@ -10,6 +10,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from attnwatch.cli import app
 from models.classifier import AttentionTextClassifier
 from models.data.loading import seed_examples
 from models.fast import onnx_export
@@ -19,7 +20,6 @@ from models.fast.onnx_export import ExportMismatchError, export_onnx
 from models.fast.onnx_runtime import OnnxTextClassifier, read_onnx_info
 from models.fast.quantization import AgreementError
 from models.saving import ModelDirError, file_hash, read_info
-from pipeline.cli import app
 
 #: Varied lengths: empty, whitespace only, one word, punctuation, chat, news, non-ASCII, and
 #: one far past the tiny model's max_length of 48 tokens (truncated).

@@ -15,13 +15,13 @@ import pytest
 import torch
 from transformers import AutoConfig, BertConfig, BertModel
 
+from attnwatch.service import load_classifier
+from attnwatch.settings import Settings
 from models.encoding import default_encoder_path, load_tokenizer
 from models.modeling import AttentionClassifier, TaskSpec
 from models.saving import ModelDirError, ModelFormatError, load_model, save_model
 from models.training.state import load_checkpoint
-from pipeline.config import Settings
 from pipeline.errors import ModelError
-from pipeline.stream.service import load_classifier
 from tests.support.model import TINY_BERT
 
 TASKS = [TaskSpec("sentiment", ("negative", "positive"))]

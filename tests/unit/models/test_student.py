@@ -8,13 +8,13 @@ from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertMode
 from typer.testing import CliRunner
 
 import models.training.trainer as trainer_module
+from attnwatch.cli import app
+from attnwatch.cli import model as cli_model
 from models.classifier import AttentionTextClassifier
 from models.data.examples import Example
 from models.data.loading import seed_examples
 from models.fast.layers import chosen_layers, keep_layers
 from models.training.trainer import Trainer
-from pipeline.cli import app
-from pipeline.cli import model as cli_model
 from tests.support.model import TINY_BERT
 from tests.support.model import tiny_args as shared_tiny_args
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from attnwatch.cli import app
 from consumers.source import SourceRecord
 from models.attention import AttentionPooling
 from models.classifier import AttentionTextClassifier
@@ -17,7 +18,6 @@ from models.data.examples import Example
 from models.saving import read_info
 from models.training.trainer import Trainer
 from models.training.trust import MIN_TEXTS, judge
-from pipeline.cli import app
 from pipeline.schema import ChatEvent
 from pipeline.stream.enrich import enrich
 from tests.support.model import tiny_args

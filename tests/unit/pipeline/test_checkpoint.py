@@ -66,7 +66,7 @@ def test_commit_flushes_every_sink_in_order_then_commits():
     log = []
     source = Source(log)
     checkpoint = Checkpoint(
-        [RecordingSink("store", log), RecordingSink("topic", log)], source.commit
+        [RecordingSink("store", log), RecordingSink("topic", log)], source
     )
     for offset in (5, 3, 4):
         checkpoint.add(letter(offset), "chat", 0, offset)
@@ -83,7 +83,7 @@ def test_commit_flushes_every_sink_in_order_then_commits():
 
 def test_batches_are_per_partition():
     log = []
-    checkpoint = Checkpoint([RecordingSink("store", log)], Source(log).commit)
+    checkpoint = Checkpoint([RecordingSink("store", log)], Source(log))
     checkpoint.add(letter(0), "chat", 0, 0)
     checkpoint.add(letter(1, partition=1), "chat", 1, 1)
     checkpoint.add(letter(2), "chat", 0, 2)
@@ -96,7 +96,7 @@ def test_a_failing_sink_prevents_the_commit_and_loses_nothing():
     source = Source(log)
     topic = RecordingSink("topic", log)
     store = RecordingSink("store", log, fail=True)
-    checkpoint = Checkpoint([topic, store], source.commit)
+    checkpoint = Checkpoint([topic, store], source)
     checkpoint.add(letter(0), "chat", 0, 0)
     with pytest.raises(OSError, match="disk full"):
         checkpoint.commit(OWNED)
@@ -113,7 +113,7 @@ def test_a_flush_that_leaves_records_behind_commits_nothing():
             pass
 
     log = []
-    checkpoint = Checkpoint([Forgetful("topic", log)], Source(log).commit)
+    checkpoint = Checkpoint([Forgetful("topic", log)], Source(log))
     checkpoint.add(letter(0), "chat", 0, 0)
     with pytest.raises(UnflushedError, match="topic: 1"):
         checkpoint.commit(OWNED)
@@ -123,7 +123,7 @@ def test_a_flush_that_leaves_records_behind_commits_nothing():
 def test_a_failed_commit_keeps_the_offsets_for_the_next_one():
     log = []
     source = Source(log)
-    checkpoint = Checkpoint([RecordingSink("store", log)], source.commit)
+    checkpoint = Checkpoint([RecordingSink("store", log)], source)
     checkpoint.add(letter(3), "chat", 0, 3)
     source.error = CommitError("broker away")
     with pytest.raises(CommitError):
@@ -145,7 +145,7 @@ def test_a_failed_commit_keeps_the_offsets_for_the_next_one():
 def test_only_owned_partitions_are_committed_and_revoked_ones_are_forgotten():
     log = []
     source = Source(log)
-    checkpoint = Checkpoint([RecordingSink("store", log)], source.commit)
+    checkpoint = Checkpoint([RecordingSink("store", log)], source)
     checkpoint.add(letter(1), "chat", 0, 1)
     checkpoint.mark("news", 1, 7)
     assert checkpoint.commit({("chat", 0)}) is True
@@ -167,7 +167,7 @@ def test_flush_returns_what_it_made_durable_and_sinks_ignore_kinds_they_do_not_t
         def write(self, events, letters):
             self.written.append((len(events), len(letters)))
 
-    checkpoint = Checkpoint([StoreSink(Store())], Source([]).commit)  # type: ignore[arg-type]
+    checkpoint = Checkpoint([StoreSink(Store())], Source([]))  # type: ignore[arg-type]
     raw = RawDeadLetter("chat", 0, 2, b"raw", datetime.now(UTC))
     checkpoint.add(raw, "chat", 0, 2)  # for the raw store only
     checkpoint.add(letter(2), "chat", 0, 2)

@@ -15,7 +15,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 from typer.testing import CliRunner, Result
 
-from pipeline.cli import app
+from attnwatch.cli import app
 from pipeline.schema import DeadLetter, SourceRef
 from pipeline.store import open_store, read_dead_letters
 from tests.support.producers import FakeFuture, FakeProducer

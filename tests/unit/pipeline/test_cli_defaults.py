@@ -9,12 +9,12 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
+from attnwatch.cli import app
+from attnwatch.cli import model as cli_model
+from attnwatch.cli import run as cli_run
+from attnwatch.demo import run as demo_run
 from models.training.training_args import TrainingArgs
 from models.training.trust import judge
-from pipeline.cli import app
-from pipeline.cli import model as cli_model
-from pipeline.cli import run as cli_run
-from pipeline.demo import run as demo_run
 
 
 def _train_options() -> dict[str, object]:

@@ -10,9 +10,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import pipeline.cli.model as cli_model
+import attnwatch.cli.model as cli_model
+from attnwatch.cli import app
 from models.training.training_args import TrainingArgs
-from pipeline.cli import app
 from tests.support.model import TINY_BERT
 
 

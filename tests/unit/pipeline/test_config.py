@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.config import load_settings
+from attnwatch.settings import load_settings
 from pipeline.errors import ConfigError
 
 
@@ -91,7 +91,7 @@ def test_replace_validates_and_keeps_the_rest(monkeypatch):
 
 
 def test_config_markdown_lists_every_nested_setting_with_its_env_name():
-    from pipeline.config import settings_markdown
+    from attnwatch.settings import settings_markdown
 
     table = settings_markdown()
     assert "| `stream.batch_max_size` | `ATTNWATCH_STREAM__BATCH_MAX_SIZE` | `64` |" in table

@@ -58,6 +58,14 @@ def chat(offset: int, text: str) -> SourceRecord:
     return SourceRecord("chat", 0, offset, b"c1", json.dumps(payload).encode(), 1_700_000_000_000)
 
 
+class NoSource:
+    """A source whose commit is never reached (these tests flush, never commit)."""
+
+    def commit(self, offsets):
+        msg = f"unexpected commit of {offsets}"
+        raise AssertionError(msg)
+
+
 @pytest.fixture(scope="module")
 def classifier(tiny_model):
     return AttentionTextClassifier(tiny_model, "cpu")
@@ -65,7 +73,7 @@ def classifier(tiny_model):
 
 def processor(classifier, sink, *, attempts=None, raise_marker=None, limits=None):
     faulty = FaultyClassifier(classifier, raise_marker=raise_marker)
-    checkpoint = Checkpoint([sink], lambda offsets: None)
+    checkpoint = Checkpoint([sink], NoSource())
     return faulty, BatchProcessor(
         classifier=faulty,
         checkpoint=checkpoint,
@@ -193,7 +201,7 @@ def test_a_redelivered_batch_skips_what_is_already_stored(classifier, tmp_path):
         records = [chat(0, "my card was declined"), SourceRecord("chat", 0, 1, None, b"{", 0),
                    chat(2, "thanks a lot")]
         first = ListSink()
-        checkpoint = Checkpoint([first, StoreSink(store)], lambda offsets: None)
+        checkpoint = Checkpoint([first, StoreSink(store)], NoSource())
         proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
                               topic_kinds={"chat": "chat"}, metrics=Metrics(),
                               tasks=["intent", "sentiment"],
@@ -202,7 +210,7 @@ def test_a_redelivered_batch_skips_what_is_already_stored(classifier, tmp_path):
         assert len(first.flushed) == 2
         # The crash came after the store commit: the whole batch is redelivered.
         again = ListSink()
-        checkpoint = Checkpoint([again, StoreSink(store)], lambda offsets: None)
+        checkpoint = Checkpoint([again, StoreSink(store)], NoSource())
         faulty = FaultyClassifier(classifier)
         proc = BatchProcessor(classifier=faulty, checkpoint=checkpoint,
                               topic_kinds={"chat": "chat"}, metrics=Metrics(),
@@ -222,7 +230,7 @@ def test_counts_left_by_a_crash_after_the_store_commit_are_cleared(classifier, t
     with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
         log = AttemptLog(store.engine)
         record = chat(0, "my card was declined")
-        checkpoint = Checkpoint([StoreSink(store)], lambda offsets: None)
+        checkpoint = Checkpoint([StoreSink(store)], NoSource())
         BatchProcessor(classifier=classifier, checkpoint=checkpoint, topic_kinds={"chat": "chat"},
                        metrics=Metrics(), tasks=["sentiment"]).process(
             [record], RunReport(), threading.Event())
@@ -250,7 +258,7 @@ def test_raw_rows_reach_the_raw_store_as_an_ordinary_sink(classifier):
             self.letters += letters
 
     raw_store, sink = RawStore(), ListSink()
-    checkpoint = Checkpoint([RawSink(raw_store), sink], lambda offsets: True)  # type: ignore[arg-type]
+    checkpoint = Checkpoint([RawSink(raw_store), sink], NoSource())  # type: ignore[arg-type]
     proc = BatchProcessor(classifier=classifier, checkpoint=checkpoint,
                           topic_kinds={"chat": "chat"}, metrics=Metrics(),
                           tasks=["intent", "sentiment"],

@@ -4,7 +4,8 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from pipeline.config import Settings, StreamSettings
+from attnwatch.settings import Settings
+from pipeline.config import StreamSettings
 from pipeline.schema import (
     DECODE_REASONS,
     DEFAULT_LIMITS,

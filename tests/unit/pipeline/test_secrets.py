@@ -8,10 +8,10 @@ import logging
 import pytest
 from typer.testing import CliRunner
 
+from attnwatch.cli import app
+from attnwatch.cli.settings import mask_receiver_url, mask_store_url
+from attnwatch.settings import Settings, load_settings
 from consumers.connection import KafkaConnection
-from pipeline.cli import app
-from pipeline.cli.settings import mask_receiver_url, mask_store_url
-from pipeline.config import Settings, load_settings
 from pipeline.logs import configure_logging
 
 SASL_PASSWORD = "sasl-s3cret-pw"

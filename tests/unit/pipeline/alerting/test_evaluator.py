@@ -126,7 +126,7 @@ def test_a_restart_or_a_second_replica_does_not_fire_the_episode_again(store):
 def test_the_alerts_command_lists_the_episode_with_its_evidence(store, tmp_path):
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from attnwatch.cli import app
 
     store.write(stream(T0, 120, 10, 0.2, 0, seed=7)
                 + stream(T0 + timedelta(minutes=120), 10, 10, 0.7, 10_000, seed=8), [])

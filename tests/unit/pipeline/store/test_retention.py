@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from attnwatch.cli import app
 from pipeline.errors import StoreError
 from pipeline.schema import (
     DeadLetter,

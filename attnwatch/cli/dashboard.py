@@ -23,17 +23,12 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
+from attnwatch.settings import Settings, load_settings
 from dashboards.data.filters import WINDOWS, BadParameter, Window, parse_time, parse_window
 from dashboards.report import build_report
 from dashboards.web.app import create_app
 from dashboards.web.auth import check_bind
-from pipeline.config import (
-    DashboardSettings,
-    ModelSettings,
-    Settings,
-    StoreSettings,
-    load_settings,
-)
+from pipeline.config import DashboardSettings, ModelSettings, StoreSettings
 from pipeline.errors import AttnwatchError
 from pipeline.logs import configure_logging
 from pipeline.store import open_store
@@ -100,7 +95,7 @@ def serving(
 ) -> Iterator[str | None]:
     """Serve the dashboard on a uvicorn thread in this process; yield its URL.
 
-    The demo's :data:`~pipeline.demo.dashboard.DashboardServer`.  Yields ``None`` (and
+    The demo's :data:`~attnwatch.demo.dashboard.DashboardServer`.  Yields ``None`` (and
     logs why) when the server did not start within :data:`START_TIMEOUT_S`; stops the
     server (bounded by :data:`GRACEFUL_SHUTDOWN_S`) when the block exits.
     """

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from attnwatch.cli.app import fail, state
+from attnwatch.cli.model import FORMAT_HELP, examples_from
 from models.fast.int8_settings import MIN_AGREEMENT
-from pipeline.cli.app import fail, state
-from pipeline.cli.model import FORMAT_HELP, examples_from
 
 if TYPE_CHECKING:
     from models.classifier import TextClassifier
@@ -134,11 +134,11 @@ def rollback_command(link: LinkOption = None) -> None:
 
 def _switch(model_dir: Path | None, link: Path | None) -> None:
     """Promote ``model_dir`` (None: roll back) on ``link`` (default ``model_dir`` setting)."""
+    from attnwatch.service import load_classifier
     from models.rollout import promote, rollback
     from models.saving import ModelDirError
     from models.smoke import SmokeTestError
     from pipeline.errors import AttnwatchError
-    from pipeline.stream.service import load_classifier
 
     settings = state.settings
     where = link or settings.model.dir

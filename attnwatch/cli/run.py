@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.cli.app import app, console, fail, state, stop_on_signals
+from attnwatch.cli.app import app, console, fail, state, stop_on_signals
 from pipeline.errors import AttnwatchError
 
 
@@ -40,9 +40,9 @@ def run(
     ] = None,
 ) -> None:
     """Consume chat and news, classify, store, produce enriched events, commit."""
+    from attnwatch.service import service_when_ready
     from pipeline.health import Health
     from pipeline.metrics import Metrics
-    from pipeline.stream.service import service_when_ready
 
     settings = state.settings
     if history is not None:
@@ -98,13 +98,13 @@ def demo(
     ] = None,
 ) -> None:
     """Embedded broker + training if needed + run loop + replay + metrics, with a live view."""
-    from pipeline.demo.run import DemoOptions, run_demo
+    from attnwatch.demo.run import DemoOptions, run_demo
 
     settings = state.settings
     if not (settings.model.dir / "config.json").is_file():
         console.print(f"no model at {settings.model.dir}: training the default one on seed data")
+        from attnwatch.cli.model import train_model
         from models.training.training_args import TrainingArgs
-        from pipeline.cli.model import train_model
 
         # The same path and defaults as `attnwatch train` with no options.
         result = train_model(

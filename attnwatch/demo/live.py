@@ -16,14 +16,14 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from pipeline.config import Settings
+from attnwatch.settings import Settings
 from pipeline.demo.day import SimulatedDay
 from pipeline.store import open_store, read_events
 from pipeline.store.alerts import AlertTable
 
 
 class Pace(Protocol):
-    """What the live view reads of the demo's options (``pipeline.demo.run.DemoOptions``).
+    """What the live view reads of the demo's options (``attnwatch.demo.run.DemoOptions``).
 
     A protocol, not an import: the run module imports this one to draw the view.
     """

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.app import app, fail, state
-from pipeline.cli.model import FORMAT_HELP, examples_from
+from attnwatch.cli.app import app, fail, state
+from attnwatch.cli.model import FORMAT_HELP, examples_from
 from pipeline.errors import AttnwatchError
 
 
@@ -66,13 +66,13 @@ def _explain_articles(
     model: Path, data: Path | None, task: str, limit: int, seed: int, card: bool
 ) -> None:
     """``explain-eval --articles``: the served classifier (``model_runtime``) on long news."""
+    from attnwatch.service import load_classifier
     from models.explain.article import (
         article_faithfulness,
         load_articles,
         render_article_markdown,
         seed_articles,
     )
-    from pipeline.stream.service import load_classifier
 
     settings = state.settings
     try:

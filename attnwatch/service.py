@@ -1,4 +1,10 @@
-"""Wire a :class:`~pipeline.stream.runner.Runner` from settings: source, model, sinks, metrics."""
+"""The run service: a :class:`~pipeline.stream.runner.Runner` wired from the root settings.
+
+Source, model, sinks (raw store, enriched and dead-letter topics, analyst store), metrics,
+the alert evaluator and the retention worker, each built from its own settings group;
+:func:`service_when_ready` retries while the store or the broker is down at start-up.
+Used by ``attnwatch run``, the demo, the integration tests and the bench harness.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import torch
 from kafka.errors import KafkaError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
+from attnwatch.settings import Settings
 from consumers.connection import KafkaConnection
 from consumers.producer import make_producer
 from consumers.source import KafkaSource
@@ -22,7 +29,7 @@ from models.classifier import TextClassifier
 from models.fast.loading import open_classifier
 from models.saving import ModelDirError
 from pipeline.alerting.service import Alerting, alerting
-from pipeline.config import ModelSettings, PrivacySettings, Settings
+from pipeline.config import ModelSettings, PrivacySettings
 from pipeline.errors import AttnwatchError, ConfigError, ModelError, StoreError
 from pipeline.metrics import Metrics
 from pipeline.privacy import PrivacyPolicy, Redactor

@@ -1,4 +1,4 @@
-"""Model commands: train, classify, evaluate (explain-eval is in ``pipeline.cli.explain``)."""
+"""Model commands: train, classify, evaluate (explain-eval is in ``attnwatch.cli.explain``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from attnwatch.cli.app import app, fail, state
 from models.data.examples import Example
 from models.training.training_args import TrainingArgs
-from pipeline.cli.app import app, fail, state
 from pipeline.errors import AttnwatchError
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def classify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Classify text with the saved model and show the words its attention chose."""
-    from pipeline.stream.service import load_classifier
+    from attnwatch.service import load_classifier
 
     try:
         classifier = load_classifier(state.settings)

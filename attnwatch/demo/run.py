@@ -20,15 +20,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
+from attnwatch.demo.dashboard import DashboardServer
+from attnwatch.demo.live import ReplayProgress, summary
+from attnwatch.service import load_classifier, service
+from attnwatch.settings import Settings
 from consumers.broker import EmbeddedBroker
 from consumers.connection import KafkaConnection
 from consumers.replay import replay
 from consumers.topics import ensure_topics
-from pipeline.config import Settings
 from pipeline.config_compat import is_set
-from pipeline.demo.dashboard import DashboardServer
 from pipeline.demo.day import DAY_S, SimulatedDay
-from pipeline.demo.live import ReplayProgress, summary
 from pipeline.demo.scenario import ScenarioOptions, scenario
 from pipeline.health import Health
 from pipeline.metrics import Metrics
@@ -36,7 +37,6 @@ from pipeline.store import open_store
 from pipeline.store.alerts import AlertTable
 from pipeline.store.engine import masked_url
 from pipeline.stream.runner import RunReport
-from pipeline.stream.service import load_classifier, service
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def run_demo(
     ``dashboard`` serves the analyst dashboard beside the run loop (given by the
     composition root, which may import ``dashboards``); ``None``: no dashboard.
 
-    ``stop`` is set by SIGTERM/SIGINT (see ``pipeline.cli.app.stop_on_signals``): the run
+    ``stop`` is set by SIGTERM/SIGINT (see ``attnwatch.cli.app.stop_on_signals``): the run
     loop then drains its batch and commits before the broker goes away.
     """
     started = datetime.now(UTC)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.app import app, fail, state
+from attnwatch.cli.app import app, fail, state
 from pipeline.errors import AttnwatchError
 from pipeline.store import open_store
 from pipeline.store.raw import RawStore

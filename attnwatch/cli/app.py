@@ -13,8 +13,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from pipeline.config import Settings, load_settings
-from pipeline.demo.dashboard import DashboardServer
+from attnwatch.demo.dashboard import DashboardServer
+from attnwatch.settings import Settings, load_settings
 from pipeline.errors import AttnwatchError
 from pipeline.logs import configure_logging
 

@@ -30,7 +30,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
-from pipeline.cli.app import console, fail, state
+from attnwatch.cli.app import console, fail, state
 from pipeline.errors import AttnwatchError
 from pipeline.sinks.topics import HEADER_PREFIX
 from pipeline.store import Store, open_store, read_dead_letters

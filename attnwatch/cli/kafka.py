@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.app import app, fail, state, stop_on_signals
+from attnwatch.cli.app import app, fail, state, stop_on_signals
 from pipeline.errors import AttnwatchError
 
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel, SecretStr, TypeAdapter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pipeline.cli.app import app, state
-from pipeline.config import Settings, settings_markdown
+from attnwatch.cli.app import app, state
+from attnwatch.settings import Settings, settings_markdown
 
 MASK = "**********"
 #: ``store`` settings holding a database URL, whose password is masked.
