@@ -8,7 +8,11 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
+from fastapi.testclient import TestClient
+
 import dashboards.web.live as live
+from attnwatch.cli.dashboard import dashboard_app
 from dashboards.data.corrections import CorrectionTable
 from dashboards.data.filters import Cursor, EventFilter
 from dashboards.data.queries import Queries
@@ -79,9 +83,17 @@ class WriteWhileConnected:
         assert self.written.is_set(), "the stream never read its start position"
 
 
-def test_rows_written_while_connected_arrive_newest_first(client, store_url, monkeypatch):
+@pytest.fixture
+def long_client(settings):
+    """A client whose streams last 2 s (the shared one's last 0.5 s): the write, one poll after
+    it and the end event must all fit in one connection, also on a loaded machine."""
+    with TestClient(dashboard_app(settings, live_poll_s=0.05, live_max_s=2.0)) as test_client:
+        yield test_client
+
+
+def test_rows_written_while_connected_arrive_newest_first(long_client, store_url, monkeypatch):
     writer = WriteWhileConnected(monkeypatch, store_url, [later(900), later(901, 3601)])
-    response = client.get("/events/stream", params={"stream": "chat"})
+    response = long_client.get("/events/stream", params={"stream": "chat"})
     writer.join()
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -99,9 +111,9 @@ def test_rows_written_while_connected_arrive_newest_first(client, store_url, mon
     assert sent[-1]["event"] == "end"  # the connection is bounded (live_max_s)
 
 
-def test_the_stream_keeps_the_filters(client, store_url, monkeypatch):
+def test_the_stream_keeps_the_filters(long_client, store_url, monkeypatch):
     writer = WriteWhileConnected(monkeypatch, store_url, [later(910)])
-    response = client.get("/events/stream", params={"stream": "news"})
+    response = long_client.get("/events/stream", params={"stream": "news"})
     writer.join()
     assert writer.polls_after >= 1  # the stream looked after the chat row was there
     assert [e for e in parse(response.text) if e.get("event") == "rows"] == []
