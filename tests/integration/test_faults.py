@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from attnwatch.service import Service, service
 from attnwatch.settings import Settings
-from consumers.broker import EmbeddedBroker, free_port
+from consumers.broker import EmbeddedBroker
 from consumers.connection import KafkaConnection
 from consumers.source import KafkaSource, SourceRecord
 from models.classifier import AttentionTextClassifier
@@ -38,7 +38,6 @@ from pipeline.health import Health
 from pipeline.metrics import Metrics
 from pipeline.store import open_store, read_dead_letters, read_events
 from pipeline.stream.runner import RunReport
-from tests.fixtures.postgres import DATABASE, SUPERUSER, _Cluster, find_pg_bindir
 from tests.integration.faults import FaultyClassifier
 from tests.integration.helpers import (
     SESSION_TIMEOUT_MS,
@@ -49,6 +48,8 @@ from tests.integration.helpers import (
     run_until,
     unique_settings,
 )
+from tests.support.network import free_port
+from tests.support.postgres import DATABASE, SUPERUSER, _Cluster, find_pg_bindir
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
