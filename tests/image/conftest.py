@@ -24,7 +24,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the tests here ``image``; deselect them unless ``-m`` names that marker."""
     asked = "image" in (config.option.markexpr or "")
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         if HERE in item.path.resolve().parents:
             item.add_marker("image")
