@@ -10,17 +10,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
 
+from attnwatch.service import service_when_ready
 from consumers.broker import EmbeddedBroker
 from consumers.topics import ensure_topics
+from pipeline.health import Health
+from pipeline.metrics import Metrics
+from tests.integration.helpers import make_topics, unique_settings
 from tests.integration.processes import Worker
 from tests.support.network import free_port
 from tests.support.postgres import SUPERUSER, _Cluster, find_pg_bindir
+from tests.support.waiting import wait_for
 
 # slow: starts `attnwatch run` processes or runs a minute or more (issue 26 timings).
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -100,3 +106,30 @@ def test_run_started_before_its_database_and_broker_waits_then_becomes_ready(tin
                 assert worker.wait(60) == 0, worker.tail()
     finally:
         cluster.stop()
+
+
+def test_run_on_a_quiet_topic_becomes_ready_without_a_first_commit(broker, tiny_model, tmp_path):
+    """Everything up, nothing to consume: ``/readyz``'s components all turn ok.
+
+    Readiness used to wait for the first commit to report the store and the broker, so a
+    consumer of a quiet topic never became ready (found by running the image, issue 26).
+    """
+    settings = unique_settings(f"sqlite:///{tmp_path / 'store.db'}", tiny_model)
+    make_topics(settings, broker.connection)
+    health, stop = Health(), threading.Event()
+    with service_when_ready(
+        settings, broker.connection, stop, health=health, metrics=Metrics()
+    ) as svc:
+        assert svc is not None
+        loop = threading.Thread(target=svc.runner.run, args=(stop,), daemon=True)
+        loop.start()
+        try:
+            wait_for(health.ready, 60, f"ready on a quiet topic: {health.snapshot()}")
+            components = health.snapshot()["components"]
+            assert isinstance(components, dict)
+            assert components["store"]["ok"] and components["broker"]["ok"]
+            assert svc.store.count() == 0
+        finally:
+            stop.set()
+            loop.join(30)
+    assert not loop.is_alive()

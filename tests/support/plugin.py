@@ -38,6 +38,19 @@ SLOW_FIXTURES = {"tiny_model"}
 TESTS = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one torch thread per worker.
+
+    Each worker is a process of its own; with torch's default of one thread per core, N
+    workers on a 2-core machine run 2N compute threads that preempt each other in every
+    matrix product.  One thread each keeps the workers from fighting over the cores.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by the folder it lives in, and ``slow`` if it needs a trained model.
 
