@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,17 @@ class LoadedModel:
     calibration: dict[str, Any] | None = None
 
 
+def _honour_umask(path: Path) -> None:
+    """Give ``path`` the mode any new file gets (0644 under the usual umask 022).
+
+    safetensors writes its file 0600 whatever the umask, so a model trained by one user
+    (root in an image build) could not be read by the service user that loads it.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
 def save_model(
     model: AttentionClassifier,
     tokenizer: PreTrainedTokenizerBase,
@@ -93,6 +105,7 @@ def save_model(
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(directory / WEIGHTS), metadata={"format": "pt"})
+    _honour_umask(directory / WEIGHTS)
     version = file_hash(directory / WEIGHTS)[:12]
     tokenizer.save_pretrained(str(directory))
     tasks = tuple(model.tasks.values())

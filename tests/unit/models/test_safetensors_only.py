@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,13 @@ def test_a_clean_saved_model_loads(saved):
     loaded = load_model(saved)
     assert loaded.info.name == "tiny-safetensors"
     assert not [p for p in saved.rglob("*") if p.suffix in {".bin", ".pt", ".pkl"}]
+
+
+def test_saved_weights_are_readable_by_other_users(saved):
+    # safetensors writes 0600; a model trained as root must load as the service user.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((saved / "model.safetensors").stat().st_mode) == 0o666 & ~umask
 
 
 @pytest.mark.parametrize(
