@@ -47,8 +47,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 #: Alert windows for a test of a minute or two: 2 s buckets, a 20 s current window, an
 #: evaluation every half second, a baseline of 100 messages is enough.  Buckets are
 #: evaluated once closed (the watermark passed them): the test sends nothing between a
-#: burst and its alert, so partitions count as idle after 2 s (processing time then
+#: burst and its alert, so partitions count as idle after 5 s (processing time then
 #: closes the burst's last buckets), as a stream that keeps flowing would close them.
+#: Not less: a partition still working through its backlog must not look idle while
+#: another runs ahead, or its chats arrive late (seen at 2 s on a loaded machine: a
+#: baseline of 194 where 200 were stored).
 WINDOWS: dict[str, float] = {
     "alert_bucket_s": 2,
     "alert_current_s": 20,
@@ -56,7 +59,7 @@ WINDOWS: dict[str, float] = {
     "alert_baseline_s": 600,
     "alert_interval_s": 0.5,
     "alert_min_baseline": 100,
-    "alert_idle_s": 2,
+    "alert_idle_s": 5,
 }
 
 

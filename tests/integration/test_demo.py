@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import subprocess
@@ -25,7 +26,7 @@ def scrape(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             return response.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not up yet, or shutting down mid-reply
         return ""
 
 
@@ -33,7 +34,7 @@ def page(url: str) -> str:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not up yet, or shutting down mid-reply
         return ""
 
 
