@@ -76,6 +76,7 @@ class Evaluator(Persisted):
         notifier: Notifier | None = None,
         on_event: Callable[[AlertEvent], None] | None = None,
         relay: Callable[[AlertEvent], None] | None = None,
+        on_lead: Callable[[], object] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = s = settings or AlertSettings()
@@ -100,6 +101,7 @@ class Evaluator(Persisted):
         self._incidents: dict[ScopeKey, Incident] = {}  # member scope -> its episode
         self._unsaved: list[Incident] = []  # open episodes of a stream without saved state
         self._leading = False
+        self._on_lead = on_lead
 
     def evaluate(self, now: datetime | None = None, *, final: bool = False) -> list[AlertEvent]:
         """Evaluate every bucket closed since the last call; the events emitted.
@@ -117,6 +119,8 @@ class Evaluator(Persisted):
         if not self._leading:
             self._lead()
             self._leading = True
+            if self._on_lead is not None:
+                self._on_lead()  # e.g. publish what the previous leader left claimed
         marks = self._marks.update(now)
         if final:
             marks = self._marks.final(self.settings.window.bucket_s)

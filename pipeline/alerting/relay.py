@@ -57,6 +57,20 @@ class TopicRelay:
             return
         self.publish_due()
 
+    def take_over(self) -> int:
+        """Publish what a previous leader left claimed or queued; return how many went out.
+
+        Called when this process becomes the alert evaluator: only the leader publishes, so
+        a row still held by another claim was left by a leader that is gone (killed between
+        claiming and marking it delivered).  Publishing it again is at-least-once, as above.
+        """
+        try:
+            self._outbox.release(self.receiver)
+        except StoreError as exc:
+            log.warning("alert event outbox unavailable", extra={"error": str(exc)[:300]})
+            return 0
+        return self.publish_due()
+
     def publish_due(self) -> int:
         """Publish the queued changes that are due, oldest first; return how many went out."""
         sent = 0

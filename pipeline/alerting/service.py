@@ -185,6 +185,7 @@ def alerting(
         settings=alert_settings(config),
         notifier=notifier,
         relay=relay,
+        on_lead=relay.take_over if relay is not None else None,
     )
     handle = Alerting(evaluator)
     if worker is not None:

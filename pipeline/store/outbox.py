@@ -155,6 +155,28 @@ class Outbox:
                     claimed.append(row)
         return claimed
 
+    def release(self, receiver: str, now: datetime | None = None) -> int:
+        """Make every undelivered row of ``receiver`` due now; return how many were held.
+
+        For a worker that takes over from one that is gone: rows the old worker claimed
+        (and was killed before settling) would otherwise wait out their lease, and a
+        short-lived successor (``run --idle-exit``) would exit without them.  Failed rows
+        lose their backoff too; a new owner tries once at once.
+        """
+        now = now or datetime.now(UTC)
+        table = outbox_table
+        with store_errors("notification outbox"), self._engine.begin() as conn:
+            result = conn.execute(
+                sa.update(table)
+                .where(
+                    table.c.receiver == receiver,
+                    table.c.delivered_at.is_(None),
+                    table.c.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
+        return int(result.rowcount or 0)
+
     def mark_delivered(self, row_id: int, now: datetime | None = None) -> None:
         """Record a successful delivery (one more attempt); a delivered row is never sent again."""
         now = now or datetime.now(UTC)

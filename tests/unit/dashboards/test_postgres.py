@@ -19,24 +19,15 @@ from attnwatch.cli.dashboard import dashboard_app
 from attnwatch.settings import Settings
 from dashboards.data.indexes import INDEXES
 from pipeline.store import open_store
+from tests.support.postgres import drop_everything
 from tests.unit.dashboards.conftest import N_CHATS, N_NEWS, chat, fill_alerts, news
 
 pytestmark = pytest.mark.integration
 
 
-def _drop_everything(url: str) -> None:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        found = sa.MetaData()
-        found.reflect(engine)
-        found.drop_all(engine)
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def pg_client(postgres_url: str, model_dir) -> Iterator[TestClient]:
-    _drop_everything(postgres_url)
+    drop_everything(postgres_url)
     with open_store(postgres_url) as store:
         store.write([chat(n) for n in range(N_CHATS)] + [news(n) for n in range(N_NEWS)], [])
         fill_alerts(store.engine)
@@ -45,7 +36,7 @@ def pg_client(postgres_url: str, model_dir) -> Iterator[TestClient]:
         with TestClient(dashboard_app(settings, live_max_s=0.3)) as client:
             yield client
     finally:
-        _drop_everything(postgres_url)
+        drop_everything(postgres_url)
 
 
 def test_the_app_on_postgresql(pg_client, postgres_url):

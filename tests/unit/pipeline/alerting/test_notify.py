@@ -23,6 +23,7 @@ from pipeline.alerting.payloads import (
     alertmanager_payload,
     fingerprint,
 )
+from pipeline.alerting.relay import TopicRelay
 from pipeline.errors import StoreError
 from pipeline.store.engine import create_engine, normalise_url
 from pipeline.store.migrate import migrate
@@ -436,6 +437,23 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends(engine: Engine)
     outbox.mark_delivered(again.id, now=now + timedelta(seconds=16))
     assert outbox.claim("r", 10, lease_s=15, now=now + timedelta(days=1)) == []
     assert outbox.claim("other", 10, lease_s=15, now=now + timedelta(days=1)) == []
+
+
+def test_a_new_leader_publishes_what_a_killed_one_left_claimed(engine: Engine) -> None:
+    # The old leader queued and claimed the resolved event, then died before publishing it:
+    # its 60 s claim would outlive a short successor (run --idle-exit), and the event would
+    # never reach the topic (seen in the SIGKILL catch-up test).
+    outbox, published = Outbox(engine), []
+    old = TopicRelay(outbox, lambda key, value: published.append(key), lease_s=60)
+    resolved = event("resolved")
+    outbox.enqueue([Message(resolved.alert_id, "resolved", old.receiver, {})])
+    assert len(outbox.claim(old.receiver, 10, lease_s=60)) == 1  # then SIGKILL
+    new = TopicRelay(outbox, lambda key, value: published.append(key), lease_s=60)
+    assert new.publish_due() == 0  # still held by the dead leader's claim
+    assert new.take_over() == 1
+    assert published == [resolved.alert_id.encode()]
+    assert outbox.rows(undelivered_only=True) == []
+    assert new.take_over() == 0  # delivered rows stay delivered
 
 
 def test_slack_payload_has_summary_shares_counts_and_evidence_words(
