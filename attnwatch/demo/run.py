@@ -245,7 +245,10 @@ def run_demo(
                 with Live(console=console, refresh_per_second=1, transient=False) as live:
                     while time.monotonic() < deadline and not stop.is_set():
                         live.update(summary(settings, started, options, progress, day))
-                        handled = svc.runner.totals.enriched + svc.runner.totals.dead_letters
+                        totals = svc.runner.totals
+                        # Skipped (already stored) records are handled too: without them a
+                        # run sharing a store with an earlier one waited out its duration.
+                        handled = totals.enriched + totals.dead_letters + totals.skipped
                         drained = not threads[1].is_alive() and handled >= sent["n"]
                         # An episode still open when the stream ends is shown until it
                         # resolves (within ``duration_s``), so the demo shows both ends.

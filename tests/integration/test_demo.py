@@ -185,6 +185,9 @@ def test_a_second_demo_on_the_same_checkout_streams_live_again(tiny_model, tmp_p
     assert enriched + dead + skipped == 1600, second.stdout[-2000:]
     assert skipped <= len(read_dead_letters(store_url)), second.stdout[-2000:]
     assert "waiting for the first results" not in second.stdout.split("done:")[0][-3000:]
+    # It stopped once drained, skipped records counted, not at its 90 s --duration.
+    (seconds,) = re.findall(r"done: .* in ([\d.]+) s", second.stdout)[-1:]
+    assert float(seconds) < 90, second.stdout[-2000:]
     # Every event of the second run is stored beside the first run's: none deduplicated.
     # (Dead letters are not counted: the store keys them by source offset, and the second
     # run's embedded broker numbers its offsets from 0 again.)
