@@ -24,6 +24,7 @@ from pipeline.health import Health
 from pipeline.metrics import Metrics
 from tests.integration.helpers import make_topics, unique_settings
 from tests.integration.processes import Worker
+from tests.integration.test_faults import LoopThread
 from tests.support.network import free_port
 from tests.support.postgres import SUPERUSER, _Cluster, find_pg_bindir
 from tests.support.waiting import wait_for
@@ -121,8 +122,7 @@ def test_run_on_a_quiet_topic_becomes_ready_without_a_first_commit(broker, tiny_
         settings, broker.connection, stop, health=health, metrics=Metrics()
     ) as svc:
         assert svc is not None
-        loop = threading.Thread(target=svc.runner.run, args=(stop,), daemon=True)
-        loop.start()
+        loop = LoopThread(svc)
         try:
             wait_for(health.ready, 60, f"ready on a quiet topic: {health.snapshot()}")
             components = health.snapshot()["components"]
@@ -130,6 +130,6 @@ def test_run_on_a_quiet_topic_becomes_ready_without_a_first_commit(broker, tiny_
             assert components["store"]["ok"] and components["broker"]["ok"]
             assert svc.store.count() == 0
         finally:
+            loop.stop.set()
             stop.set()
-            loop.join(30)
-    assert not loop.is_alive()
+            wait_for(lambda: not loop.alive(), 30, "the run loop stopped")
