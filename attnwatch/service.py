@@ -43,6 +43,7 @@ from pipeline.store.raw import RawStore
 from pipeline.store.retention import Retention
 from pipeline.store.retention_worker import retention_worker
 from pipeline.stream.model_watch import ModelWatcher
+from pipeline.stream.prediction_cache import cached
 from pipeline.stream.runner import Collaborators, HealthReporter, Runner
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,8 @@ def service(
     try:
         runner = Runner(
             source=source,
-            classifier=classifier,
+            # Repeated texts cost one forward (issue 27); emptied when the model is reloaded.
+            classifier=cached(classifier, settings.stream.prediction_cache_mb, metrics),
             # Topics before the store: a stored row then implies its topic record was
             # acknowledged, so a redelivered batch can skip what is stored (no duplicates).
             # The opt-in raw store first, for the same reason.

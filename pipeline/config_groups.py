@@ -93,6 +93,14 @@ class StreamSettings(BaseModel):
     lag_interval_s: float = Field(
         10.0, gt=0, description="How often consumer lag is measured, in seconds."
     )
+    prediction_cache_mb: float = Field(
+        64.0,
+        ge=0,
+        le=65_536,
+        description="Memory bound (MiB, estimated) of the cache that answers a text already "
+        "classified by the same model version without the model; least recently used first "
+        "out, emptied on a model reload; 0 disables.",
+    )
 
 
 class StoreSettings(BaseModel):

@@ -92,6 +92,27 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        # Prediction cache (pipeline.stream.prediction_cache): repeated texts skip the model.
+        self.prediction_cache_hits = Counter(
+            "attnwatch_prediction_cache_hits_total",
+            "Texts answered from the prediction cache (or a repeat in the same call), no model.",
+            registry=r,
+        )
+        self.prediction_cache_misses = Counter(
+            "attnwatch_prediction_cache_misses_total",
+            "Texts the prediction cache sent to the model.",
+            registry=r,
+        )
+        self.prediction_cache_entries = Gauge(
+            "attnwatch_prediction_cache_entries",
+            "Predictions held by the prediction cache.",
+            registry=r,
+        )
+        self.prediction_cache_bytes = Gauge(
+            "attnwatch_prediction_cache_bytes",
+            "Estimated bytes held by the prediction cache (at most stream.prediction_cache_mb).",
+            registry=r,
+        )
         # Alerting (pipeline.alerting): set by the evaluator holding the lease.
         scope = ["scope_kind", "scope", "stream"]
         self.negative_share = Gauge(

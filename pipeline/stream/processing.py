@@ -48,6 +48,7 @@ from pipeline.schema import Limits as InputLimits
 from pipeline.store.attempts import AttemptLog, Position
 from pipeline.store.dedup import StoredLookup
 from pipeline.store.raw import RawDeadLetter, RawEvent
+from pipeline.stream import prediction_cache
 from pipeline.stream.checkpoint import Checkpoint, UnflushedError
 from pipeline.stream.enrich import INTENT, SENTIMENT, classify_events, enrich
 from pipeline.stream.retry import Backoff, retry
@@ -153,7 +154,8 @@ class BatchProcessor:
 
     def use(self, classifier: TextClassifier) -> None:
         """Classify later batches with ``classifier`` (the runner calls it between batches)."""
-        self._classifier = classifier
+        # Issue 27: a prediction cache in front of the old model stays, emptied, around the new.
+        self._classifier = prediction_cache.swap(self._classifier, classifier)
 
     def process(
         self, records: Sequence[SourceRecord], report: RunReport, abort: threading.Event
