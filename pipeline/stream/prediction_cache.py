@@ -27,27 +27,45 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from models.classifier import Prediction, TextClassifier
+from models.classifier import Prediction, TaskPrediction, TextClassifier
 from models.saving import ModelInfo
+from models.words import WordWeight
 from pipeline.metrics import Metrics
 
 #: (model version, tasks asked, text).
 Key = tuple[str, tuple[str, ...], str]
 
-# Measured with tracemalloc on CPython 3.11 (bench/prediction_cache.py reports the estimate
-# against tracemalloc for real predictions; a unit test checks it too): what an entry costs
-# beyond its strings.  sys.getsizeof alone cannot see these: a WordWeight's attributes live
-# outside the object getsizeof measures, and reading obj.__dict__ would build a bigger dict.
-#: The LRU slot, the key and value tuples, the prediction dict.
+# An entry's size is estimated from sys.getsizeof plus what it cannot see, checked against
+# tracemalloc (the unit test holds it within 15%; bench/prediction_cache.py reports both).
+#: The LRU slot, the key and value tuples, the prediction dict (measured with tracemalloc).
 ENTRY_OVERHEAD = 420
-#: A TaskPrediction with its score, its ``top`` tuple and its ``words`` tuple.
-TASK_OVERHEAD = 240
-#: One (label, probability) pair of ``top`` (labels are the model's shared strings).
-TOP_ITEM = 80
-#: One WordWeight with its float and its slot in ``words``, beyond its string and offsets.
-WORD_OVERHEAD = 136
-#: An offset above 256 (CPython shares the objects of smaller ints).
+#: An offset above 256 (CPython shares the objects of smaller ints; 28 bytes, allocated as 32).
 LARGE_INT = 32
+_POINTER = 8
+_FLOAT = sys.getsizeof(0.5)
+_EMPTY_TUPLE = sys.getsizeof(())
+
+
+def _object_bytes(sample: object) -> int:
+    """``sys.getsizeof(sample)`` plus the attribute storage it leaves out.
+
+    A plain class (a dataclass) keeps its attributes in a values array beside the object on
+    CPython 3.11 (a 16-byte header and a pointer per attribute); a slotted class (a msgspec
+    struct) holds them inside.  ``vars`` is read on this one sample only: reading it builds a
+    dict, which the cached objects must not get.
+    """
+    size = sys.getsizeof(sample)
+    if hasattr(sample, "__dict__"):
+        size += 16 + _POINTER * len(vars(sample))
+    return size
+
+
+#: One WordWeight with its float and its slot in ``words``, beyond its string and offsets.
+WORD_OVERHEAD = _object_bytes(WordWeight("ab", 0.5, 0, 2)) + _FLOAT + _POINTER
+#: A TaskPrediction with its score and its ``top`` and ``words`` tuples (without items).
+TASK_OVERHEAD = _object_bytes(TaskPrediction("a", 0.5, (), ())) + _FLOAT + 2 * _EMPTY_TUPLE
+#: One (label, probability) pair of ``top`` with its slot (labels are the model's strings).
+TOP_ITEM = sys.getsizeof(("a", 0.5)) + _FLOAT + _POINTER
 
 
 def entry_bytes(text: str, prediction: Prediction) -> int:
