@@ -32,9 +32,9 @@ excludes them).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
+import msgspec
 import numpy as np
 import regex  # type: ignore[import-untyped]
 from numpy.typing import NDArray
@@ -56,11 +56,13 @@ _UNIT = regex.compile(
 )
 
 
-@dataclass(frozen=True)
-class WordWeight:
+class WordWeight(msgspec.Struct, frozen=True, gc=False):
     """A display word of the text, the attention weight it received and where it is.
 
-    ``text[start:end] == word`` for the text the classifier read.
+    ``text[start:end] == word`` for the text the classifier read.  One is built per word
+    per text and again per sentence of an article, so it is a msgspec struct: 0.1 us to
+    build against ~0.8 us for a frozen dataclass (decision 0021); ``gc=False``: it holds
+    only scalars, so the cycle collector never needs to track it.
     """
 
     word: str

@@ -124,7 +124,7 @@ class EnrichedTopicSink(_TopicSink):
             return None
         return _Outgoing(
             self._topic,
-            value=record.model_dump_json().encode("utf-8"),
+            value=record.to_json(),
             key=record.input_id.encode("utf-8"),
             headers=[],
         )

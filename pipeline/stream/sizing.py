@@ -22,7 +22,7 @@ RECORD_OVERHEAD_BYTES = 200
 def record_size(event: EnrichedEvent) -> int:
     """Bytes of ``event`` as the enriched topic sends it: key, JSON value and overhead."""
     key = len(event.input_id.encode("utf-8"))
-    value = len(event.model_dump_json().encode("utf-8"))
+    value = len(event.to_json())
     return RECORD_OVERHEAD_BYTES + key + value
 
 
