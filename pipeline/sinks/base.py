@@ -58,9 +58,14 @@ class BatchingSink(ABC, Generic[Item]):
 
     def add(self, record: Record, topic: str = "", partition: int = 0) -> None:
         """Batch ``record`` under its input partition if this sink takes it."""
+        self._batch(record, topic, partition)
+
+    def _batch(self, record: Record, topic: str, partition: int) -> Item | None:
+        """Batch ``record`` if taken; the item batched, or None."""
         item = self.take(record)
         if item is not None:
             self._batches.setdefault((topic, partition), []).append(item)
+        return item
 
     def flush(self) -> None:
         """Write every batch; one that fails is kept (with those after it) and re-raised."""

@@ -62,12 +62,13 @@ class _TopicSink(BatchingSink[_Outgoing]):
 
     def add(self, record: Record, topic: str = "", partition: int = 0) -> None:
         """Batch ``record`` and send it at once (so the send overlaps the rest of the batch)."""
-        before = self.pending
-        super().add(record, topic, partition)
-        if self.pending == before or not self._sending:
+        # Not ``pending`` before and after: it counts every batch, so a batch of n records
+        # cost n^2 / 2 additions (0.3 s of a 1.3 s zero-cost run of 2,000 messages).
+        item = self._batch(record, topic, partition)
+        if item is None or not self._sending:
             return
         try:
-            self._send(self._batches[(topic, partition)][-1])
+            self._send(item)
         except KafkaError:
             # The broker is away (send blocks up to max_block_ms on metadata): stop
             # sending until the next flush, which re-sends and raises if it still fails.

@@ -3,9 +3,11 @@
 A message that crashes the process (a segfault in a tokenizer, an out-of-memory
 kill) comes back after every restart, because its offset was never committed.
 Counting attempts in memory cannot catch that, so the count lives in the store,
-durable before the model sees the record: the run loop calls :meth:`start`
-before classifying and :meth:`finish` once the batch's results are durably written.  A record
-whose count reaches the limit is dead-lettered instead of classified again.
+durable before the model sees the record (against a process crash: the commit is not
+synced to disk, see :func:`~pipeline.store.engine.unsynced`, so a power cut can give a
+poison message one more try): the run loop calls :meth:`start` before classifying and
+:meth:`finish` once the batch's results are durably written.  A record whose count
+reaches the limit is dead-lettered instead of classified again.
 
 The table is part of the one store schema (:mod:`pipeline.store.schema`), created and
 migrated by ``attnwatch migrate``.
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.store.engine import store_errors
+from pipeline.store.engine import store_errors, unsynced
 from pipeline.store.tables import UTCDateTime, metadata
 
 #: (topic, partition, offset) of an input record.
@@ -55,7 +57,7 @@ class AttemptLog:
             return {}
         table = attempts_table
         now = datetime.now(UTC)
-        with store_errors("attempt counts"), self._engine.begin() as conn:
+        with store_errors("attempt counts"), unsynced(self._engine) as conn:
             found = conn.execute(
                 sa.select(
                     table.c.source_topic,
@@ -83,7 +85,7 @@ class AttemptLog:
     def start_one(self, position: Position) -> None:
         """Count one more start of a record that :meth:`begin` reported as started before."""
         table = attempts_table
-        with store_errors("attempt counts"), self._engine.begin() as conn:
+        with store_errors("attempt counts"), unsynced(self._engine) as conn:
             conn.execute(
                 sa.update(table)
                 .where(_in([position]))
@@ -95,7 +97,7 @@ class AttemptLog:
         keys = sorted(set(positions))
         if not keys:
             return
-        with store_errors("attempt counts"), self._engine.begin() as conn:
+        with store_errors("attempt counts"), unsynced(self._engine) as conn:
             conn.execute(sa.delete(attempts_table).where(_in(keys)))
 
     def counts(self) -> dict[Position, int]:
@@ -103,8 +105,12 @@ class AttemptLog:
         table = attempts_table
         with self._engine.connect() as conn:
             found = conn.execute(
-                sa.select(table.c.source_topic, table.c.source_partition,
-                          table.c.source_offset, table.c.count)
+                sa.select(
+                    table.c.source_topic,
+                    table.c.source_partition,
+                    table.c.source_offset,
+                    table.c.count,
+                )
             ).all()
         return {(t, int(p), int(o)): int(c) for t, p, o, c in found}
 
