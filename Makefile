@@ -31,9 +31,9 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The throughput harness (issue 14): limit vs naive vs the run loop, one run, on the embedded
-# broker; results, plot and profile in bench/results/.
+# broker; results, plot, profile and the per-stage cost table (py-spy) in bench/results/.
 bench: install
-	$(BIN)/python -m bench.harness --out bench/results --profile
+	$(BIN)/python -m bench.harness --out bench/results --profile --stages
 
 # PostgreSQL (initdb/pg_ctl) for the store tests; installed if missing, never skipped.
 system-deps:

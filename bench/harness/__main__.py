@@ -10,6 +10,11 @@ unless ``--bootstrap-servers`` is given):
              commit) at each ``--batch-sizes`` on the whole backlog, then paced at each
              ``--loads`` fraction of its best rate for end-to-end latency percentiles.
 
+With ``--stages``, one more backlog run each of the zero-cost model and the real one under
+py-spy (every thread) and harness-side counters gives the per-stage cost in µs per message;
+``--only null`` runs just the zero-cost model (and its stage table) for a quick rerun.
+``--device cuda`` without a CUDA device says so, runs on the CPU and leaves the GPU rows empty.
+
 Prints msg/s, the ratios attnwatch/limit and attnwatch/naive, latency p50/p95/p99 and peak
 RSS; writes results.json, results.md (for bench/RESULTS.md) and throughput.png to ``--out``.
 Ratios measured within one run are what compare across machines, not absolute numbers.
@@ -27,8 +32,11 @@ from typing import TypeVar
 from consumers.broker import EmbeddedBroker
 from consumers.connection import KafkaConnection
 
+from .gpu import GPU_BATCH_SIZES, GPU_LIMIT_BATCH_SIZES, cuda_missing, wants_gpu
 from .report import table, write
 from .run import HarnessOptions, run_harness
+from .stage_report import stage_text, write_zero_cost
+from .zero_cost import run_zero_cost
 
 T = TypeVar("T")
 
@@ -60,8 +68,9 @@ def parser() -> argparse.ArgumentParser:
                    help="saved model directory (default: %(default)s)")
     p.add_argument("--count", type=int, default=defaults.count,
                    help="messages in the mix; every side handles them all (default: %(default)s)")
-    p.add_argument("--batch-sizes", type=_list_of(int), default=defaults.batch_sizes,
-                   help="run-loop batch_max_size settings, comma-separated (default: 32,64,128)")
+    p.add_argument("--batch-sizes", type=_list_of(int), default=None,
+                   help="run-loop batch_max_size settings, comma-separated (default: 32,64,128; "
+                   "on a GPU 64,128,256,512)")
     p.add_argument("--device", default=defaults.device,
                    help="torch device for every side: cpu, cuda, cuda:N (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("bench/results"),
@@ -73,8 +82,9 @@ def parser() -> argparse.ArgumentParser:
                    help="messages sent in each paced run (default: %(default)s)")
     p.add_argument("--batch-wait-ms", type=int, default=defaults.batch_wait_ms,
                    help="run-loop batch_max_wait_ms (default: %(default)s, the setting's default)")
-    p.add_argument("--limit-batch-sizes", type=_list_of(int), default=defaults.limit_batch_sizes,
-                   help="batch sizes tried for the limit; the best counts (default: 16,64,128)")
+    p.add_argument("--limit-batch-sizes", type=_list_of(int), default=None,
+                   help="batch sizes tried for the limit; the best counts (default: 16,64,128; "
+                   "on a GPU 64,128,256,512)")
     p.add_argument("--limit-repeats", type=int, default=defaults.limit_repeats,
                    help="passes per limit batch size; the fastest counts (default: %(default)s)")
     p.add_argument("--torch-threads", type=int, default=defaults.torch_threads,
@@ -88,6 +98,15 @@ def parser() -> argparse.ArgumentParser:
                    help="another model directory (an ONNX export, a distilled student) run "
                    "through the run loop at the best batch size, for its ratio to the default; "
                    "repeatable")
+    p.add_argument("--stages", action="store_true",
+                   help="per-stage cost table: one more backlog run each of the zero-cost and "
+                   "the real model under py-spy (every thread) plus counters; never a measured run")
+    p.add_argument("--stages-native", action="store_true",
+                   help="py-spy --native in the stage runs: GIL waits apart from work, but the "
+                   "profiled run is 2-6x slower")
+    p.add_argument("--only", choices=("all", "null"), default="all",
+                   help="null: only the zero-cost run at each batch size, with its stage table "
+                   "(--stages implied), for a quick rerun (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -96,16 +115,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the harness, print the table, write the results; returns the exit code."""
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    missing = cuda_missing(args.device)
+    if missing:
+        print(f"no GPU run: {missing}; the sides run on the CPU and the report's GPU rows stay "
+              "empty.", flush=True)
+    gpu = wants_gpu(args.device) and not missing
+    defaults = HarnessOptions()
     try:
         options = HarnessOptions(
             model_dir=args.model_dir,
             count=args.count,
-            batch_sizes=args.batch_sizes,
-            device=args.device,
+            batch_sizes=args.batch_sizes or (GPU_BATCH_SIZES if gpu else defaults.batch_sizes),
+            device="cpu" if missing else args.device,
+            requested_device=args.device,
+            gpu_missing=missing,
+            stages=args.stages or args.only == "null",
+            stages_native=args.stages_native,
+            only=args.only,
             loads=args.loads,
             paced_count=args.paced_count,
             batch_wait_ms=args.batch_wait_ms,
-            limit_batch_sizes=args.limit_batch_sizes,
+            limit_batch_sizes=args.limit_batch_sizes
+            or (GPU_LIMIT_BATCH_SIZES if gpu else defaults.limit_batch_sizes),
             limit_repeats=args.limit_repeats,
             torch_threads=args.torch_threads,
             seed=args.seed,
@@ -115,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser().error(str(exc))
+    if args.only == "null":
+        return _zero_cost(options, args.bootstrap_servers, args.out)
     if args.bootstrap_servers:
         result = run_harness(options, KafkaConnection(args.bootstrap_servers))
     else:
@@ -122,6 +155,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_harness(options, broker.connection)
     paths = write(result, args.out)
     print(table(result))
+    print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _zero_cost(options: HarnessOptions, bootstrap_servers: str | None, out: Path) -> int:
+    if bootstrap_servers:
+        result = run_zero_cost(options, KafkaConnection(bootstrap_servers))
+    else:
+        with EmbeddedBroker() as broker:
+            result = run_zero_cost(options, broker.connection)
+    paths = write_zero_cost(result, out)
+    for run in result.runs:
+        print(f"zero-cost run loop, batch_max_size {run.batch_size}: {run.msg_per_s:.1f} msg/s "
+              f"({run.handled} handled, {run.stored} stored, load {run.load_avg:.1f})")
+    if result.stages is not None:
+        print("\n".join(["", *stage_text(result.stages)]))
+    else:
+        print(f"no stage table: {result.stages_error}")
+    if options.gpu_missing:
+        print(f"GPU: no GPU run ({options.gpu_missing}); the GPU rows are empty.")
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

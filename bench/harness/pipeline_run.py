@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ from .null_model import NullClassifier
 from .probes import LatencyRecorder, Timing, fetched_from_all
 from .profiling import RunProfile
 from .rss import current_rss_bytes, peak_rss_bytes
+from .stage_probe import StageRun
+from .stages import StageTable
 
 #: How often the loop samples consumer lag (default 10 s); cheap: no request is sent.
 LAG_INTERVAL_S = 0.5
@@ -69,6 +71,10 @@ class PipelinePlan:
     profile: bool = False
     #: Run with :class:`~bench.harness.null_model.NullClassifier` (no model: the loop's own cost).
     null_model: bool = False
+    #: One more backlog run at the best batch size under py-spy: the per-stage cost table.
+    stages: bool = False
+    #: py-spy with native frames in the stage run: the GIL's waits apart, at 2-6x the cost.
+    stages_native: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,12 @@ class PipelineSide:
     peak_rss_bytes: int
     torch_threads: int
     profile: str = ""
+    #: The per-stage cost of one more (profiled) run at the best batch size.
+    stages: StageTable | None = None
+    #: Why there is no stage table although one was asked for.
+    stages_error: str = ""
+    #: py-spy's collapsed stacks of the stage run (written next to the results).
+    stages_raw: str = ""
 
     @property
     def best(self) -> BacklogRun:
@@ -188,15 +200,24 @@ def run_until(runner: Runner, expected: int, timeout_s: float, desc: str, progre
 
 
 def backlog_run(plan: PipelinePlan, classifier: TextClassifier, batch_size: int,
-                profile: RunProfile | None = None) -> BacklogRun:
-    """The whole mix, already on the input topics, through the loop at ``batch_size``."""
+                profile: RunProfile | None = None, stages: StageRun | None = None
+                ) -> BacklogRun:
+    """The whole mix, already on the input topics, through the loop at ``batch_size``.
+
+    ``profile`` (cProfile) or ``stages`` (py-spy and counters) instrument the run; such a run
+    is never one of the measured ones.
+    """
     topics = plan.inputs.with_fresh_outputs(f"b{batch_size}")
     kafka_io.create(plan.connection, topics, plan.partitions)
     with tempfile.TemporaryDirectory(prefix="attnwatch-bench-") as tmp:
         settings = settings_for(plan, topics, batch_size, Path(tmp) / "store.db")
         with service(settings, plan.connection, classifier=classifier) as svc:
+            if stages is not None:
+                # Before Timing: the run's first record counts once py-spy is sampling.
+                stages.attach(svc, classifier, plan.count)
             timing = Timing(svc.source)
-            desc = f"attnwatch batch {batch_size}" + (" (profiled)" if profile else "")
+            instrumented = profile is not None or stages is not None
+            desc = f"attnwatch batch {batch_size}" + (" (profiled)" if instrumented else "")
             if profile is None:
                 report = run_until(svc.runner, plan.count, plan.timeout_s, desc, plan.progress)
             else:
@@ -204,6 +225,10 @@ def backlog_run(plan: PipelinePlan, classifier: TextClassifier, batch_size: int,
                 with profile.polling_thread():
                     report = run_until(svc.runner, plan.count, plan.timeout_s, desc,
                                        plan.progress)
+            if stages is not None:
+                stages.table = stages.finish(batch_size=batch_size,
+                                             handled=report.enriched + report.dead_letters,
+                                             wall_s=timing.seconds)
             stored = svc.store.count()
     handled = report.enriched + report.dead_letters
     return BacklogRun(
@@ -295,5 +320,21 @@ def pipeline_side(plan: PipelinePlan, request: Callable[[PaceRequest], None]) ->
         profile = RunProfile()
         backlog_run(plan, classifier, best.batch_size, profile)
         profile_text = profile.report()
+    table, error, raw = None, "", ""
+    if plan.stages:
+        title = "zero-cost model" if plan.null_model else "default model"
+        if plan.model_dir.name != "default" and not plan.null_model:
+            title = f"model {plan.model_dir.name}"
+        try:
+            staged = StageRun(f"{title}, batch_max_size {best.batch_size}",
+                              native=plan.stages_native)
+            run = backlog_run(plan, classifier, best.batch_size, stages=staged)
+            table = replace(staged.table, measured_msg_per_s=round(best.msg_per_s, 1),
+                            notes=[f"profiled run {run.msg_per_s:.1f} msg/s"]) \
+                if staged.table is not None else None
+            raw = staged.spy.text
+        except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
+            # The stage table is a diagnosis: without py-spy (or ptrace) the runs still count.
+            error = f"{type(exc).__name__}: {exc}"[:500]
     return PipelineSide(runs, paced, loaded, peak_rss_bytes(), torch.get_num_threads(),
-                        profile_text)
+                        profile_text, table, error, raw)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .rss import mib
+from .stage_report import stage_text, stages_section
 
 if TYPE_CHECKING:
     from .run import HarnessResult
@@ -94,6 +95,13 @@ def table(result: HarnessResult) -> str:
         "counts: " + _counts(result),
         *_null_lines(result),
     ]
+    for name in ("zero-cost", "real"):
+        if name in result.stages:
+            lines += ["", *stage_text(result.stages[name])]
+        elif result.options.stages:
+            lines += ["", f"no {name} stage table: {result.stages_errors.get(name, 'not run')}"]
+    if result.gpu is not None:
+        lines += ["", *result.gpu.lines()]
     for tier in result.tiers:
         lines.append(
             f"tier {tier.model} ({tier.model_dir}): {tier.run.msg_per_s:.1f} msg/s, "
@@ -122,7 +130,8 @@ def markdown(result: HarnessResult, plot_link: str = "results/throughput.png") -
         "```",
         f"python -m bench.harness --model-dir {o.model_dir} --count {o.count} "
         f"--batch-sizes {','.join(map(str, o.batch_sizes))} --device {o.device} "
-        f"--batch-wait-ms {o.batch_wait_ms}" + "".join(f" --tier {t}" for t in o.tiers),
+        f"--batch-wait-ms {o.batch_wait_ms}" + "".join(f" --tier {t}" for t in o.tiers)
+        + (" --stages" if o.stages else "") + (" --stages-native" if o.stages_native else ""),
         "```",
         "",
         f"Model `{result.model}`; {result.produced} messages, {mix.units} classified units "
@@ -178,6 +187,8 @@ def markdown(result: HarnessResult, plot_link: str = "results/throughput.png") -
         *_null_lines(result),
         "",
         *_tier_rows(result),
+        *stages_section(result.stages, result.stages_errors, result.options.stages),
+        *([*result.gpu.lines(), ""] if result.gpu is not None else []),
         "Machine: " + "; ".join(f"{k} {v}" for k, v in result.machine.items()) + ".",
         "",
         f"![throughput and latency]({plot_link})",
@@ -269,10 +280,14 @@ def write(result: HarnessResult, out_dir: Path) -> dict[str, Path]:
     }
     data = result.as_dict()
     data["ratios"] = ratios(result)
+    data.pop("stages_raw", None)
     paths["json"].write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     paths["markdown"].write_text(markdown(result, f"{out_dir.name}/throughput.png"),
                                  encoding="utf-8")
     plot(result, paths["plot"])
+    for name, text in result.stages_raw.items():
+        paths[f"stacks {name}"] = out_dir / f"stages-{name}.txt"
+        paths[f"stacks {name}"].write_text(text, encoding="utf-8")
     if result.pipeline.profile:
         paths["profile"] = out_dir / "profile.txt"
         paths["profile"].write_text(result.pipeline.profile, encoding="utf-8")

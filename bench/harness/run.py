@@ -18,6 +18,7 @@ from models.saving import read_info
 
 from . import kafka_io
 from .child import run_in_child
+from .gpu import GpuRows, gpu_rows, wants_gpu
 from .kafka_io import Topics
 from .limit import LimitResult, measure_limit
 from .machine import machine_details
@@ -25,6 +26,7 @@ from .mix import Message, MixOptions, MixStats, build, describe, unit_texts
 from .naive import NaiveResult, run_naive, warm_up
 from .pipeline_run import BacklogRun, PipelinePlan, PipelineSide
 from .rss import peak_rss_bytes
+from .stages import StageTable
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class HarnessOptions:
     #: Other model directories (fast tiers: an ONNX export, a distilled student) run through
     #: the run loop at the default's best batch size, for their ratio to the default.
     tiers: tuple[Path, ...] = ()
+    #: One more backlog run each for the zero-cost and the real model under py-spy, for the
+    #: per-stage cost table (:mod:`bench.harness.stages`).
+    stages: bool = False
+    #: py-spy ``--native`` in the stage runs: GIL waits apart from work, at 2-6x the overhead.
+    stages_native: bool = False
+    #: ``all`` the sides, or ``null``: only the zero-cost run (and its stage table).
+    only: str = "all"
+    #: The device asked for when it is not here (``--device cuda`` without CUDA): the sides
+    #: ran on ``device`` (the CPU) and the GPU rows are empty with this reason.
+    gpu_missing: str = ""
+    requested_device: str = ""
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -57,6 +70,9 @@ class HarnessOptions:
             raise ValueError(msg)
         if any(not 0 < load <= 1.5 for load in self.loads):
             msg = f"loads are fractions of the sustainable rate in (0, 1.5], got {self.loads}"
+            raise ValueError(msg)
+        if self.only not in ("all", "null"):
+            msg = f"only is 'all' or 'null', got {self.only!r}"
             raise ValueError(msg)
         if self.paced_count < 1 or self.count < 1:
             msg = "count and paced_count must be >= 1"
@@ -93,6 +109,12 @@ class HarnessResult:
     null_model: BacklogRun | None = None
     started_at: str = ""
     seconds: float = 0.0
+    #: Per-stage cost tables by run ("zero-cost", "real"), and why one is missing.
+    stages: dict[str, StageTable] = field(default_factory=dict)
+    stages_errors: dict[str, str] = field(default_factory=dict)
+    #: py-spy's collapsed stacks by run (written beside the results, not into the JSON).
+    stages_raw: dict[str, str] = field(default_factory=dict)
+    gpu: GpuRows | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (paths as strings)."""
@@ -145,10 +167,14 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         timeout_s=options.timeout_s,
         progress=options.progress,
         profile=options.profile,
+        stages=options.stages,
+        stages_native=options.stages_native,
     )
     pipeline = run_in_child(plan, messages)
-    null_model = backlog_only(plan, messages, pipeline.best.batch_size, null_model=True).best
+    null_side = backlog_only(plan, messages, pipeline.best.batch_size, null_model=True,
+                             stages=options.stages)
     tiers = [measure_tier(plan, messages, tier, pipeline.best) for tier in options.tiers]
+    stages, errors = stage_tables({"zero-cost": null_side, "real": pipeline})
     return HarnessResult(
         options=options,
         model=model,
@@ -162,18 +188,43 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         started_at=started_at.isoformat(timespec="seconds"),
         seconds=round(time.monotonic() - clock, 1),
         tiers=tiers,
-        null_model=null_model,
+        null_model=null_side.best,
+        stages=stages,
+        stages_errors=errors,
+        stages_raw={name: side.stages_raw for name, side in
+                    (("zero-cost", null_side), ("real", pipeline)) if side.stages_raw},
+        gpu=gpu_of(options, limit, pipeline),
     )
+
+
+def stage_tables(
+    sides: dict[str, PipelineSide]
+) -> tuple[dict[str, StageTable], dict[str, str]]:
+    """The stage table of each side that has one, and the reason of each that has none."""
+    tables = {name: side.stages for name, side in sides.items() if side.stages is not None}
+    errors = {name: side.stages_error for name, side in sides.items() if side.stages_error}
+    return tables, errors
+
+
+def gpu_of(options: HarnessOptions, limit: LimitResult, pipeline: PipelineSide
+           ) -> GpuRows | None:
+    """The GPU rows when a GPU was asked for (empty, with the reason, when none is here)."""
+    requested = options.requested_device or options.device
+    if not wants_gpu(requested):
+        return None
+    return gpu_rows(requested, options.gpu_missing, limit_msg_per_s=limit.msg_per_s,
+                    limit_batch_size=limit.batch_size,
+                    loop={r.batch_size: r.msg_per_s for r in pipeline.runs})
 
 
 def backlog_only(
     plan: PipelinePlan, messages: Sequence[Message], batch_size: int, **changes: Any
 ) -> PipelineSide:
     """One backlog run of ``plan`` with ``changes`` at ``batch_size`` in a fresh child:
-    no paced runs, no profile."""
-    return run_in_child(
-        replace(plan, batch_sizes=(batch_size,), loads=(), profile=False, **changes), messages
-    )
+    no paced runs, no profile, no stage table unless ``changes`` asks."""
+    settings: dict[str, Any] = {"batch_sizes": (batch_size,), "loads": (), "profile": False,
+                                "stages": False, **changes}
+    return run_in_child(replace(plan, **settings), messages)
 
 
 def measure_tier(
