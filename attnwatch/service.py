@@ -9,6 +9,7 @@ Used by ``attnwatch run``, the demo, the integration tests and the bench harness
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -206,6 +207,10 @@ def service(
             alerting(settings.alerts, store.engine, metrics, publish=publish) as alerts,
             retention_worker(store.engine, retention, settings.retention.interval_s, owner),
         ):
+            # Everything built so far (the model, torch, transformers, the clients) lives as
+            # long as the process: out of the cyclic collector's reach, a full collection
+            # no longer walks it.  Zero-cost run: GC 87 -> 18 us a message (decision 0021).
+            gc.freeze()
             yield Service(runner, store, metrics, source, model_watch, alerts)
     finally:
         if model_watch is not None:

@@ -25,6 +25,7 @@ each batch, at a rebalance, at shutdown, and again (with capped backoff) after a
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -258,6 +259,9 @@ class Runner:
             return
         old = self._processor.classifier.info
         self._processor.use(new)
+        # The new model lives until the next reload: out of the cyclic collector's reach, as
+        # the service does with the first one (decision 0021).
+        gc.freeze()
         info = new.info
         self._publish_model_info(info, replaces=old)
         self._metrics.model_reloads.labels("loaded").inc()
@@ -307,9 +311,7 @@ class Runner:
             self._paused = True
 
     def _start(self, records: list[SourceRecord], report: RunReport) -> None:
-        self._inflight = _InFlight(
-            lambda: self._processor.process(records, report, self._abort)
-        )
+        self._inflight = _InFlight(lambda: self._processor.process(records, report, self._abort))
 
     def _complete(self) -> None:
         """The batch in flight is done: commit its offsets and fetch again."""
