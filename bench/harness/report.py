@@ -202,11 +202,25 @@ def _null_lines(result: HarnessResult) -> list[str]:
     if null is None:
         return []
     bound = ratios(result)["bound: 1/(1+limit/null)"]
+    cached = result.cached
+    cache_line = (
+        []
+        if cached is None
+        else [
+            "",
+            f"Run loop with the prediction cache on (64 MiB, batch_max_size {cached.batch_size}):"
+            f" {cached.msg_per_s:.1f} msg/s, "
+            f"{cached.msg_per_s / result.pipeline.best.msg_per_s:.2f} x the run loop without it"
+            " (every other run has it off: the mix draws its texts from the seed pools, so two"
+            " thirds of its units repeat; bench/prediction_cache.py has hit rates per stream).",
+        ]
+    )
     return [
         f"Run loop with a zero-cost model (no forward pass; batch_max_size {null.batch_size}): "
         f"{null.msg_per_s:.1f} msg/s ({null.handled} handled, {null.stored} stored). With the "
         "forward pass filling the cores, the two costs add up: the run loop can reach at most "
-        f"1 / (1 + limit / zero-cost) = **{bound:.3f} x limit** on this machine."
+        f"1 / (1 + limit / zero-cost) = **{bound:.3f} x limit** on this machine.",
+        *cache_line,
     ]
 
 

@@ -28,6 +28,9 @@ from .pipeline_run import BacklogRun, PipelinePlan, PipelineSide
 from .rss import peak_rss_bytes
 from .stages import StageTable
 
+#: The prediction cache's budget in the cached run (the setting's default).
+CACHE_MB = 64.0
+
 
 @dataclass(frozen=True)
 class HarnessOptions:
@@ -107,6 +110,8 @@ class HarnessResult:
     tiers: list[TierRun] = field(default_factory=list)
     #: The run loop with a zero-cost model at the best batch size: the loop's own cost.
     null_model: BacklogRun | None = None
+    #: The run loop with the prediction cache on (:data:`CACHE_MB`), at the best batch size.
+    cached: BacklogRun | None = None
     started_at: str = ""
     seconds: float = 0.0
     #: Per-stage cost tables by run ("zero-cost", "real"), and why one is missing.
@@ -174,6 +179,8 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
     null_side = backlog_only(plan, messages, pipeline.best.batch_size, null_model=True,
                              stages=options.stages)
     tiers = [measure_tier(plan, messages, tier, pipeline.best) for tier in options.tiers]
+    cached = backlog_only(plan, messages, pipeline.best.batch_size,
+                          prediction_cache_mb=CACHE_MB).best
     stages, errors = stage_tables({"zero-cost": null_side, "real": pipeline})
     return HarnessResult(
         options=options,
@@ -189,6 +196,7 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
         seconds=round(time.monotonic() - clock, 1),
         tiers=tiers,
         null_model=null_side.best,
+        cached=cached,
         stages=stages,
         stages_errors=errors,
         stages_raw={name: side.stages_raw for name, side in

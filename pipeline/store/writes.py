@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from pipeline.errors import StoreError
 from pipeline.schema import DeadLetter, EnrichedEvent
@@ -48,6 +48,12 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        #: The events insert compiled once (SQLite); None: SQLAlchemy's own executemany.
+        self._sqlite_events = (
+            _Prepared(events_table, engine.dialect, ["input_id"])
+            if engine.dialect.name == "sqlite"
+            else None
+        )
 
     @property
     def engine(self) -> Engine:
@@ -74,9 +80,11 @@ class Store:
         try:
             with self._engine.begin() as conn:
                 new = 0
-                if event_rows:
-                    # RETURNING lists only the rows actually inserted, on both back ends;
-                    # executemany rowcounts are not reliable across drivers.
+                if event_rows and self._sqlite_events is not None:
+                    new = self._sqlite_events.run(conn, event_rows)
+                elif event_rows:
+                    # RETURNING lists only the rows actually inserted; executemany rowcounts
+                    # are not reliable across drivers (sqlite3's is: see _Prepared).
                     stmt = insert_ignore(events_table, dialect, ["input_id"])
                     result = conn.execute(stmt.returning(events_table.c.input_id), event_rows)
                     new = len(result.all())
@@ -142,6 +150,48 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+
+class _Prepared:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` compiled once, run as one executemany.
+
+    For SQLite, where the run loop writes every batch: SQLAlchemy's per-row parameter
+    processing for the 33 columns of an event (``construct_params`` and the bind processors
+    looked up per row) took ~40 us a row, more than the insert itself; compiled once, the
+    rows become tuples through the same bind processors (the column types' own, so stored
+    values are unchanged) in ~8 us (decision 0021).  sqlite3 sums an executemany's changes
+    into ``rowcount`` and a skipped conflict changes nothing, so it counts the new rows.
+    """
+
+    def __init__(self, table: sa.Table, dialect: Dialect, key: list[str]) -> None:
+        columns = [c.name for c in table.c if not (c.primary_key and c.autoincrement is True)]
+        compiled = insert_ignore(table, dialect, key).compile(dialect=dialect, column_keys=columns)
+        names = compiled.positiontup
+        if names is None:
+            msg = f"{dialect.name} does not take positional parameters"
+            raise ValueError(msg)
+        self.sql = str(compiled)
+        # dialect_impl: the dialect's own type (SQLite's DATETIME writes the text format
+        # the reads compare), as SQLAlchemy's own execute would use.
+        self._steps = [
+            (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names
+        ]
+
+    def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert ``rows`` (dicts by column name); how many were new."""
+        steps = self._steps
+        try:
+            params = [
+                tuple(
+                    row[name] if process is None else process(row[name]) for name, process in steps
+                )
+                for row in rows
+            ]
+        except (TypeError, ValueError) as exc:
+            # What SQLAlchemy raises for a value a column type refuses (a naive datetime).
+            raise StatementError(str(exc), self.sql, None, exc) from exc
+        return int(conn.exec_driver_sql(self.sql, params).rowcount)
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
