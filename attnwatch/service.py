@@ -210,6 +210,7 @@ def service(
             # Everything built so far (the model, torch, transformers, the clients) lives as
             # long as the process: out of the cyclic collector's reach, a full collection
             # no longer walks it.  Zero-cost run: GC 87 -> 18 us a message (decision 0021).
+            gc.collect()  # what is garbage now must not be frozen with the rest
             gc.freeze()
             yield Service(runner, store, metrics, source, model_watch, alerts)
     finally:

@@ -261,6 +261,7 @@ class Runner:
         self._processor.use(new)
         # The new model lives until the next reload: out of the cyclic collector's reach, as
         # the service does with the first one (decision 0021).
+        gc.collect()  # the old model's cycles first: they must not be frozen
         gc.freeze()
         info = new.info
         self._publish_model_info(info, replaces=old)
