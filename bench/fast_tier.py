@@ -31,6 +31,13 @@ train.csv and reports on test.csv; ``phrasebank`` is Sentences_50Agree.txt with 
 stratified folds (seed 0) of ``bench/sentiment_cv.py``, ``--folds K`` running the first K.
 Models are written under ``--work-dir``; an interrupted run is continued with ``--reuse``
 (finished models are kept, unfinished ones resume from their checkpoint).
+
+Student variants (issue 27) live side by side under ``--student-name``: ``--augment K``
+distils on K perturbed copies of each training text too, ``--unlabelled`` (with
+``--limit-train``) on the training texts outside the sample, without their labels
+(``models.training.transfer``); ``--fuse`` and ``--serve-max-length`` change the int8
+exports (fused attention kernels, shorter truncation; ``models.fast.fusion``), and
+``--tiers`` measures only some tiers.
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ from models.saving import load_model
 from models.training.splits import restrict, split_validation
 from models.training.trainer import Trainer
 from models.training.training_args import TrainingArgs
+from models.training.transfer import unlabelled
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -98,6 +106,17 @@ def phrasebank_folds(labels: list[str], k: int = 10, seed: int = 0) -> list[list
     """Held-out indices of the folds of ``bench/sentiment_cv.py`` (same splitter, same seed)."""
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return [test.tolist() for _, test in splitter.split(np.zeros(len(labels)), labels)]
+
+
+def sample_rest(
+    examples: list[Example], limit: int | None, seed: int = 0
+) -> tuple[list[Example], list[Example]]:
+    """:func:`sample`'s examples and the ones it left out (same seed, same choice)."""
+    if limit is None or limit >= len(examples):
+        return examples, []
+    chosen = random.Random(seed).sample(range(len(examples)), limit)
+    taken = set(chosen)
+    return [examples[i] for i in chosen], [e for i, e in enumerate(examples) if i not in taken]
 
 
 def runs_of(name: str, folds: int) -> list[tuple[str, list[Example], list[Example], str]]:
@@ -152,14 +171,19 @@ def train_args(opts: argparse.Namespace, output_dir: Path, name: str, **extra: A
 
 
 def trained(
-    args: TrainingArgs, train: list[Example], test: list[Example], digest: str, reuse: bool
+    args: TrainingArgs,
+    train: list[Example],
+    test: list[Example],
+    digest: str,
+    reuse: bool,
+    transfer: Sequence[Example] = (),
 ) -> tuple[Path, float]:
     """Train (or, with --reuse, keep a finished) model; its directory and training seconds."""
     metrics_file = args.output_dir / "metrics.json"
     if reuse and metrics_file.is_file():
         log.info("reusing %s", args.output_dir)
     else:
-        Trainer(args).train(train, test, digest)
+        Trainer(args).train(train, test, digest, transfer=transfer)
     return args.output_dir, float(json.loads(metrics_file.read_text())["train_seconds"])
 
 
@@ -307,8 +331,13 @@ def run_one(
     test: list[Example],
     digest: str,
     tools: tuple[Callable[..., Path] | None, Callable[..., TextClassifier], str],
+    rest: Sequence[Example] = (),
 ) -> dict[str, Any]:
-    """Teacher, student, their ONNX exports and every tier's scores for one run."""
+    """Teacher, student, their ONNX exports and every tier's scores for one run.
+
+    ``rest``: training texts outside the sample, the student's unlabelled transfer texts
+    with ``--unlabelled``.
+    """
     export_onnx, open_classifier, onnx_missing = tools
     folder = opts.work_dir / run
     label = run.replace("/", "-")
@@ -327,18 +356,24 @@ def run_one(
     student: Path | None = None
     student_seconds: float | None = None
     if not opts.no_student:
+        tasks = sorted({t for e in train for t in e.labels})
+        transfer = (
+            unlabelled([e.text for e in rest], tasks, "unlabelled") if opts.unlabelled else []
+        )
         student, student_seconds = trained(
             train_args(
                 opts,
-                folder / "student",
-                f"fast-tier-student-{label}",
+                folder / opts.student_name,
+                f"fast-tier-{opts.student_name}-{label}",
                 teachers=(teacher,),
                 encoder_layers=opts.student_layers,
+                augment_copies=opts.augment,
             ),
             train,
             test,
             digest,
             opts.reuse,
+            transfer,
         )
     record["train_seconds"] = {"teacher": teacher_seconds, "student": student_seconds}
     directories: dict[str, Path | None] = {"teacher torch": teacher, "student torch": student}
@@ -349,8 +384,14 @@ def run_one(
     _, validation = split_validation(
         restrict(train, args.tasks), args.val_fraction, args.validation_seed
     )
+    suffix = ("-fused" if opts.fuse else "") + (
+        f"-len{opts.serve_max_length}" if opts.serve_max_length else ""
+    )
     for role, source in (("teacher", teacher), ("student", student)):
         tier = f"{role} onnx-int8"
+        if tier not in opts.tiers:
+            directories[tier] = None
+            continue
         if source is None:
             directories[tier] = None
             record.setdefault("errors", {})[tier] = "not trained (--no-student)"
@@ -360,12 +401,15 @@ def run_one(
             continue
         begun = time.perf_counter()
         try:
+            name = (opts.student_name if role == "student" else role) + "-onnx-int8" + suffix
             directories[tier] = export_onnx(
                 source,
-                folder / f"{role}-onnx-int8",
+                folder / name,
                 int8=True,
                 validation=[e.text for e in validation],
                 validation_name=f"{run} validation split",
+                fuse=opts.fuse,
+                max_length=opts.serve_max_length,
             )
         except Exception as exc:  # reported in the results, the other tiers still run
             log.warning("ONNX export of %s failed: %s", source, exc)
@@ -378,6 +422,9 @@ def run_one(
     labels: dict[str, dict[str, list[str]]] = {}
     for tier in tqdm(TIERS, desc=f"{run}: tiers", unit="tier"):
         directory = directories.get(tier)
+        if tier not in opts.tiers:
+            record["tiers"][tier] = {"measured": False, "reason": "not asked for (--tiers)"}
+            continue
         if directory is None:
             reason = record.get("errors", {}).get(tier) or onnx_missing
             if tier == "student torch" and student is None:
@@ -569,6 +616,24 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="default: TrainingArgs'")
     parser.add_argument("--max-length", type=int, default=None, help="default: TrainingArgs'")
     parser.add_argument("--student-layers", "--encoder-layers", type=int, default=3)
+    parser.add_argument(
+        "--student-name", default="student", help="the student's folder under each run"
+    )
+    parser.add_argument(
+        "--augment", type=int, default=0, help="student: perturbed copies per training text"
+    )
+    parser.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="student: distil on the training texts outside --limit-train's sample too",
+    )
+    parser.add_argument("--fuse", action="store_true", help="int8 exports: fused kernels")
+    parser.add_argument(
+        "--serve-max-length", type=int, default=None, help="int8 exports: truncate shorter"
+    )
+    parser.add_argument(
+        "--tiers", default=",".join(TIERS), help=f"comma-separated, of: {', '.join(TIERS)}"
+    )
     parser.add_argument("--folds", type=int, default=10, help="PhraseBank: the first K folds")
     parser.add_argument(
         "--teacher-dir",
@@ -619,6 +684,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
             else (ROOT / "bench" / "results" / "fast_tier")
         )
     opts.datasets = [d.strip() for d in opts.datasets.split(",") if d.strip()]
+    opts.tiers = [t.strip() for t in opts.tiers.split(",") if t.strip()]
+    if not set(opts.tiers) <= set(TIERS):
+        parser.error(f"--tiers must name some of: {', '.join(TIERS)}")
+    if opts.unlabelled and opts.limit_train is None:
+        parser.error("--unlabelled needs --limit-train (the texts outside the sample)")
     if not 1 <= opts.folds <= 10:
         parser.error("--folds must be in 1..10")
     if opts.teacher_dir is not None and (
@@ -653,10 +723,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in opts.datasets:
         runs = runs_of(name, opts.folds)
         records = []
-        for run, train, test, digest in tqdm(runs, desc=name, unit="run"):
-            train = sample(train, opts.limit_train)
+        for run, full, test, digest in tqdm(runs, desc=name, unit="run"):
+            train, rest = sample_rest(full, opts.limit_train)
             test = sample(test, opts.limit_test)
-            records.append(run_one(opts, run, train, test, digest, tools))
+            records.append(run_one(opts, run, train, test, digest, tools, rest))
         report["datasets"][name] = {"runs": records, "summary": summarise(records)}
     report["seconds"] = round(time.perf_counter() - clock, 1)
     opts.out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,25 @@ def export_onnx_command(
         str,
         typer.Option("--split", help="Split of --validation-data (for data sets with several)."),
     ] = "test",
+    fuse: Annotated[
+        bool,
+        typer.Option(
+            "--fuse",
+            help="Fuse attention, layer norms and GELU into ONNX Runtime's BERT kernels "
+            "(Attention, QAttention with --int8); verified against torch like the plain graph. "
+            "Measure before serving it: on the 2-core VNNI CPU of bench/RESULTS.md it was slower "
+            "than the plain graph.",
+        ),
+    ] = False,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            "--max-length",
+            min=8,
+            help="Truncate texts at this many tokens when serving (at most the model's own; "
+            "default: the model's).",
+        ),
+    ] = None,
 ) -> None:
     """Export a saved model to ONNX Runtime, verified against torch before it is written.
 
@@ -85,7 +104,8 @@ def export_onnx_command(
     texts = None
     if validation_data is not None:
         texts = [e.text for e in examples_from(validation_data, data_format, split)]
-    typer.echo(f"exporting {model_dir} to ONNX ({'int8' if int8 else 'fp32'}) ...")
+    kind = ("fused " if fuse else "") + ("int8" if int8 else "fp32")
+    typer.echo(f"exporting {model_dir} to ONNX ({kind}) ...")
     try:
         path = export_onnx(
             model_dir,
@@ -95,6 +115,8 @@ def export_onnx_command(
             min_agreement=min_agreement,
             validation=texts,
             validation_name=str(validation_data),
+            fuse=fuse,
+            max_length=max_length,
         )
         info = read_info(path)
     except (OSError, ValueError) as exc:

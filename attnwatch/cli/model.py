@@ -173,6 +173,14 @@ def train(
             help="Keep only the bottom N of the encoder's layers (a smaller, faster student).",
         ),
     ] = _default("encoder_layers"),
+    augment: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --teacher: also distil on N perturbed copies of each training text "
+            "(words dropped and swapped), labelled by the teachers only.",
+        ),
+    ] = _default("augment_copies"),
     seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = _default(
         "seed"
     ),
@@ -222,6 +230,7 @@ def train(
             distill_weight=distill_weight,
             distill_temperature=distill_temperature,
             encoder_layers=encoder_layers,
+            augment_copies=augment,
             seed=seed,
             split_seed=split_seed,
             tasks=tuple(task) if task else None,

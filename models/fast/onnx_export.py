@@ -8,6 +8,9 @@ refuses the export if they differ beyond :data:`ATOL` + :data:`RTOL` x |torch|. 
 :mod:`models.fast.quantization`); its labels may differ from torch's, so their agreement
 on a validation set is measured on the exporting CPU, written on the card and in
 ``metrics.json``, and the export is refused below :data:`MIN_AGREEMENT` (or the bar given).
+With ``fuse`` the fp32 graph first gets ONNX Runtime's fused BERT kernels
+(:mod:`models.fast.fusion`) and is verified against torch again; ``max_length`` serves the
+model with a shorter truncation than it was trained with (chat turns are short).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from models.fast.fusion import eager_attention, encoder_shape, fuse_graph
 from models.fast.int8_settings import (
     CHOSEN,
     MIN_AGREEMENT,
@@ -88,6 +92,16 @@ class Comparison:
     within_tolerance: bool
 
 
+@dataclass(frozen=True)
+class GraphChanges:
+    """What the served graph changes against the trained model: fusion and truncation."""
+
+    #: Fused operators and their counts (None: not fused).
+    fused: dict[str, int] | None
+    max_length: int
+    trained_max_length: int
+
+
 class ExportGraph(nn.Module):
     """The classifier with flat outputs: per task, logits and the head-mean attention."""
 
@@ -117,6 +131,8 @@ def export_onnx(
     validation: Sequence[str] | None = None,
     validation_name: str = "given texts",
     settings: Int8Settings = CHOSEN,
+    fuse: bool = False,
+    max_length: int | None = None,
 ) -> Path:
     """Export the torch model in ``model_dir`` to a self-contained ONNX model directory.
 
@@ -127,14 +143,24 @@ def export_onnx(
     :class:`~models.saving.ModelDirError` for a directory that is not a torch model,
     :class:`ExportMismatchError` when the fp32 graph differs from torch and
     :class:`~models.fast.quantization.AgreementError` when a task's int8 agreement is below
-    ``min_agreement``; no partial output is left behind.  Returns ``out_dir``.
+    ``min_agreement``; no partial output is left behind.  ``fuse`` fuses attention, layer
+    norms and GELU (:class:`~models.fast.fusion.FusionError` if the graph does not fuse);
+    ``max_length`` (at most the model's) truncates texts shorter at serving time.  Returns
+    ``out_dir``.
     """
     if read_config(model_dir).get("runtime") == RUNTIME:
         msg = f"{model_dir} is already an ONNX export; export from the torch model directory"
         raise ModelDirError(msg)
     loaded = load_model(model_dir, "cpu")
     _check_target(model_dir, out_dir)
-    kind = "dynamic int8" if int8 else "fp32"
+    trained_length = loaded.info.max_length
+    length = trained_length if max_length is None else max_length
+    if not 8 <= length <= trained_length:
+        msg = f"max_length must be in [8, {trained_length}] (the model's), got {length}"
+        raise ValueError(msg)
+    if fuse:
+        eager_attention(loaded.model.encoder)
+    kind = ("fused " if fuse else "") + ("dynamic int8" if int8 else "fp32")
     log.info(
         "exporting %s@%s to ONNX (%s, opset %d)", loaded.info.name, loaded.info.version, kind, opset
     )
@@ -144,15 +170,19 @@ def export_onnx(
     work.mkdir(parents=True)
     try:
         fp32 = work / "model.fp32.onnx"
-        _trace(graph, loaded.tokenizer, loaded.info.max_length, fp32, opset)
-        check = _verify(graph, fp32, loaded.tokenizer, loaded.info.max_length)
+        _trace(graph, loaded.tokenizer, length, fp32, opset)
+        fused: dict[str, int] | None = None
+        if fuse:
+            traced = work / "model.traced.onnx"
+            fp32.rename(traced)
+            fused = fuse_graph(traced, fp32, *encoder_shape(loaded.model.encoder))
+            traced.unlink()
+        check = _verify(graph, fp32, loaded.tokenizer, length)
         int8_check = labels = None
         if int8:
             quantize(fp32, work / ONNX_WEIGHTS, settings)
             fp32.unlink()
-            int8_check = _compare(
-                graph, work / ONNX_WEIGHTS, loaded.tokenizer, loaded.info.max_length
-            )
+            int8_check = _compare(graph, work / ONNX_WEIGHTS, loaded.tokenizer, length)
             texts = list(validation) if validation is not None else validation_texts()
             name = validation_name if validation is not None else "seed chats and headlines"
             labels = Int8Check(
@@ -163,7 +193,7 @@ def export_onnx(
                     work / ONNX_WEIGHTS,
                     loaded.tokenizer,
                     texts,
-                    loaded.info.max_length,
+                    length,
                 ),
                 len(texts),
                 name,
@@ -174,7 +204,13 @@ def export_onnx(
         else:
             fp32.rename(work / ONNX_WEIGHTS)
         _write_directory(
-            model_dir, work, loaded.tokenizer, int8=labels, opset=opset, checks=(check, int8_check)
+            model_dir,
+            work,
+            loaded.tokenizer,
+            int8=labels,
+            opset=opset,
+            checks=(check, int8_check),
+            graph=GraphChanges(fused, length, trained_length),
         )
         OnnxTextClassifier(work, threads=1)  # the finished directory opens: hashes agree
         if out_dir.exists():
@@ -302,6 +338,7 @@ def _write_directory(
     int8: Int8Check | None,
     opset: int,
     checks: tuple[Comparison, Comparison | None],
+    graph: GraphChanges,
 ) -> None:
     """Everything but the graph: tokenizer, labels, calibration, metrics, config and card."""
     fp32_check, int8_check = checks
@@ -318,6 +355,9 @@ def _write_directory(
         "version": version,
         "runtime": RUNTIME,
         "quantization": "dynamic-int8" if int8 else "none",
+        "max_length": graph.max_length,
+        "trained_max_length": graph.trained_max_length,
+        "fused_operators": graph.fused,
         **({"quantization_settings": settings_dict(int8.settings)} if int8 else {}),
         "source_name": source["name"],
         "source_version": source["version"],
@@ -351,6 +391,15 @@ def _write_directory(
             f"(bar {100 * int8.min_agreement:g} %), measured on {describe_cpu(int8.cpu)}.  "
             "The 7-bit weights keep this the same on CPUs without VNNI (AVX2, AVX-512): "
             "docs/decisions/0011-int8-on-every-cpu.md.",
+        ]
+    if graph.fused is not None:
+        ops = ", ".join(f"{op} x{n}" for op, n in graph.fused.items())
+        lines += ["", f"Fused kernels (ONNX Runtime's BERT optimiser): {ops}."]
+    if graph.max_length != graph.trained_max_length:
+        lines += [
+            "",
+            f"Texts are truncated at {graph.max_length} tokens (trained at "
+            f"{graph.trained_max_length}).",
         ]
     lines += ["", "The metrics above are the source model's, measured with torch."]
     card = model_dir / "README.md"

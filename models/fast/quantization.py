@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -48,6 +49,10 @@ def quantize(fp32: Path, int8: Path, settings: Int8Settings = CHOSEN) -> None:
             weight_type=QuantType[settings.weight_type],
             per_channel=settings.per_channel,
             reduce_range=settings.reduce_range,
+            # Fused kernels (models.fast.fusion: Attention, SkipLayerNormalization) are
+            # contrib ops that ONNX's shape inference cannot type; their outputs are fp32.
+            # Only a fallback: a graph whose types are all inferred quantises as before.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
     finally:
         root.removeFilter(quiet)

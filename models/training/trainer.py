@@ -48,6 +48,7 @@ from models.training.state import load_checkpoint as _load_checkpoint
 from models.training.state import save_best as _save_best
 from models.training.state import save_checkpoint as _save_checkpoint
 from models.training.training_args import TrainingArgs
+from models.training.transfer import TEACHER_ONLY, augment
 from models.training.trust import TaskTrust, measure_trust, warnings_for
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class Trainer:
 
     def __init__(self, args: TrainingArgs) -> None:
         self.args = args
+        #: Transfer examples of the last run (augmented copies and unlabelled texts).
+        self.n_transfer = 0
 
     def _build(
         self, tasks: Sequence[TaskSpec]
@@ -116,8 +119,13 @@ class Trainer:
         test: Sequence[Example],
         data_hash: str,
         validation: Sequence[Example] | None = None,
+        transfer: Sequence[Example] = (),
     ) -> TrainResult:
         """Train on ``train``, choose on validation, report on ``test``, save.
+
+        ``transfer``: unlabelled texts for the teachers to label
+        (:func:`models.training.transfer.unlabelled`); with ``augment_copies`` the
+        training part's perturbed copies join them.  Both need ``teachers``.
 
         If a task's logged attention then fails the faithfulness bar
         (:mod:`models.training.trust`) and ``faithfulness_retry_entropy`` is above the
@@ -125,7 +133,7 @@ class Trainer:
         penalty works only from the first step (bench/RESULTS.md), so it cannot be added
         afterwards.  The saved model is the second one; its card says why.
         """
-        result = self._train_once(train, test, data_hash, validation)
+        result = self._train_once(train, test, data_hash, validation, transfer=transfer)
         retry = self.args.faithfulness_retry_entropy
         if not result.warnings or retry <= self.args.attention_entropy:
             return result
@@ -151,7 +159,9 @@ class Trainer:
             resume=False,
             extra_card_notes=(*self.args.extra_card_notes, note),
         )
-        return Trainer(again)._train_once(train, test, data_hash, validation, first_attempt)
+        return Trainer(again)._train_once(
+            train, test, data_hash, validation, first_attempt, transfer=transfer
+        )
 
     def _train_once(
         self,
@@ -160,6 +170,7 @@ class Trainer:
         data_hash: str,
         validation: Sequence[Example] | None = None,
         first_attempt: dict[str, Any] | None = None,
+        transfer: Sequence[Example] = (),
     ) -> TrainResult:
         """One training run; ``first_attempt`` is the failed run this one replaces, if any."""
         args = self.args
@@ -173,12 +184,20 @@ class Trainer:
         validation = restrict(validation or [], args.tasks)
         torch.manual_seed(args.seed)
         tasks = tasks_from(train, args.num_heads)
+        # transfer rows come after the split (no copy of a validation text trains) and after
+        # the tasks (their TEACHER_ONLY label is no class)
+        extra = [*augment(train, args.augment_copies, args.seed), *restrict(transfer, args.tasks)]
+        if extra and not args.teachers:
+            msg = "transfer texts (augment_copies, unlabelled texts) need teachers to label them"
+            raise ValueError(msg)
+        self.n_transfer = len(extra)
+        fit = [*train, *extra]
         model, tokenizer, source, kept_layers = self._build(tasks)
         # made before the model moves, so the averaged copy never takes accelerator memory
         average = weight_average(model) if args.average_last >= 2 else None
         device = resolve_device(args.device)
         model.to(device)
-        steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
+        steps_per_epoch = (len(fit) + args.batch_size - 1) // args.batch_size
         optimizer, scheduler = build_optimizer(model, args, steps_per_epoch * args.epochs)
         progress = _Progress()
         checkpoint = args.output_dir / "checkpoint"
@@ -197,8 +216,8 @@ class Trainer:
         if average is not None and progress.average_state is not None:
             average.load_state_dict(progress.average_state)
 
-        lengths = token_lengths(tokenizer, [e.text for e in train], args.max_length)
-        soft, teachers = self._teach(train, tasks, device)
+        lengths = token_lengths(tokenizer, [e.text for e in fit], args.max_length)
+        soft, teachers = self._teach(fit, tasks, device)
         loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE, label_smoothing=args.label_smoothing)
         index = {t.name: {label: i for i, label in enumerate(t.labels)} for t in tasks}
         bar = tqdm(
@@ -214,25 +233,33 @@ class Trainer:
             for batch_indices in batch_order(
                 lengths, args.batch_size, args.seed * 10_007 + epoch, args.length_group
             ):
-                rows = [train[i] for i in batch_indices]
+                rows = [fit[i] for i in batch_indices]
                 batch = encode(tokenizer, [r.text for r in rows], args.max_length).to(device)
                 outputs = model(batch.input_ids, batch.attention_mask, batch.pool_mask)
                 loss = torch.zeros((), device=device)
                 for task in tasks:
+                    values = [r.labels.get(task.name, "") for r in rows]
                     target = torch.tensor(
-                        [index[task.name].get(r.labels.get(task.name, ""), IGNORE) for r in rows],
-                        device=device,
+                        [index[task.name].get(v, IGNORE) for v in values], device=device
                     )
                     labelled = target != IGNORE
-                    if labelled.any():
+                    # distilled on the rows labelled for the task and its transfer rows
+                    taught = labelled | torch.tensor(
+                        [v == TEACHER_ONLY for v in values], device=device
+                    )
+                    if taught.any():
                         logits = outputs[task.name].logits
-                        task_loss = loss_fn(logits, target)
-                        if task.name in soft:  # distilled on the rows labelled for the task
-                            taught = soft[task.name][batch_indices][labelled]
+                        task_loss = (
+                            loss_fn(logits, target)
+                            if labelled.any()
+                            else torch.zeros((), device=device)
+                        )
+                        if task.name in soft:
+                            taught_probs = soft[task.name][batch_indices][taught]
                             task_loss = (1 - args.distill_weight) * task_loss + (
                                 args.distill_weight
                                 * distillation_loss(
-                                    logits[labelled], taught, args.distill_temperature
+                                    logits[taught], taught_probs, args.distill_temperature
                                 )
                             )
                         loss = loss + task_loss
@@ -431,6 +458,8 @@ class Trainer:
             "train_seconds": progress.seconds,
             "data_hash": data_hash,
             "n_train": len(train),
+            "n_transfer": self.n_transfer,
+            "augment_copies": args.augment_copies,
             "n_validation": len(validation),
             "n_test": len(test),
             "history": progress.history,

@@ -55,6 +55,9 @@ class TrainingArgs:
     distill_weight: float = 0.5
     #: Softmax temperature of teacher and student in the distillation term.
     distill_temperature: float = 2.0
+    #: Perturbed copies of each training example (words dropped and swapped) that learn only
+    #: the teachers' soft labels (``models.training.transfer``); 0 = none.  Needs teachers.
+    augment_copies: int = 0
     #: Epochs without a better validation macro-F1 before stopping (0 = never stop early).
     patience: int = 2
     #: Only these tasks are trained (None = every task that has labels).
@@ -99,6 +102,11 @@ class TrainingArgs:
             (self.average_last >= 0, f"average_last must be >= 0, got {self.average_last}"),
             (0 <= self.distill_weight <= 1, "distill_weight must be in [0, 1]"),
             (self.distill_temperature > 0, "distill_temperature must be > 0"),
+            (self.augment_copies >= 0, f"augment_copies must be >= 0, got {self.augment_copies}"),
+            (
+                self.augment_copies == 0 or bool(self.teachers),
+                "augment_copies needs teachers: the copies learn only their soft labels",
+            ),
             (self.patience >= 0, f"patience must be >= 0, got {self.patience}"),
             (0 < self.unknown_coverage <= 1, "unknown_coverage must be in (0, 1]"),
             (self.faithfulness_sample >= 0, "faithfulness_sample must be >= 0"),
