@@ -67,6 +67,37 @@ class HarnessOptions:
     gpu_missing: str = ""
     requested_device: str = ""
 
+    def plan(
+        self, connection: KafkaConnection, inputs: Topics, count: int, **changes: Any
+    ) -> PipelinePlan:
+        """The run-loop child's plan for these options on ``inputs`` (``changes`` on top)."""
+        plan = PipelinePlan(
+            model_dir=self.model_dir,
+            device=self.device,
+            connection=connection,
+            inputs=inputs,
+            count=count,
+            batch_sizes=self.batch_sizes,
+            batch_wait_ms=self.batch_wait_ms,
+            loads=self.loads,
+            paced_count=self.paced_count,
+            partitions=self.partitions,
+            torch_threads=self.torch_threads,
+            timeout_s=self.timeout_s,
+            progress=self.progress,
+            profile=self.profile,
+            stages=self.stages,
+            stages_native=self.stages_native,
+        )
+        return replace(plan, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (paths as strings)."""
+        data = asdict(self)
+        data["model_dir"] = str(self.model_dir)
+        data["tiers"] = [str(t) for t in self.tiers]
+        return data
+
     def __post_init__(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             msg = f"batch sizes must be >= 1, got {list(self.batch_sizes)}"
@@ -123,10 +154,7 @@ class HarnessResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (paths as strings)."""
-        data = asdict(self)
-        data["options"]["model_dir"] = str(self.options.model_dir)
-        data["options"]["tiers"] = [str(t) for t in self.options.tiers]
-        return data
+        return {**asdict(self), "options": self.options.as_dict()}
 
 
 def run_harness(options: HarnessOptions, connection: KafkaConnection) -> HarnessResult:
@@ -157,24 +185,7 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
     del classifier
     gc.collect()
 
-    plan = PipelinePlan(
-        model_dir=options.model_dir,
-        device=options.device,
-        connection=connection,
-        inputs=inputs,
-        count=len(messages),
-        batch_sizes=options.batch_sizes,
-        batch_wait_ms=options.batch_wait_ms,
-        loads=options.loads,
-        paced_count=options.paced_count,
-        partitions=options.partitions,
-        torch_threads=options.torch_threads,
-        timeout_s=options.timeout_s,
-        progress=options.progress,
-        profile=options.profile,
-        stages=options.stages,
-        stages_native=options.stages_native,
-    )
+    plan = options.plan(connection, inputs, len(messages))
     pipeline = run_in_child(plan, messages)
     null_side = backlog_only(plan, messages, pipeline.best.batch_size, null_model=True,
                              stages=options.stages)

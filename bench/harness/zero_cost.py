@@ -20,7 +20,7 @@ from .child import run_in_child
 from .kafka_io import Topics
 from .machine import machine_details
 from .mix import MixOptions, MixStats, build, describe, unit_texts
-from .pipeline_run import BacklogRun, PipelinePlan
+from .pipeline_run import BacklogRun
 from .run import HarnessOptions
 from .stages import StageTable
 
@@ -49,10 +49,7 @@ class ZeroCostResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (paths as strings)."""
-        data = asdict(self)
-        data["options"]["model_dir"] = str(self.options.model_dir)
-        data["options"]["tiers"] = [str(t) for t in self.options.tiers]
-        return data
+        return {**asdict(self), "options": self.options.as_dict()}
 
 
 def run_zero_cost(options: HarnessOptions, connection: KafkaConnection) -> ZeroCostResult:
@@ -65,24 +62,8 @@ def run_zero_cost(options: HarnessOptions, connection: KafkaConnection) -> ZeroC
     inputs = Topics.fresh("in")
     kafka_io.create(connection, inputs, options.partitions)
     kafka_io.produce(connection, inputs, messages, progress=options.progress, desc="backlog")
-    plan = PipelinePlan(
-        model_dir=options.model_dir,
-        device=options.device,
-        connection=connection,
-        inputs=inputs,
-        count=len(messages),
-        batch_sizes=options.batch_sizes,
-        batch_wait_ms=options.batch_wait_ms,
-        loads=(),
-        paced_count=options.paced_count,
-        partitions=options.partitions,
-        torch_threads=options.torch_threads,
-        timeout_s=options.timeout_s,
-        progress=options.progress,
-        null_model=True,
-        stages=options.stages,
-        stages_native=options.stages_native,
-    )
+    plan = options.plan(connection, inputs, len(messages), loads=(), profile=False,
+                        null_model=True)
     side = run_in_child(plan, messages)
     info = read_info(options.model_dir)
     return ZeroCostResult(
