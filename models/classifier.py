@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from models.inference import TaskArrays, TaskRule, run_batched
 from models.saving import ModelInfo, load_model
+from models.torch_thread import on_torch_thread
 from models.words import WordWeight
 
 INTENT = "intent"
@@ -147,7 +148,8 @@ class AttentionTextClassifier(BatchedClassifier):
         max_tokens: int = 4096,
     ) -> None:
         self._device = resolve_device(device)
-        loaded = load_model(directory, self._device)
+        # Loading, smoke tests and forwards all run on one thread: see models.torch_thread.
+        loaded = on_torch_thread(lambda: load_model(directory, self._device))
         self._model = loaded.model
         super().__init__(
             loaded.tokenizer,
@@ -158,8 +160,17 @@ class AttentionTextClassifier(BatchedClassifier):
             max_tokens=max_tokens,
         )
 
-    @torch.inference_mode()
     def _forward(
+        self,
+        input_ids: NDArray[np.int64],
+        attention_mask: NDArray[np.int64],
+        pool_mask: NDArray[np.bool_],
+        tasks: Sequence[str],
+    ) -> dict[str, TaskArrays]:
+        return on_torch_thread(lambda: self._compute(input_ids, attention_mask, pool_mask, tasks))
+
+    @torch.inference_mode()
+    def _compute(
         self,
         input_ids: NDArray[np.int64],
         attention_mask: NDArray[np.int64],

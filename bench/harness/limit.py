@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 
 from models.modeling import AttentionClassifier
 from models.saving import load_model
+from models.torch_thread import on_torch_thread
 from pipeline.stream.enrich import INTENT, SENTIMENT
 
 from .mix import distribution
@@ -126,8 +127,23 @@ def measure_limit(
     """Forward every unit of every message at each batch size; the best one is the limit.
 
     Each batch size is timed ``repeats`` times, interleaved, and its fastest pass counts:
-    on a shared machine the other passes measure the neighbours.
+    on a shared machine the other passes measure the neighbours.  It runs on the process's
+    torch thread (:mod:`models.torch_thread`), as the classifier of the naive side does: a
+    second thread computing with torch would slow both.
     """
+    return on_torch_thread(
+        lambda: _measure(model_dir, per_message, device, batch_sizes, repeats, progress)
+    )
+
+
+def _measure(
+    model_dir: Path,
+    per_message: Sequence[Sequence[str]],
+    device: str,
+    batch_sizes: Sequence[int],
+    repeats: int,
+    progress: bool,
+) -> LimitResult:
     if not batch_sizes or min(batch_sizes) < 1 or repeats < 1:
         msg = f"batch sizes and repeats must be >= 1, got {list(batch_sizes)}, {repeats}"
         raise ValueError(msg)

@@ -1,0 +1,97 @@
+"""One OS thread for every torch computation a serving process makes.
+
+Why: PyTorch runs its CPU kernels on an OpenMP pool, and once a *second* OS thread computes
+with torch, every forward pass of the process gets slower.  Measured on the harness mix
+(2,000 messages, default model, 2 torch threads, 2 cores; ``predict`` in batches of 64
+messages, twice each, see decision 0024):
+
+- everything (model load and forwards) in one thread, main or not: 213-216 msg/s;
+- one 1000x1000 matmul in the main thread, then load and forwards in another: 179-185;
+- the model loaded in the main thread, forwards in another (the run loop's shape until
+  now: load in the main thread, classify in the classify thread, reloads in a loader
+  thread): 162-184.
+
+Explicit ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` did not close the gap (``ACTIVE`` made it
+109 msg/s).  So the torch runtime loads, smoke-tests and runs its model here, whichever
+thread asks: the polling thread, the classify thread and the reload thread all hand their
+torch work to this one thread and wait for it.  Calls run one at a time, in order.
+
+A call made from this thread runs at once (no dead-lock on nesting).  The thread is a daemon
+started on first use, so a forward that never returns never blocks the process's exit; the
+wait itself is bounded by whoever waits (the run loop abandons a batch after its timeout).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["TorchThread", "on_torch_thread", "shared"]
+
+T = TypeVar("T")
+
+
+class _Call(Generic[T]):
+    """One function to run on the torch thread, and its outcome."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self.work = work
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.result = self.work()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class TorchThread:
+    """A daemon thread that runs submitted functions one at a time (see the module docstring)."""
+
+    def __init__(self, name: str = "torch") -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[_Call[object]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ident(self) -> int | None:
+        """The thread's id once started (tests check where work ran)."""
+        return None if self._thread is None else self._thread.ident
+
+    def call(self, work: Callable[[], T]) -> T:
+        """Run ``work`` on the torch thread and return its result (or raise its error)."""
+        if threading.current_thread() is self._thread:
+            return work()
+        pending: _Call[T] = _Call(work)
+        self._start()
+        self._calls.put(pending)  # type: ignore[arg-type]  # invariance of _Call
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result  # type: ignore[return-value]  # set when error is None
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            self._calls.get().run()
+
+
+#: The process's torch thread.
+shared = TorchThread()
+
+
+def on_torch_thread(work: Callable[[], T]) -> T:
+    """``shared.call(work)``."""
+    return shared.call(work)
