@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 from consumers.connection import KafkaConnection
 from models.classifier import AttentionTextClassifier
 from models.saving import read_info
+from models.torch_thread import on_torch_thread
 
 from . import kafka_io
 from .child import run_in_child
@@ -180,8 +182,12 @@ def run_harness(options: HarnessOptions, connection: KafkaConnection) -> Harness
     classifier = AttentionTextClassifier(options.model_dir, options.device)
     model = f"{classifier.info.name}@{classifier.info.version}"
     warm_up(classifier, [units[0] for units in per_message])
-    naive = run_naive(connection, inputs.with_fresh_outputs("naive"), len(messages), classifier,
-                      max_sentences=mix_options.max_sentences, progress=options.progress)
+    # A naive loop is one thread doing everything: the torch thread itself, so its predict
+    # calls are not handed over to another thread (decision 0024).
+    naive = on_torch_thread(
+        partial(run_naive, connection, inputs.with_fresh_outputs("naive"), len(messages),
+                classifier, max_sentences=mix_options.max_sentences, progress=options.progress)
+    )
     del classifier
     gc.collect()
 

@@ -66,15 +66,18 @@ WAITING = (GIL, IDLE, NO_BATCH)
 
 #: Lanes: thread-name pattern -> lane (first match; the polling thread is the child's main).
 POLLING, CLASSIFY, PRODUCER, HEARTBEAT = "polling", "classify", "producer I/O", "heartbeat"
+#: models.torch_thread: every forward pass (decision 0024).
+TORCH = "torch"
 HARNESS_LANE, OTHER_LANE = "harness", "other threads"
 LANES: tuple[tuple[str, str], ...] = (
     (r"^MainThread$", POLLING),
     (r"^classify", CLASSIFY),
+    (r"^torch$", TORCH),
     (r"producer|network-thread", PRODUCER),
     (r"heartbeat", HEARTBEAT),
     (r"^bench-", HARNESS_LANE),
 )
-LANE_ORDER = (POLLING, CLASSIFY, PRODUCER, HEARTBEAT, HARNESS_LANE, OTHER_LANE)
+LANE_ORDER = (POLLING, CLASSIFY, TORCH, PRODUCER, HEARTBEAT, HARNESS_LANE, OTHER_LANE)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ RULES: tuple[Rule, ...] = (
     Rule(IDLE, r"threading\.py", r"wait|_wait_for_tstate_lock|join"),
     Rule(IDLE, r"selectors\.py", r"select"),
     Rule(IDLE, r"queue\.py", r"^(Queue\.)?get$"),
+    # The torch thread between calls (blocked in SimpleQueue.get, a C function).
+    Rule(IDLE, r"models/torch_thread\.py", r"_serve$"),
     Rule(IDLE, r"harness/stage_probe\.py", r"_drain"),
     # Kafka: the consumer's fetches and record parsing, the coordinator, the producer.
     Rule(COMMIT, r"kafka/coordinator/consumer\.py", r"commit"),

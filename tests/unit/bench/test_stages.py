@@ -53,6 +53,12 @@ CASES = [
     ),
     ("poll (kafka/consumer/group.py:700);select (selectors.py:468)", st.IDLE),
     ("run (pipeline/stream/runner.py:200);wait (threading.py:331)", st.IDLE),
+    ("_bootstrap (threading.py:1002);_serve (models/torch_thread.py:90)", st.IDLE),
+    (
+        "_serve (models/torch_thread.py:90);run (models/torch_thread.py:50);"
+        "_compute (models/classifier.py:190);_call_impl (torch/nn/modules/module.py:1500)",
+        st.FORWARD,
+    ),
     ("process (pipeline/stream/processing.py:190);timed (harness/stage_probe.py:150)", st.HARNESS),
     ("process (pipeline/stream/processing.py:190)", st.LOOP),
     ("mystery (somewhere/else.py:1)", st.OTHER),
@@ -79,6 +85,7 @@ def test_native_frames_tell_the_gil_from_io_and_from_a_library_wait():
 def test_lanes_by_thread_name():
     assert st.lane_of("MainThread") == st.POLLING
     assert st.lane_of("classify") == st.CLASSIFY
+    assert st.lane_of("torch") == st.TORCH
     assert st.lane_of("attnwatch-network-thread") == st.PRODUCER
     assert st.lane_of("bench-b64-5d3120be-heartbeat") == st.HEARTBEAT
     assert st.lane_of("bench-watch") == st.HARNESS_LANE
