@@ -64,8 +64,16 @@ def backlog(negative: list[str], calm: list[str], start: datetime) -> list[Chat]
     return chats
 
 
-def check_one_episode(settings: Settings, broker: EmbeddedBroker, start: datetime) -> None:
-    """Exactly one alert, on channel app inside the burst, fired and resolved once."""
+def check_one_episode(
+    settings: Settings, broker: EmbeddedBroker, start: datetime, *, killed: bool = False
+) -> None:
+    """Exactly one alert, on channel app inside the burst, fired and resolved once.
+
+    ``killed``: a process was SIGKILLed on the way, and the alerts topic is at-least-once
+    (``pipeline.alerting.relay``: a kill between a publish and its outbox mark publishes that
+    event again), so the topic is read as its consumers do, deduplicated on
+    (status, alert_id); the alerts table still holds exactly one episode.
+    """
     alerts = AlertTable(create_engine(normalise_url(settings.store_url)))
     rows = alerts.rows(limit=100)
     assert [(r["scope_kind"], r["scope"], r["status"]) for r in rows] == [
@@ -76,8 +84,13 @@ def check_one_episode(settings: Settings, broker: EmbeddedBroker, start: datetim
     assert rows[0]["starts_at"] < rows[0]["ends_at"] < burst + timedelta(minutes=90)
     records = read_topic(broker.connection, settings.topic_alerts, 2)
     events = [json.loads(r.value) for r in records]
-    assert [(e["status"], e["alert_id"]) for e in events] == [
-        ("firing", rows[0]["alert_id"]), ("resolved", rows[0]["alert_id"])]
+    published = [(e["status"], e["alert_id"]) for e in events]
+    expected = [("firing", rows[0]["alert_id"]), ("resolved", rows[0]["alert_id"])]
+    if killed:
+        # Each event at most once more (the one in flight at the kill), in order.
+        assert len(published) <= len(expected) + 1, published
+        published = list(dict.fromkeys(published))
+    assert published == expected
     assert all(e["late"] and e["detection_delay_s"] > 3600 for e in events)
     assert "found late" in events[0]["summary"]
 
@@ -131,7 +144,7 @@ def test_a_sigkill_halfway_through_the_catch_up_still_raises_it_once(
     command = ["attnwatch", "run", "--idle-exit", IDLE_EXIT]
     with Worker(command, env, tmp_path / "logs") as second:
         assert second.wait(600) == 0, second.tail()
-    check_one_episode(settings, broker, start)
+    check_one_episode(settings, broker, start, killed=True)
 
 
 def test_an_episode_on_a_stream_that_went_quiet_resolves(
