@@ -19,10 +19,13 @@ torch work to this one thread and wait for it.  Calls run one at a time, in orde
 A call made from this thread runs at once (no dead-lock on nesting).  The thread is a daemon
 started on first use, so a forward that never returns never blocks the process's exit; the
 wait itself is bounded by whoever waits (the run loop abandons a batch after its timeout).
+A child made by ``fork`` has none of its parent's threads: it starts a torch thread of its
+own on first use instead of queueing work for one that is not there.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -87,9 +90,16 @@ class TorchThread:
         while True:
             self._calls.get().run()
 
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the parent's thread, queue and lock are not ours."""
+        self._calls = queue.SimpleQueue()
+        self._thread = None
+        self._lock = threading.Lock()
+
 
 #: The process's torch thread.
 shared = TorchThread()
+os.register_at_fork(after_in_child=shared._forget_after_fork)  # noqa: SLF001
 
 
 def on_torch_thread(work: Callable[[], T]) -> T:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 
 import pytest
 
 from models.classifier import AttentionTextClassifier
-from models.torch_thread import TorchThread, shared
+from models.torch_thread import TorchThread, on_torch_thread, shared
+from tests.support.waiting import wait_for
 
 
 def test_work_from_any_thread_runs_on_one_thread_in_order() -> None:
@@ -45,6 +48,32 @@ def test_an_error_is_raised_in_the_caller_and_the_thread_goes_on() -> None:
 def test_a_call_made_on_the_torch_thread_runs_at_once() -> None:
     worker = TorchThread("test-torch")
     assert worker.call(lambda: worker.call(lambda: threading.get_ident())) == worker.ident
+
+
+def test_a_forked_child_gets_a_torch_thread_of_its_own() -> None:
+    # The parent's thread is running; a forked child must not queue work for it.
+    assert on_torch_thread(threading.get_ident) == shared.ident
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, exit without pytest's teardown
+        try:
+            ident = on_torch_thread(threading.get_ident)
+            os.write(writer, f"{ident} {threading.get_ident()}".encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    try:
+        wait_for(lambda: os.waitpid(pid, os.WNOHANG)[0], 30, "the forked child's call")
+        answer = os.read(reader, 100).decode().split()
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(reader)
+    assert len(answer) == 2
+    worker, caller = answer
+    assert worker != caller
 
 
 @pytest.mark.slow
