@@ -29,37 +29,26 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 __all__ = ["TorchThread", "on_torch_thread", "shared"]
 
 T = TypeVar("T")
 
 
-class _Call(Generic[T]):
-    """One function to run on the torch thread, and its outcome."""
-
-    def __init__(self, work: Callable[[], T]) -> None:
-        self.work = work
-        self.result: T | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        try:
-            self.result = self.work()
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            self.error = exc
-        finally:
-            self.done.set()
-
-
 class TorchThread:
-    """A daemon thread that runs submitted functions one at a time (see the module docstring)."""
+    """A daemon thread that runs submitted functions one at a time (see the module docstring).
+
+    Not a ``ThreadPoolExecutor(max_workers=1)``: its worker is not a daemon (the interpreter
+    joins it at exit, so a forward that never returns would hang the exit), a call from its
+    own worker would wait for itself, and a forked child inherits a pool that believes its
+    worker is running.  The results travel in ``concurrent.futures.Future``.
+    """
 
     def __init__(self, name: str = "torch") -> None:
         self._name = name
-        self._calls: queue.SimpleQueue[_Call[object]] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -72,13 +61,10 @@ class TorchThread:
         """Run ``work`` on the torch thread and return its result (or raise its error)."""
         if threading.current_thread() is self._thread:
             return work()
-        pending: _Call[T] = _Call(work)
+        future: Future[T] = Future()
         self._start()
-        self._calls.put(pending)  # type: ignore[arg-type]  # invariance of _Call
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        return pending.result  # type: ignore[return-value]  # set when error is None
+        self._calls.put((work, future))
+        return future.result()
 
     def _start(self) -> None:
         with self._lock:
@@ -88,7 +74,11 @@ class TorchThread:
 
     def _serve(self) -> None:
         while True:
-            self._calls.get().run()
+            work, future = self._calls.get()
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+                future.set_exception(exc)
 
     def _forget_after_fork(self) -> None:
         """In a forked child: the parent's thread, queue and lock are not ours."""

@@ -130,11 +130,12 @@ class _InFlight:
 class _ClassifyThread:
     """The classify thread: one for the whole run, not one per batch.
 
-    A daemon, so a stuck model never blocks exit.  A new thread per batch made every forward
-    pass start in a thread torch's OpenMP pool had never seen: ``predict`` on the harness mix
-    ran 177-183 msg/s that way against 210-229 in one thread (decision 0021).  A batch
-    abandoned while still running keeps its thread; the next batch gets a new one, so it
-    never queues behind a stuck model.
+    A daemon, so a stuck model never blocks exit.  Kept for the run (decision 0021) when a new
+    thread per batch ran every forward pass in a thread torch's OpenMP pool had never seen
+    (``predict`` on the harness mix 177-183 msg/s against 210-229); the torch runtime's
+    forwards now run on :mod:`models.torch_thread` whatever thread asks (decision 0024), so
+    this thread does the batch's Python work.  A batch abandoned while still running keeps its
+    thread; the next batch gets a new one, so it never queues behind a stuck batch here.
     """
 
     def __init__(self) -> None:
