@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -48,6 +50,22 @@ def test_an_error_is_raised_in_the_caller_and_the_thread_goes_on() -> None:
 def test_a_call_made_on_the_torch_thread_runs_at_once() -> None:
     worker = TorchThread("test-torch")
     assert worker.call(lambda: worker.call(lambda: threading.get_ident())) == worker.ident
+
+
+def test_a_call_that_never_returns_does_not_hold_up_the_process_exit() -> None:
+    script = (
+        "import threading\n"
+        "from models.torch_thread import on_torch_thread, shared\n"
+        "threading.Thread(target=lambda: on_torch_thread(threading.Event().wait), daemon=True)"
+        ".start()\n"
+        "while shared.ident is None: pass\n"
+        "print('started', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "started"
 
 
 def test_a_forked_child_gets_a_torch_thread_of_its_own() -> None:
